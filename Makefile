@@ -1,0 +1,36 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+
+.PHONY: install demo test test-fast test-slow benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-nodeps.txt setup.cfg
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/fashion_mnist_demo.py
+
+# The default suite: everything not marked slow under TensorFlow, then the
+# backend-agnostic core under JAX and PyTorch.
+test: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PYTEST) -m "not slow" tests
+	KERAS_BACKEND=jax $(PYTEST) -m "core and not slow" tests
+	KERAS_BACKEND=torch $(PYTEST) -m "core and not slow" tests
+
+test-slow: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PYTEST) -m slow tests
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,24 @@
+"""keras_tl: transfer learning for Keras 3.
+
+Example:
+>>> import keras_tl
+>>> result = keras_tl.finetune("photos/", backbone="efficientnet_lite0")
+>>> keras_tl.export(result, "saved_models/flowers")
+"""
+
+from keras_tl.version import __version__
+from keras_tl.backbones import (
+    BackboneSpec,
+    Preprocessing,
+    get_backbone_spec,
+    list_backbones,
+    load_backbone,
+    register_backbone,
+)
+from keras_tl.freezing import (
+    format_trainable_summary,
+    freeze_backbone,
+    trainable_summary,
+    unfreeze_backbone,
+)
+from keras_tl.training.stages import Stage, default_stages, gradual_stages

@@ -1,0 +1,176 @@
+"""Name -> backbone resolution: the one place a backbone name is looked up."""
+
+import dataclasses
+import difflib
+import os
+import re
+
+from keras_tl.backbones.spec import BackboneSpec, Preprocessing
+
+_REGISTRY = {}
+_ALIASES = {}
+
+
+def _key(name):
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def register_backbone(spec, overwrite=False):
+    """Adds a `BackboneSpec` to the registry under its name and aliases.
+
+    Example:
+    >>> register_backbone(BackboneSpec("my_net", build=my_builder))
+    """
+    if not isinstance(spec, BackboneSpec):
+        raise TypeError(f"Expected a BackboneSpec, got {type(spec).__name__}.")
+    if spec.name in _REGISTRY and not overwrite:
+        raise ValueError(
+            f"Backbone {spec.name!r} is already registered; pass overwrite=True "
+            "to replace it."
+        )
+    _REGISTRY[spec.name] = spec
+    for alias in (spec.name,) + tuple(spec.aliases):
+        _ALIASES[_key(alias)] = spec.name
+    return spec
+
+
+def list_backbones(modality=None):
+    """Sorted names of the registered backbones.
+
+    Example:
+    >>> "mobilenet_v2" in list_backbones("image")
+    True
+    """
+    return sorted(
+        name
+        for name, spec in _REGISTRY.items()
+        if modality is None or spec.modality == modality
+    )
+
+
+def get_backbone_spec(name):
+    """Returns the `BackboneSpec` registered under `name` (case, `_` and `-`
+    are ignored), or raises a `ValueError` listing the closest names.
+
+    Example:
+    >>> get_backbone_spec("ResNet50").name
+    'resnet50'
+    """
+    canonical = _ALIASES.get(_key(name))
+    if canonical is not None:
+        return _REGISTRY[canonical]
+    close = difflib.get_close_matches(name.lower(), list(_REGISTRY), n=5, cutoff=0.5)
+    close += [
+        _ALIASES[k]
+        for k in difflib.get_close_matches(_key(name), list(_ALIASES), n=5, cutoff=0.6)
+    ]
+    close = list(dict.fromkeys(close))[:5]
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ValueError(
+        f"Unknown backbone {name!r}.{hint} keras_tl.list_backbones() lists all "
+        f"{len(_REGISTRY)} names; a keras_hub preset (a local folder, "
+        "'kaggle://...' or 'hf://...') or a keras.Model also work."
+    )
+
+
+@dataclasses.dataclass
+class LoadedBackbone:
+    """A built backbone with what is needed to put a head on it."""
+
+    model: object
+    spec: BackboneSpec
+    input_size: tuple
+    weights: str
+
+
+def load_backbone(backbone, weights="default", image_size=None):
+    """Builds the feature extractor named by `backbone`.
+
+    Args:
+        backbone: a registry name, a keras_hub preset (local folder or
+            remote handle), or a `keras.Model` whose input is an image.
+        weights: `"default"` (the spec's own, `"imagenet"` for
+            keras.applications), `"imagenet"`, `None` (random init) or the
+            path of a weights file.
+        image_size: `(height, width)` or an int; defaults to the backbone's.
+
+    Example:
+    >>> loaded = load_backbone("mobilenet_v2", weights=None, image_size=96)
+    >>> loaded.model.output.shape
+    (None, 3, 3, 1280)
+    """
+    import keras
+
+    if isinstance(backbone, keras.Model):
+        return _from_user_model(backbone, image_size)
+    if not isinstance(backbone, str):
+        raise TypeError(
+            "backbone must be a registry name, a keras_hub preset or a keras.Model; "
+            f"got {type(backbone).__name__}."
+        )
+    if _looks_like_preset(backbone):
+        from keras_tl.backbones import keras_hub_presets
+
+        return keras_hub_presets.load_preset_backbone(backbone, weights, image_size)
+    spec = get_backbone_spec(backbone)
+    size = _check_image_size(spec, image_size)
+    if weights == "default":
+        weights = spec.default_weights
+    from keras_tl.backbones._weights_file import build_with_weights
+
+    model = build_with_weights(spec, weights, size)
+    return LoadedBackbone(model, spec, size, str(weights))
+
+
+def _looks_like_preset(name):
+    return "://" in name or os.path.isdir(name)
+
+
+def _check_image_size(spec, image_size):
+    if image_size is None:
+        return tuple(spec.input_size)
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    size = tuple(int(v) for v in image_size)
+    if len(size) != 2:
+        raise ValueError(f"image_size must be an int or (height, width); got {image_size!r}.")
+    if min(size) < spec.min_input_size:
+        raise ValueError(
+            f"image_size {size} is too small for backbone {spec.name!r}: it needs "
+            f"at least {spec.min_input_size}x{spec.min_input_size}. Pass a larger "
+            f"image_size (its default is {spec.input_size})."
+        )
+    if spec.fixed_input_size and size != tuple(spec.input_size):
+        raise ValueError(
+            f"Backbone {spec.name!r} only takes {spec.input_size} images with its "
+            f"pretrained weights; got image_size {size}."
+        )
+    return size
+
+
+def _from_user_model(model, image_size):
+    shape = tuple(model.input_shape[1:3])
+    if image_size is not None and None not in shape:
+        wanted = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if wanted != shape:
+            raise ValueError(
+                f"image_size {wanted} does not match the given model's input {shape}."
+            )
+        size = shape
+    elif None in shape:
+        if image_size is None:
+            raise ValueError(
+                "The given keras.Model has no fixed input size; pass image_size."
+            )
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    else:
+        size = shape
+    spec = BackboneSpec(
+        name=model.name,
+        build=lambda weights, input_shape: model,
+        input_size=size,
+        preprocessing=Preprocessing(),
+        default_weights=None,
+        source="user keras.Model",
+    )
+    return LoadedBackbone(model, spec, size, "user")

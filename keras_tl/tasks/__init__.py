@@ -1,0 +1,1 @@
+"""Tasks: a backbone plus a head, and the data prepared for it."""

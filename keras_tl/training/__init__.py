@@ -1,0 +1,1 @@
+"""Training: stages, schedules, and the loop that runs them."""
