@@ -1,0 +1,1 @@
+"""Data loading: folders, arrays, tf.data and TFDS, split and batched."""
