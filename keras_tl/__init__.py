@@ -22,3 +22,5 @@ from keras_tl.freezing import (
     unfreeze_backbone,
 )
 from keras_tl.training.stages import Stage, default_stages, gradual_stages
+from keras_tl.api import finetune
+from keras_tl.result import FinetuneResult

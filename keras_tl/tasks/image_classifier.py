@@ -41,3 +41,77 @@ def build_image_classifier(loaded, num_classes, dropout=0.2, name="image_classif
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME)(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def prepare_image_task(
+    data,
+    backbone=None,
+    *,
+    weights="default",
+    image_size=None,
+    batch_size=32,
+    validation_split=0.2,
+    validation_data=None,
+    test_data=None,
+    class_names=None,
+    augment=False,
+    dropout=0.2,
+    seed=0,
+    skip_corrupt=False,
+    data_dir=None,
+):
+    """Loads the backbone and the data, and builds the classifier.
+
+    See `keras_tl.finetune` for the arguments. Returns a `PreparedTask`.
+
+    Example:
+    >>> task = prepare_image_task("flowers/", "mobilenet_v2", weights=None)
+    """
+    from keras_tl.backbones import load_backbone
+    from keras_tl.data.image_sources import load_image_data
+    from keras_tl.data.pipeline import make_dataset
+    from keras_tl.data.splits import stratified_split
+    from keras_tl.freezing import freeze_backbone, unfreeze_backbone
+    from keras_tl.tasks.base import PreparedTask
+
+    loaded = load_backbone(backbone, weights=weights, image_size=image_size)
+    source = dict(image_size=loaded.input_size, skip_corrupt=skip_corrupt, data_dir=data_dir)
+    x, y, names = load_image_data(data, class_names=class_names, **source)
+    if validation_data is not None:
+        x_val, y_val, _ = load_image_data(validation_data, class_names=names, **source)
+    elif validation_split:
+        train_idx, val_idx = stratified_split(y, validation_split, seed)
+        x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
+    else:
+        x_val = y_val = None
+    test = None
+    if test_data is not None:
+        x_test, y_test, _ = load_image_data(test_data, class_names=names, **source)
+        test = make_dataset(x_test, y_test, batch_size)
+
+    model = build_image_classifier(loaded, len(names), dropout=dropout)
+
+    def apply_stage(model, stage):
+        if stage.unfreeze is None or stage.unfreeze == "none":
+            freeze_backbone(model)
+        else:
+            unfreeze_backbone(model, stage.unfreeze, train_batchnorm=stage.train_batchnorm)
+
+    return PreparedTask(
+        model=model,
+        class_names=names,
+        train=make_dataset(x, y, batch_size, shuffle=True, seed=seed, augment=augment),
+        validation=None if x_val is None else make_dataset(x_val, y_val, batch_size),
+        test=test,
+        apply_stage=apply_stage,
+        info=dict(
+            modality="image",
+            backbone=loaded.spec.name,
+            backbone_source=loaded.spec.source,
+            weights=loaded.weights,
+            input_size=list(loaded.input_size),
+            preprocessing=loaded.spec.preprocessing.to_config(),
+            num_train=int(len(y)),
+            num_validation=0 if y_val is None else int(len(y_val)),
+        ),
+    )

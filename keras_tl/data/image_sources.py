@@ -1,0 +1,46 @@
+"""One entry point for every kind of image data a user may pass."""
+
+import os
+
+from keras_tl.data import images as _images
+
+
+def load_image_data(data, image_size, class_names=None, skip_corrupt=False, data_dir=None):
+    """Loads image data given as a folder path, `(images, labels)` arrays, a
+    `tf.data.Dataset` of pairs, or a TFDS name (`"tfds:NAME[:SPLIT]"`, read
+    from `data_dir`).
+
+    Returns uint8 images `[N, H, W, 3]` at `image_size`, int32 labels and the
+    class names.
+
+    Example:
+    >>> x, y, names = load_image_data("flowers/", (224, 224))
+    >>> x, y, names = load_image_data((x_train, y_train), (96, 96))
+    """
+    if isinstance(data, (str, os.PathLike)):
+        text = os.fspath(data)
+        if text.startswith("tfds:"):
+            parts = text.split(":")
+            split = parts[2] if len(parts) > 2 else "train"
+            x, y, names = _images.load_tfds(parts[1], data_dir=data_dir, split=split)
+            return _images.prepare_arrays(x, y, image_size, class_names or names)
+        x, y, names = _images.load_image_folder(text, image_size, skip_corrupt=skip_corrupt)
+        if class_names is not None and list(class_names) != names:
+            raise ValueError(
+                f"Class folders of {text} ({names}) differ from the training "
+                f"classes ({list(class_names)})."
+            )
+        return x, y, names
+    if _is_tf_dataset(data):
+        x, y = _images.dataset_to_arrays(data)
+        return _images.prepare_arrays(x, y, image_size, class_names)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return _images.prepare_arrays(data[0], data[1], image_size, class_names)
+    raise TypeError(
+        "Image data must be a folder path, an (images, labels) pair, a "
+        f"tf.data.Dataset or 'tfds:NAME'; got {type(data).__name__}."
+    )
+
+
+def _is_tf_dataset(data):
+    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")

@@ -1,0 +1,58 @@
+"""In-memory arrays to batched `tf.data` pipelines, with optional augmentation."""
+
+import numpy as np
+
+
+def default_augmentation(seed=None):
+    """Flip, small rotation and zoom: Keras preprocessing layers that run in
+    `tf.data` on every backend.
+
+    Example:
+    >>> layers = default_augmentation(seed=0)
+    """
+    import keras
+
+    return [
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.05, seed=seed),
+        keras.layers.RandomZoom(0.1, seed=seed),
+    ]
+
+
+def make_dataset(images, labels, batch_size=32, shuffle=False, seed=0, augment=None):
+    """Batched `(float32 images, int32 labels)` dataset from arrays.
+
+    Args:
+        augment: `None`/`False`, `True` (default augmentation) or a list of
+            Keras preprocessing layers, applied to training batches only.
+
+    Example:
+    >>> ds = make_dataset(x, y, batch_size=16, shuffle=True, augment=True)
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, "int32")))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    dataset = dataset.map(lambda x, y: (tf.cast(x, "float32"), y))
+    layers = _augmentation_layers(augment, seed)
+    if layers:
+
+        def apply(x, y):
+            for layer in layers:
+                x = layer(x, training=True)
+            return x, y
+
+        dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _augmentation_layers(augment, seed):
+    if augment is None or augment is False:
+        return []
+    if augment is True:
+        return default_augmentation(seed)
+    if isinstance(augment, (list, tuple)):
+        return list(augment)
+    return [augment]

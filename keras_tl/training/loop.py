@@ -1,0 +1,123 @@
+"""Runs the stages of a fine-tuning job on a `PreparedTask`."""
+
+import logging
+import os
+
+import keras
+import numpy as np
+
+from keras_tl.training.checkpoint import RunState
+from keras_tl.training.schedules import stage_learning_rate
+
+logger = logging.getLogger("keras_tl")
+
+
+class _EpochCheckpoint(keras.callbacks.Callback):
+    """Records the learning rate and checkpoints after every epoch."""
+
+    def __init__(self, state, stage_name):
+        super().__init__()
+        self.state = state
+        self.stage_name = stage_name
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+        history = self.state.histories.setdefault(self.stage_name, {})
+        for key, value in logs.items():
+            history.setdefault(key, []).append(float(value))
+        self.state.epoch = epoch + 1
+        self.state.save(self.model)
+
+
+def compile_for_stage(model, stage, steps_per_epoch):
+    """Recompiles `model` with Adam at the stage's learning-rate schedule
+    (a change of `trainable` only takes effect on compile).
+
+    Example:
+    >>> compile_for_stage(model, Stage("head"), steps_per_epoch=10)
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(stage_learning_rate(stage, steps_per_epoch)),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
+               patience=3, verbose="auto"):
+    """Fits `task.model` stage by stage, resuming from `checkpoint_dir`.
+
+    Returns the per-stage histories (`{stage_name: {metric: [values]}}`).
+
+    Example:
+    >>> histories = run_stages(task, default_stages(), "runs/x/checkpoint", {})
+    """
+    model = task.model
+    state = RunState.load(checkpoint_dir)
+    if state is not None and state.settings != settings:
+        raise ValueError(
+            f"{os.path.dirname(checkpoint_dir)} holds a run with other settings; "
+            "pass a new output folder, or delete this one to start over.\n"
+            f"saved: {state.settings}\nnow:   {settings}"
+        )
+    resuming = state is not None
+    if state is None:
+        state = RunState(checkpoint_dir, settings)
+    steps = _steps_per_epoch(task.train)
+    for index, stage in enumerate(stages):
+        if index < state.stage_index or (index == state.stage_index and state.stage_done):
+            continue
+        task.apply_stage(model, stage)
+        compile_for_stage(model, stage, steps)
+        initial_epoch = state.epoch if index == state.stage_index else 0
+        if resuming:
+            state.restore(model, optimizer_too=initial_epoch > 0)
+            logger.warning(
+                "Resuming stage %r at epoch %d from %s", stage.name, initial_epoch, checkpoint_dir
+            )
+            resuming = False
+        if index != state.stage_index or state.stage_done:
+            state.stage_index, state.epoch, state.stage_done = index, 0, False
+        if verbose:
+            print(f"Stage {index + 1}/{len(stages)} {stage.name!r}: unfreeze={stage.unfreeze!r}, "
+                  f"lr={stage.learning_rate:g}, epochs={stage.epochs}")
+        callbacks = [_EpochCheckpoint(state, stage.name)]
+        if task.validation is not None and patience:
+            callbacks.insert(0, keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True))
+        if stage.epochs > initial_epoch:
+            model.fit(
+                task.train, validation_data=task.validation, epochs=stage.epochs,
+                initial_epoch=initial_epoch, class_weight=class_weight,
+                callbacks=callbacks, verbose=verbose,
+            )
+        state.stage_done = True
+        state.save(model)  # with the best weights restored by early stopping
+    if resuming:  # every stage was already done: load the final weights
+        task.apply_stage(model, stages[-1])
+        compile_for_stage(model, stages[-1], steps)
+        state.restore(model, optimizer_too=False)
+    return state.histories
+
+
+def _steps_per_epoch(dataset):
+    import tensorflow as tf
+
+    steps = int(dataset.cardinality())
+    if steps < 0:  # unknown or infinite
+        steps = sum(1 for _ in dataset)
+    return max(steps, 1)
+
+
+def evaluate(model, dataset):
+    """`{"loss": ..., "accuracy": ...}` of `model` on a batched dataset.
+
+    Example:
+    >>> evaluate(model, task.test)
+    {'loss': 0.31, 'accuracy': 0.9}
+    """
+    if dataset is None:
+        return None
+    values = model.evaluate(dataset, verbose=0, return_dict=True)
+    return {key: float(value) for key, value in values.items()}
