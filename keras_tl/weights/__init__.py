@@ -1,0 +1,25 @@
+"""Pretrained weights from other frameworks: safe PyTorch state-dict reading,
+porting onto Keras layers, and ImageNet classifiers/decoding."""
+
+from keras_tl.weights.imagenet import decode_imagenet, imagenet_classes, imagenet_classifier
+from keras_tl.weights.porting import plan_port, port_state_dict
+from keras_tl.weights.torch_state_dict import (
+    ChecksumError,
+    UnsafeCheckpointError,
+    check_sha256,
+    load_torch_state_dict,
+    sha256_file,
+)
+
+__all__ = [
+    "ChecksumError",
+    "UnsafeCheckpointError",
+    "check_sha256",
+    "decode_imagenet",
+    "imagenet_classes",
+    "imagenet_classifier",
+    "load_torch_state_dict",
+    "plan_port",
+    "port_state_dict",
+    "sha256_file",
+]
