@@ -9,6 +9,8 @@ from keras_tl.backbones.registry import (
 )
 from keras_tl.backbones.spec import BackboneSpec, Preprocessing
 from keras_tl.backbones import keras_applications  # noqa: F401  (registers)
+from keras_tl.backbones import efficientnet_lite  # noqa: F401  (registers)
+from keras_tl.backbones import torch_mobilenet_v2  # noqa: F401  (registers)
 
 __all__ = [
     "BackboneSpec",

