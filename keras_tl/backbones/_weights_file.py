@@ -18,6 +18,9 @@ def build_with_weights(spec, weights, size):
     path = os.fspath(weights)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Weights file not found: {path}")
+    if path.lower().endswith(getattr(spec.build, "torch_checkpoint_suffixes", ())):
+        # a PyTorch checkpoint: the builder imports it (keras_tl.weights)
+        return spec.build(weights=path, input_shape=input_shape)
     model = spec.build(weights=None, input_shape=input_shape)
     load_weights_checked(model, path)
     return model
