@@ -151,6 +151,8 @@ def trainable_summary(model):
     rows = {}
     seen_block = False
     for layer in get_backbone(model).layers:
+        if not layer.weights:
+            continue
         name = block_name(layer.name)
         if name is None:
             name = "top" if seen_block else "stem"

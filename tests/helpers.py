@@ -12,7 +12,7 @@ def tiny_backbone(size=16, name="tiny"):
     import keras
 
     inputs = keras.Input((size, size, 3))
-    x = inputs
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
     for block, filters in ((1, 4), (2, 8)):
         x = keras.layers.Conv2D(filters, 3, padding="same", name=f"block{block}_conv")(x)
         x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)

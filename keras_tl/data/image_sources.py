@@ -5,11 +5,13 @@ import os
 from keras_tl.data import images as _images
 
 
-def load_image_data(data, image_size, class_names=None, skip_corrupt=False, data_dir=None):
+def load_image_data(data, image_size, class_names=None, skip_corrupt=False, data_dir=None,
+                    min_classes=2):
     """Loads image data given as a folder path, `(images, labels)` arrays, a
     `tf.data.Dataset` of pairs, or a TFDS name (`"tfds:NAME[:SPLIT]"`, read
     from `data_dir`).
 
+    `min_classes=1` accepts validation or test data of a single class.
     Returns uint8 images `[N, H, W, 3]` at `image_size`, int32 labels and the
     class names.
 
@@ -23,7 +25,7 @@ def load_image_data(data, image_size, class_names=None, skip_corrupt=False, data
             parts = text.split(":")
             split = parts[2] if len(parts) > 2 else "train"
             x, y, names = _images.load_tfds(parts[1], data_dir=data_dir, split=split)
-            return _images.prepare_arrays(x, y, image_size, class_names or names)
+            return _images.prepare_arrays(x, y, image_size, class_names or names, min_classes)
         x, y, names = _images.load_image_folder(text, image_size, skip_corrupt=skip_corrupt)
         if class_names is not None and list(class_names) != names:
             raise ValueError(
@@ -33,9 +35,9 @@ def load_image_data(data, image_size, class_names=None, skip_corrupt=False, data
         return x, y, names
     if _is_tf_dataset(data):
         x, y = _images.dataset_to_arrays(data)
-        return _images.prepare_arrays(x, y, image_size, class_names)
+        return _images.prepare_arrays(x, y, image_size, class_names, min_classes)
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        return _images.prepare_arrays(data[0], data[1], image_size, class_names)
+        return _images.prepare_arrays(data[0], data[1], image_size, class_names, min_classes)
     raise TypeError(
         "Image data must be a folder path, an (images, labels) pair, a "
         f"tf.data.Dataset or 'tfds:NAME'; got {type(data).__name__}."

@@ -105,7 +105,7 @@ def read_image(path, image_size=None):
         ) from error
 
 
-def prepare_arrays(images, labels, image_size, class_names=None):
+def prepare_arrays(images, labels, image_size, class_names=None, min_classes=2):
     """Validates and converts `(images, labels)` arrays.
 
     Images may be `[N, H, W]` or `[N, H, W, 1]` (grayscale, made RGB) or
@@ -116,7 +116,7 @@ def prepare_arrays(images, labels, image_size, class_names=None):
     >>> x, y, names = prepare_arrays(x_train, y_train, (96, 96))
     """
     images = np.asarray(images)
-    labels, class_names = check_labels(labels, class_names)
+    labels, class_names = check_labels(labels, class_names, min_classes)
     if len(images) != len(labels):
         raise ValueError(
             f"Got {len(images)} images but {len(labels)} labels; they must be "

@@ -3,8 +3,11 @@
 import numpy as np
 
 
-def check_labels(labels, class_names=None):
+def check_labels(labels, class_names=None, min_classes=2):
     """Turns labels (ints or strings) into int32 indices and class names.
+
+    Training data must hold `min_classes` distinct classes; pass
+    `min_classes=1` for validation or test data.
 
     Example:
     >>> check_labels(["dog", "cat", "dog"])
@@ -34,7 +37,7 @@ def check_labels(labels, class_names=None):
             )
         names = list(class_names) if class_names is not None else [str(i) for i in range(count)]
     present = np.unique(labels)
-    if len(present) < 2:
+    if len(present) < min_classes:
         raise ValueError(
             f"All {len(labels)} labels are the same class; a classifier needs "
             "examples of at least two classes."

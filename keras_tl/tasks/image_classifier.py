@@ -78,7 +78,8 @@ def prepare_image_task(
     source = dict(image_size=loaded.input_size, skip_corrupt=skip_corrupt, data_dir=data_dir)
     x, y, names = load_image_data(data, class_names=class_names, **source)
     if validation_data is not None:
-        x_val, y_val, _ = load_image_data(validation_data, class_names=names, **source)
+        x_val, y_val, _ = load_image_data(validation_data, class_names=names, min_classes=1,
+                                          **source)
     elif validation_split:
         train_idx, val_idx = stratified_split(y, validation_split, seed)
         x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
@@ -86,7 +87,8 @@ def prepare_image_task(
         x_val = y_val = None
     test = None
     if test_data is not None:
-        x_test, y_test, _ = load_image_data(test_data, class_names=names, **source)
+        x_test, y_test, _ = load_image_data(test_data, class_names=names, min_classes=1,
+                                            **source)
         test = make_dataset(x_test, y_test, batch_size)
 
     model = build_image_classifier(loaded, len(names), dropout=dropout)

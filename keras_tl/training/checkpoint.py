@@ -1,7 +1,7 @@
 """Per-epoch checkpoints of a run, written atomically, and resuming from them.
 
-Layout under `<output_dir>/checkpoint/`: `model.weights.h5`, `optimizer.npz`
-and `state.json` (which stage and epoch were last completed). Each file is
+Layout under `<output_dir>/checkpoint/`: `model.weights.h5` (the model's
+weights and its optimizer's variables) and `state.json` (which stage and epoch were last completed). Each file is
 written beside its final name and renamed over it.
 """
 
@@ -51,7 +51,7 @@ class RunState:
         return state
 
     def save(self, model):
-        """Writes weights, optimizer variables and state, each atomically.
+        """Writes weights with optimizer variables, then the state, atomically.
 
         Example:
         >>> state.save(model)
@@ -59,14 +59,6 @@ class RunState:
         os.makedirs(self.folder, exist_ok=True)
         weights = os.path.join(self.folder, "model.weights.h5")
         _atomic(weights, lambda tmp: model.save_weights(tmp), suffix=".weights.h5")
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is not None and optimizer.built:
-            arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
-            _atomic(
-                os.path.join(self.folder, "optimizer.npz"),
-                lambda tmp: np.savez(tmp, **arrays),
-                suffix=".npz",
-            )
         raw = dict(
             settings=self.settings, stage_index=self.stage_index, epoch=self.epoch,
             stage_done=self.stage_done, histories=self.histories,
@@ -82,17 +74,14 @@ class RunState:
         Example:
         >>> state.restore(model)
         """
-        model.load_weights(os.path.join(self.folder, "model.weights.h5"))
-        path = os.path.join(self.folder, "optimizer.npz")
-        if optimizer_too and os.path.exists(path):
-            optimizer = model.optimizer
-            if not optimizer.built:
-                optimizer.build(model.trainable_variables)
-            with np.load(path, allow_pickle=False) as saved:
-                values = [saved[f"v{i}"] for i in range(len(saved.files))]
-            if len(values) == len(optimizer.variables):
-                for variable, value in zip(optimizer.variables, values):
-                    variable.assign(value)
+        import warnings
+
+        if optimizer_too and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        with warnings.catch_warnings():
+            if not optimizer_too:  # a new stage: the saved optimizer is the last stage's
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(os.path.join(self.folder, "model.weights.h5"))
 
 
 def _write_json(path, data):
