@@ -55,28 +55,48 @@ def load_weights_checked(model, path):
 
 
 def _first_mismatch(model, path):
+    """Compares the file with the model layer by layer, the way Keras lays
+    out `.weights.h5` files (layers keyed by class name and position)."""
     import h5py
 
-    stored = {}
     with h5py.File(path, "r") as f:
+        if "layers" not in f:
+            return None
+        return _compare_layers(model, f["layers"])
 
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and "/vars/" in name:
-                layer_path, index = name.rsplit("/vars/", 1)
-                layer = layer_path.rsplit("/", 1)[-1]
-                stored.setdefault(layer, {})[int(index)] = tuple(obj.shape)
 
-        f.visititems(visit)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        own = [tuple(w.shape) for w in layer._trainable_variables + layer._non_trainable_variables]
+def _compare_layers(model, group):
+    import h5py
+
+    counts = {}
+    for layer in model.layers:
+        base = _snake(type(layer).__name__)
+        index = counts.get(base, 0)
+        counts[base] = index + 1
+        key = base if index == 0 else f"{base}_{index}"
+        own = [tuple(v.shape) for v in layer._trainable_variables + layer._non_trainable_variables]
+        if hasattr(layer, "layers") and key in group and "layers" in group[key]:
+            found = _compare_layers(layer, group[key]["layers"])
+            if found:
+                return found
+            continue
         if not own:
             continue
-        if layer.name not in stored:
-            return f"layer {layer.name!r} is not in the file"
-        saved = [stored[layer.name][i] for i in sorted(stored[layer.name])]
-        if sorted(saved) != sorted(own):
+        stored = group.get(f"{key}/vars")
+        if not isinstance(stored, h5py.Group):
+            return f"layer {layer.name!r} ({type(layer).__name__}) has no weights in the file"
+        saved = [tuple(stored[str(i)].shape) for i in range(len(stored))]
+        if saved != own:
             return (
                 f"layer {layer.name!r} expects weights of shapes {own} but the "
                 f"file holds {saved}"
             )
     return None
+
+
+def _snake(name):
+    import re
+
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
