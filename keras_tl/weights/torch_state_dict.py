@@ -296,7 +296,13 @@ def _load_legacy(path):
         def header():
             return _RestrictedUnpickler(f, source=path).load()
 
-        if header() != _LEGACY_MAGIC:
+        try:
+            magic = header()
+        except UnsafeCheckpointError:
+            raise
+        except Exception:  # not a pickle at all
+            magic = None
+        if magic != _LEGACY_MAGIC:
             raise ValueError(
                 f"{path} is not a PyTorch checkpoint (neither the zip format nor the "
                 "legacy pickle format)."
