@@ -108,3 +108,14 @@ def test_weights_file_of_another_architecture_names_the_layer(tmp_path):
     loaded = keras_tl.load_backbone("mobilenet_v2", weights=path, image_size=32)
     np.testing.assert_array_equal(loaded.model.get_layer("Conv1").get_weights()[0],
                                   good.get_layer("Conv1").get_weights()[0])
+
+
+def test_imagenet_download_failure_says_what_to_do(monkeypatch, tmp_path):
+    import keras
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example/weights.h5: no network")
+
+    monkeypatch.setattr(keras.applications, "ResNet50", offline)
+    with pytest.raises(ConnectionError, match="weights=None, a local weights file, or an offline"):
+        keras_tl.load_backbone("resnet50")

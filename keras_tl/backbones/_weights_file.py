@@ -10,7 +10,16 @@ def build_with_weights(spec, weights, size):
     if weights is None or not _is_path(weights):
         try:
             return spec.build(weights=weights, input_shape=input_shape)
-        except ValueError as error:
+        except Exception as error:
+            if "URL fetch failure" in str(error) or isinstance(error, OSError):
+                raise ConnectionError(
+                    f"Could not download the {weights!r} weights of backbone "
+                    f"{spec.name!r}: {error}. Without network, pass weights=None, a "
+                    "local weights file, or an offline backbone such as "
+                    "'efficientnet_lite0' or 'mobilenet_v2_torch'."
+                ) from error
+            if not isinstance(error, ValueError):
+                raise
             raise ValueError(
                 f"Could not build backbone {spec.name!r} with weights={weights!r} "
                 f"at input shape {input_shape}: {error}"

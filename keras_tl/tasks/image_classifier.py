@@ -1,5 +1,7 @@
 """Image classifier: preprocessing, backbone, pooling, dropout, softmax head."""
 
+import os
+
 import keras
 
 from keras_tl.freezing import BACKBONE_LAYER
@@ -74,6 +76,10 @@ def prepare_image_task(
     from keras_tl.freezing import freeze_backbone, unfreeze_backbone
     from keras_tl.tasks.base import PreparedTask
 
+    for source_data in (data, validation_data, test_data):  # fail fast, before any download
+        if isinstance(source_data, (str, os.PathLike)) and not str(source_data).startswith("tfds:"):
+            if not os.path.exists(source_data):
+                raise FileNotFoundError(f"Data folder not found: {os.fspath(source_data)}")
     loaded = load_backbone(backbone, weights=weights, image_size=image_size)
     source = dict(image_size=loaded.input_size, skip_corrupt=skip_corrupt, data_dir=data_dir)
     x, y, names = load_image_data(data, class_names=class_names, **source)

@@ -1,0 +1,181 @@
+"""`keras-tl` command line: finetune, export, predict, backbones.
+
+Example:
+    keras-tl finetune photos/ --backbone efficientnet_lite0 --output runs/photos
+    keras-tl export runs/photos --name photos
+    keras-tl predict saved_models/photos cat.jpg
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def _stage_args(parser):
+    group = parser.add_argument_group("stages")
+    group.add_argument("--head-epochs", type=int, default=5,
+                       help="epochs of stage 1, backbone frozen (default 5)")
+    group.add_argument("--finetune-epochs", type=int, default=5,
+                       help="epochs of stage 2, backbone unfrozen; 0 skips it (default 5)")
+    group.add_argument("--learning-rate", type=float, default=None,
+                       help="stage 1 learning rate (default 1e-3; 1e-3 for text heads)")
+    group.add_argument("--finetune-learning-rate", type=float, default=None,
+                       help="stage 2 learning rate (default learning rate / 10; 3e-5 for text)")
+    group.add_argument("--unfreeze", default="all",
+                       help="what stage 2 unfreezes: 'all', N top layers, or a layer/block name")
+    group.add_argument("--gradual", default=None,
+                       help="gradual unfreezing, comma-separated, e.g. '20,60,all' (replaces stage 2)")
+
+
+def build_parser():
+    """The argparse parser of `keras-tl`.
+
+    Example:
+    >>> build_parser().parse_args(["finetune", "data/"]).backbone
+    """
+    parser = argparse.ArgumentParser(prog="keras-tl", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ft = commands.add_parser("finetune", help="fine-tune a pretrained backbone on DATA")
+    ft.add_argument("data", help="image folder (one sub-folder per class), CSV file or text folder")
+    ft.add_argument("--backbone", default=None,
+                    help="registry name, keras_hub preset folder/handle (default: offline ImageNet/MiniLM default)")
+    ft.add_argument("--output", default=None, help="run folder (default runs/<time>); reuse it to resume")
+    ft.add_argument("--weights", default="default", help="'imagenet', 'none' or a weights file")
+    ft.add_argument("--image-size", type=int, default=None, help="square input size (default: the backbone's)")
+    ft.add_argument("--batch-size", type=int, default=32)
+    ft.add_argument("--validation-split", type=float, default=0.2)
+    ft.add_argument("--test-data", default=None, help="optional test data, same form as DATA")
+    ft.add_argument("--augment", action="store_true", help="random flips, rotation and zoom")
+    ft.add_argument("--class-weight", choices=["balanced"], default=None)
+    ft.add_argument("--patience", type=int, default=3, help="early-stopping patience (0: off)")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images with a warning")
+    ft.add_argument("--export", default=None, metavar="NAME",
+                    help="export to saved_models/NAME when done")
+    text = ft.add_argument_group("text data")
+    text.add_argument("--text-column", default=None, help="CSV column of the texts (default 'text')")
+    text.add_argument("--label-column", default=None, help="CSV column of the labels (default 'label')")
+    text.add_argument("--sequence-length", type=int, default=None, help="tokens per text (default 128)")
+    _stage_args(ft)
+
+    ex = commands.add_parser("export", help="export a finished run for serving")
+    ex.add_argument("run_dir", help="output folder of `keras-tl finetune`")
+    ex.add_argument("--name", required=True, help="model name: writes saved_models/NAME/<version>")
+    ex.add_argument("--root", default="saved_models", help="export root folder (default saved_models)")
+    ex.add_argument("--formats", default="saved_model,onnx,litert",
+                    help="comma-separated: saved_model, onnx, litert")
+
+    pr = commands.add_parser("predict", help="top classes of images (or texts) from an export")
+    pr.add_argument("export_path", help="saved_models/NAME[/VERSION], a .onnx or a .tflite file")
+    pr.add_argument("inputs", nargs="+", help="image files (or texts, for a text model)")
+    pr.add_argument("--top", type=int, default=3)
+
+    bb = commands.add_parser("backbones", help="list registered backbone names")
+    bb.add_argument("--modality", choices=["image", "text"], default=None)
+    return parser
+
+
+def _stages(args, text):
+    from keras_tl.training.stages import Stage, default_stages, gradual_stages
+
+    unfreeze = _int_or_str(args.unfreeze)
+    if text:
+        from keras_tl.tasks.text_classifier import default_text_stages
+
+        given = dict(head_epochs=args.head_epochs, finetune_epochs=args.finetune_epochs,
+                     learning_rate=args.learning_rate,
+                     finetune_learning_rate=args.finetune_learning_rate, unfreeze=unfreeze)
+        return default_text_stages(**{k: v for k, v in given.items() if v is not None})
+    rate = args.learning_rate or 1e-3
+    if args.gradual:
+        blocks = [_int_or_str(b) for b in args.gradual.split(",")]
+        return gradual_stages(blocks, epochs=args.finetune_epochs, learning_rate=rate)
+    stages = default_stages(args.head_epochs, args.finetune_epochs, rate,
+                            args.finetune_learning_rate, unfreeze)
+    return stages if args.finetune_epochs > 0 else stages[:1]
+
+
+def _int_or_str(value):
+    return int(value) if str(value).isdigit() else value
+
+
+def _finetune(args):
+    import keras_tl
+
+    text_options = {
+        key: value for key, value in (
+            ("text_column", args.text_column), ("label_column", args.label_column),
+            ("sequence_length", args.sequence_length)) if value is not None
+    }
+    is_text = bool(text_options) or str(args.data).lower().endswith(".csv") or _is_text_folder(args.data)
+    weights = None if str(args.weights).lower() == "none" else args.weights
+    options = dict(
+        backbone=args.backbone, stages=_stages(args, is_text), output_dir=args.output,
+        weights=weights, batch_size=args.batch_size, validation_split=args.validation_split,
+        test_data=args.test_data, class_weight=args.class_weight, patience=args.patience,
+        seed=args.seed, export=os.path.join("saved_models", args.export) if args.export else None,
+        verbose=1,
+    )
+    if is_text:
+        options.update(text_options)
+    else:
+        options.update(image_size=args.image_size, augment=args.augment,
+                       skip_corrupt=args.skip_corrupt)
+    result = keras_tl.finetune(args.data, **options)
+    print(json.dumps({k: v for k, v in result.metrics.items() if v}, indent=2))
+    print(f"Run folder: {result.output_dir}")
+    return 0
+
+
+def _is_text_folder(path):
+    try:
+        from keras_tl.data.text import is_text_data
+    except ImportError:
+        return False
+    return is_text_data(path)
+
+
+def _export(args):
+    from keras_tl.export import export
+    from keras_tl.result import FinetuneResult
+
+    result = FinetuneResult.load(args.run_dir)
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    report = export(result, os.path.join(args.root, args.name), formats=formats)
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def _predict(args):
+    from keras_tl.export.predict import predict_top
+
+    for path, classes in predict_top(args.export_path, args.inputs, top=args.top):
+        shown = ", ".join(f"{name} {prob:.3f}" for name, prob in classes)
+        print(f"{path}: {shown}")
+    return 0
+
+
+def main(argv=None):
+    """Entry point of the `keras-tl` command.
+
+    Example:
+    >>> main(["backbones", "--modality", "image"])
+    """
+    args = build_parser().parse_args(argv)
+    if args.command == "backbones":
+        import keras_tl
+
+        print("\n".join(keras_tl.list_backbones(args.modality)))
+        return 0
+    handler = {"finetune": _finetune, "export": _export, "predict": _predict}[args.command]
+    try:
+        return handler(args)
+    except (ValueError, OSError, TypeError) as error:
+        print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

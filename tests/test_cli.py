@@ -1,0 +1,52 @@
+"""The keras-tl command line, run in-process."""
+
+import json
+
+import pytest
+
+from keras_tl import cli
+
+
+@pytest.mark.core
+def test_finetune_command_writes_the_run_folder(image_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main([
+        "finetune", image_folder, "--backbone", "mobilenet_v2", "--weights", "none",
+        "--image-size", "32", "--output", str(out), "--head-epochs", "1",
+        "--finetune-epochs", "1", "--batch-size", "8", "--unfreeze", "block_16",
+    ])
+    assert code == 0
+    for name in ("model.keras", "metrics.json", "class_names.txt",
+                 "training_curves.png", "confusion_matrix.png"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["histories"]) == ["head", "finetune"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["stages"][1]["unfreeze"] == "block_16"
+    assert run["info"]["input_size"] == [32, 32]
+    assert "Run folder" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2_with_the_message(tmp_path, capsys):
+    code = cli.main(["finetune", str(tmp_path / "missing"), "--backbone", "resnet50"])
+    assert code == 2
+    assert "Data folder not found" in capsys.readouterr().err
+
+
+def test_unknown_backbone_message_lists_close_names(image_folder, capsys):
+    assert cli.main(["finetune", image_folder, "--backbone", "mobilenetv9"]) == 2
+    assert "Did you mean: mobilenet" in capsys.readouterr().err
+
+
+def test_backbones_lists_registry(capsys):
+    assert cli.main(["backbones"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"resnet50", "efficientnet_b0", "convnext_tiny"} <= set(names)
+
+
+def test_gradual_option_builds_progressive_stages():
+    args = cli.build_parser().parse_args(["finetune", "x", "--gradual", "10,block5,all"])
+    stages = cli._stages(args, text=False)
+    assert [s.unfreeze for s in stages] == [None, 10, "block5", "all"]
+    rates = [s.learning_rate for s in stages]
+    assert rates == sorted(rates, reverse=True)
