@@ -1,0 +1,1 @@
+"""Small real datasets shipped with keras_tl, for examples and demos."""
