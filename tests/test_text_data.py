@@ -1,0 +1,112 @@
+"""Text data: CSV, .txt folders and lists; splits; clear errors on bad input."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from keras_tl.data.text import (
+    is_text_data,
+    load_texts,
+    sample_texts,
+    split_texts,
+)
+from tests.test_text_helpers import sentiment_texts, write_text_csv, write_text_folder
+
+pytestmark = pytest.mark.core
+
+
+def test_is_text_data_recognises_each_form(tmp_path):
+    texts, labels = sentiment_texts(3)
+    assert is_text_data("reviews.csv") and is_text_data("reviews.tsv.gz")
+    assert is_text_data(write_text_folder(tmp_path / "txt", per_class=2))
+    assert is_text_data((texts, labels))
+    assert is_text_data((np.asarray(texts), np.asarray(labels)))
+    assert not is_text_data((np.zeros((4, 8, 8, 3)), [0, 1, 0, 1]))
+    assert not is_text_data(str(tmp_path / "missing_folder"))
+    os.makedirs(tmp_path / "images" / "cat")
+    (tmp_path / "images" / "cat" / "1.png").write_bytes(b"")
+    assert not is_text_data(str(tmp_path / "images"))
+
+
+def test_csv_with_custom_columns_and_gzip(tmp_path):
+    texts, labels = sentiment_texts(5)
+    path = write_text_csv(tmp_path / "r.csv", texts, labels, "review", "score")
+    data = load_texts(path, text_column="review", label_column="score")
+    assert data.texts == texts
+    assert data.class_names == ["negative", "positive"]
+    assert data.labels.tolist() == [0] * 5 + [1] * 5
+    with open(path, "rb") as f, gzip.open(str(tmp_path / "r.csv.gz"), "wb") as g:
+        g.write(f.read())
+    zipped = load_texts(str(tmp_path / "r.csv.gz"), text_column="review", label_column="score")
+    assert zipped.texts == texts
+
+
+def test_folder_of_txt_files(tmp_path):
+    data = load_texts(write_text_folder(tmp_path / "txt", per_class=3))
+    assert data.class_names == ["negative", "positive"]
+    assert len(data) == 6 and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_lists_with_integer_labels_and_class_names():
+    texts, _ = sentiment_texts(4)
+    data = load_texts((texts, [0] * 4 + [1] * 4), class_names=["neg", "pos"])
+    assert data.class_names == ["neg", "pos"]
+
+
+def test_split_is_stratified_and_seeded():
+    data = load_texts(sentiment_texts(20))
+    train, val = split_texts(data, 0.25, seed=3)
+    assert len(train) == 30 and len(val) == 10
+    assert np.bincount(val.labels).tolist() == [5, 5]
+    again, _ = split_texts(data, 0.25, seed=3)
+    assert again.texts == train.texts
+    small = sample_texts(data, 10, seed=0)
+    assert len(small) == 10 and np.bincount(small.labels).tolist() == [5, 5]
+
+
+def test_missing_label_column_lists_the_columns(tmp_path):
+    path = write_text_csv(tmp_path / "r.csv", *sentiment_texts(2), "review", "score")
+    with pytest.raises(ValueError, match=r"no column 'label'.*\['id', 'review', 'score'\]"):
+        load_texts(path, text_column="review")
+
+
+def test_empty_texts_are_named(tmp_path):
+    texts, labels = sentiment_texts(3)
+    texts[2] = "   "
+    path = write_text_csv(tmp_path / "r.csv", texts, labels)
+    with pytest.raises(ValueError, match=r"1 of 6 texts are empty.*row 4"):
+        load_texts(path)
+    with pytest.raises(ValueError, match=r"empty.*text 2"):
+        load_texts((texts, labels))
+    with pytest.raises(ValueError, match="no examples"):
+        load_texts(([], []))
+
+
+def test_one_class_only_is_refused():
+    texts, _ = sentiment_texts(3)
+    with pytest.raises(ValueError, match="at least two classes"):
+        load_texts((texts, ["pos"] * len(texts)))
+
+
+def test_non_utf8_files_are_named(tmp_path):
+    folder = write_text_folder(tmp_path / "txt", per_class=2)
+    bad = os.path.join(folder, "positive", "latin1.txt")
+    with open(bad, "wb") as f:
+        f.write("Très bon café".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.txt is not UTF-8"):
+        load_texts(folder)
+    csv_path = tmp_path / "latin1.csv"
+    csv_path.write_bytes("text,label\nTrès bon,pos\nmauvais,neg\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.csv is not UTF-8"):
+        load_texts(str(csv_path))
+
+
+def test_empty_txt_file_and_missing_path(tmp_path):
+    folder = write_text_folder(tmp_path / "txt", per_class=2)
+    open(os.path.join(folder, "negative", "empty.txt"), "w").close()
+    with pytest.raises(ValueError, match=r"empty\.txt is empty"):
+        load_texts(folder)
+    with pytest.raises(FileNotFoundError):
+        load_texts(str(tmp_path / "nope.csv"))
