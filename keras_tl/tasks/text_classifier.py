@@ -1,0 +1,370 @@
+"""Text classifier: a keras_hub encoder, pooling, dropout, softmax head.
+
+The training model takes the tokenizer's int arrays (`token_ids`,
+`padding_mask`, ...); `TextClassifierPipeline` wraps it with the tokenizer
+so `predict` takes raw strings.
+"""
+
+import keras
+
+from keras_tl.freezing import BACKBONE_LAYER, get_backbone
+from keras_tl.training.stages import Stage
+
+OUTPUT_NAME = "probabilities"
+POOLINGS = ("mean", "pooled")
+_EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding",
+                     "embeddings_layer_norm", "embeddings")
+
+
+def default_text_stages(head_epochs=2, finetune_epochs=3, head_learning_rate=1e-3,
+                        finetune_learning_rate=3e-5, unfreeze="all", lora_rank=None):
+    """Head warm-up with the encoder frozen, then fine-tuning at a low rate
+    (3e-5) with 10% warm-up and cosine decay: all transformer layers
+    (embeddings stay frozen), the top N (`unfreeze=N`), or LoRA adapters
+    (`lora_rank=R`).
+
+    Example:
+    >>> [(s.name, s.learning_rate) for s in default_text_stages()]
+    [('head', 0.001), ('finetune', 3e-05)]
+    """
+    return [
+        Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=head_learning_rate),
+        Stage("finetune", unfreeze=None if lora_rank else unfreeze, epochs=finetune_epochs,
+              learning_rate=finetune_learning_rate, warmup=0.1, schedule="cosine",
+              lora_rank=lora_rank),
+    ]
+
+
+def build_text_classifier(encoder, num_classes, dropout=0.1, pooling="mean",
+                          name="text_classifier"):
+    """Puts a classification head on a loaded text encoder.
+
+    Inputs are the encoder's int32 arrays of length `sequence_length`; the
+    output is softmax `"probabilities"`.
+
+    Args:
+        encoder: a `keras_tl.backbones.text_encoders.LoadedTextEncoder`.
+        num_classes: number of classes (>= 2).
+        dropout: dropout rate before the dense layer.
+        pooling: `"mean"` (token embeddings averaged over the padding mask,
+            what sentence-transformers use) or `"pooled"` (the encoder's
+            pooled [CLS] output).
+
+    Example:
+    >>> model = build_text_classifier(load_text_encoder(), num_classes=5)
+    """
+    if num_classes < 2:
+        raise ValueError(f"A classifier needs at least 2 classes, got {num_classes}.")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+    backbone = encoder.backbone
+    inputs = {
+        key: keras.Input((encoder.sequence_length,), dtype="int32", name=key)
+        for key in encoder.input_names
+    }
+    features = backbone(inputs)
+    if pooling == "pooled":
+        if "pooled_output" not in features:
+            raise ValueError(f"{type(backbone).__name__} has no pooled output; use pooling='mean'.")
+        x = features["pooled_output"]
+    else:
+        sequence = features["sequence_output"] if isinstance(features, dict) else features
+        x = keras.layers.GlobalAveragePooling1D(name="pool")(sequence, mask=inputs["padding_mask"])
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def apply_text_stage(model, stage, train_embeddings=False, pooling="mean"):
+    """Sets the encoder's `trainable` flags for a `Stage`.
+
+    `unfreeze=None` freezes the encoder; an int N unfreezes the top N
+    transformer layers; `"all"` every transformer layer (embeddings only
+    with `train_embeddings=True`); a layer name unfreezes from that layer
+    up. `lora_rank=R` enables keras_hub LoRA adapters of rank R on the
+    attention query/value projections and trains only those.
+
+    Example:
+    >>> apply_text_stage(model, Stage("ft", unfreeze=2, learning_rate=3e-5))
+    """
+    backbone = get_backbone(model)
+    if stage.lora_rank:
+        return _enable_lora(backbone, stage.lora_rank)
+    if stage.unfreeze is None or stage.unfreeze == "none":
+        backbone.trainable = False
+        return model
+    layers = [layer for layer in backbone.layers if layer.weights]
+    blocks = [layer for layer in layers if layer.name.startswith("transformer_layer")]
+    if isinstance(stage.unfreeze, bool) or not isinstance(stage.unfreeze, (int, str)):
+        raise TypeError(f"unfreeze must be None, 'all', an int or a layer name; got {stage.unfreeze!r}.")
+    if isinstance(stage.unfreeze, int):
+        if stage.unfreeze < 0:
+            raise ValueError(f"unfreeze must be >= 0, got {stage.unfreeze}.")
+        chosen = blocks[len(blocks) - stage.unfreeze:] if stage.unfreeze else []
+    elif stage.unfreeze == "all":
+        chosen = [layer for layer in layers
+                  if train_embeddings or layer.name not in _EMBEDDING_LAYERS]
+    else:
+        names = [layer.name for layer in layers]
+        matches = [i for i, n in enumerate(names) if n == stage.unfreeze or n.startswith(stage.unfreeze)]
+        if not matches:
+            raise ValueError(f"The encoder has no layer named {stage.unfreeze!r}; its layers are {names}.")
+        chosen = layers[matches[0]:]
+    if pooling != "pooled":  # the pooler is unused with mean pooling
+        chosen = [layer for layer in chosen if layer.name != "pooled_dense"]
+    backbone.trainable = True
+    chosen_ids = {id(layer) for layer in chosen}
+    for layer in layers:
+        layer.trainable = id(layer) in chosen_ids
+    return model
+
+
+def _enable_lora(backbone, rank):
+    current = getattr(backbone, "_lora_rank", None)
+    if current is not None and current != rank:
+        raise ValueError(f"LoRA is already enabled with rank {current}; cannot switch to {rank}.")
+    if current is None:
+        backbone.enable_lora(rank)
+    else:  # enabling again would add a second set of adapters: reset the flags
+        backbone.trainable = True
+        for layer in backbone._flatten_layers(include_self=False):
+            layer.trainable = False
+        for layer in backbone._flatten_layers(include_self=False):
+            if getattr(layer, "lora_enabled", False):
+                layer.trainable = True
+                layer._kernel.trainable = False  # as keras' enable_lora leaves it
+    # Mark the blocks holding adapters trainable without touching their other
+    # variables, so per-block counts (trainable_summary) see the adapters.
+    for layer in backbone._flatten_layers(include_self=False):
+        if any(getattr(sub, "lora_enabled", False) for sub in layer._flatten_layers()):
+            layer._trainable = True
+    return backbone
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class TextClassifierPipeline(keras.Model):
+    """A text classifier with its tokenizer: `predict` takes raw strings.
+
+    `call` takes the tokenizer's arrays (like the wrapped classifier);
+    `predict(texts)` tokenizes in batches first, on every backend. Saved as
+    `.keras` with its vocabulary (load it after `import keras_tl`).
+
+    Example:
+    >>> pipeline = TextClassifierPipeline(model, encoder.preprocessor, ["neg", "pos"])
+    >>> pipeline.predict(["great value", "stale and bland"])
+    """
+
+    def __init__(self, classifier, preprocessor, class_names, **kwargs):
+        super().__init__(**kwargs)
+        self.classifier = classifier
+        self.preprocessor = preprocessor
+        self.class_names = [str(n) for n in class_names]
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return self.classifier(inputs, training=training)
+
+    def tokenize(self, texts, batch_size=512):
+        """Int32 arrays for `texts`, keyed like the classifier's inputs.
+
+        Example:
+        >>> pipeline.tokenize(["hello"])["token_ids"].shape
+        (1, 128)
+        """
+        import numpy as np
+
+        texts = _as_text_list(texts)
+        wanted = sorted(self.classifier.input) if isinstance(self.classifier.input, dict) else None
+        parts = {}
+        for start in range(0, len(texts), batch_size):
+            batch = self.preprocessor(texts[start:start + batch_size])
+            for key in wanted or batch:
+                parts.setdefault(key, []).append(np.asarray(batch[key]).astype("int32"))
+        return {key: np.concatenate(arrays) for key, arrays in parts.items()}
+
+    def predict(self, x, batch_size=32, verbose=0, **kwargs):
+        """Class probabilities for raw strings (or already tokenized arrays).
+
+        Example:
+        >>> pipeline.predict(["tasty", "awful"]).shape
+        (2, 2)
+        """
+        if not isinstance(x, dict):
+            x = self.tokenize(x)
+        return self.classifier.predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
+
+    def classify(self, texts, batch_size=32):
+        """The predicted class name of each text.
+
+        Example:
+        >>> pipeline.classify(["tasty", "awful"])
+        ['great', 'other']
+        """
+        probabilities = self.predict(texts, batch_size=batch_size)
+        return [self.class_names[i] for i in probabilities.argmax(axis=-1)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            classifier=_without_compile(keras.saving.serialize_keras_object(self.classifier)),
+            preprocessor=keras.saving.serialize_keras_object(self.preprocessor),
+            class_names=self.class_names,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        import keras_hub  # noqa: F401  (registers the encoder and tokenizer classes)
+
+        config = dict(config)
+        classifier = keras.saving.deserialize_keras_object(config.pop("classifier"))
+        preprocessor = keras.saving.deserialize_keras_object(config.pop("preprocessor"))
+        return cls(classifier, preprocessor, **config)
+
+
+def _without_compile(config):
+    config.pop("compile_config", None)  # the pipeline is for inference
+    return config
+
+
+def _as_text_list(texts):
+    import numpy as np
+
+    if isinstance(texts, str):
+        raise TypeError("Pass a list of texts, not a single string: predict([text]).")
+    texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in np.asarray(texts, object).reshape(-1)]
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError("Texts must be strings.")
+    return texts
+
+
+def prepare_text_task(
+    data,
+    backbone=None,
+    *,
+    weights="default",
+    class_names=None,
+    batch_size=32,
+    validation_split=0.2,
+    validation_data=None,
+    test_data=None,
+    seed=0,
+    dropout=0.1,
+    text_column="text",
+    label_column="label",
+    sequence_length=128,
+    pooling="mean",
+    train_embeddings=False,
+    tokenizer=None,
+):
+    """Loads the encoder and the texts, tokenizes them once, and builds the
+    classifier. Returns a `PreparedTask` whose `inference_model` is a
+    `TextClassifierPipeline` (raw strings in).
+
+    See `keras_tl.finetune` for the shared arguments; the text ones are
+    `text_column`, `label_column` (CSV/DataFrame columns), `sequence_length`
+    (tokens kept per text), `pooling` (`"mean"` or `"pooled"`),
+    `train_embeddings` (unfreeze embeddings with `unfreeze="all"`) and
+    `tokenizer` (with a keras_hub `Backbone` object as `backbone`).
+
+    Example:
+    >>> task = prepare_text_task("reviews.csv", "minilm", sequence_length=64)
+    >>> task.class_names
+    ['great', 'other']
+    """
+    from keras_tl.backbones.text_encoders import load_text_encoder, tokenize
+    from keras_tl.data.text import load_texts, make_text_dataset, split_texts
+    from keras_tl.tasks.base import PreparedTask
+
+    if weights not in ("default", "preset", None):
+        raise ValueError(f"Text encoders take weights='default' or None, got {weights!r}.")
+    columns = dict(text_column=text_column, label_column=label_column)
+    train = load_texts(data, class_names=class_names, **columns)
+    names = train.class_names
+    if validation_data is not None:
+        validation = load_texts(validation_data, class_names=names, min_classes=1, **columns)
+    elif validation_split:
+        train, validation = split_texts(train, validation_split, seed=seed)
+    else:
+        validation = None
+    test = None
+    if test_data is not None:
+        test = load_texts(test_data, class_names=names, min_classes=1, **columns)
+
+    encoder = load_text_encoder(backbone, sequence_length, weights=weights, tokenizer=tokenizer)
+
+    def dataset(part, shuffle=False):
+        if part is None:
+            return None
+        return make_text_dataset(tokenize(encoder, part.texts), part.labels, batch_size,
+                                 shuffle=shuffle, seed=seed)
+
+    model = build_text_classifier(encoder, len(names), dropout=dropout, pooling=pooling)
+
+    def apply_stage(model, stage):
+        apply_text_stage(model, stage, train_embeddings=train_embeddings, pooling=pooling)
+
+    tokenizer_config = {k: v for k, v in encoder.tokenizer.get_config().items()
+                        if isinstance(v, (str, int, float, bool, type(None)))}
+    return PreparedTask(
+        model=model,
+        class_names=names,
+        train=dataset(train, shuffle=True),
+        validation=dataset(validation),
+        test=dataset(test),
+        apply_stage=apply_stage,
+        inference_model=TextClassifierPipeline(model, encoder.preprocessor, names,
+                                               name="text_pipeline"),
+        info=dict(
+            modality="text",
+            backbone=encoder.name,
+            backbone_source=encoder.source,
+            weights=encoder.weights,
+            sequence_length=encoder.sequence_length,
+            pooling=pooling,
+            preprocessing=dict(tokenizer=type(encoder.tokenizer).__name__,
+                               vocabulary_size=int(encoder.tokenizer.vocabulary_size()),
+                               inputs=encoder.input_names, **tokenizer_config),
+            num_train=len(train),
+            num_validation=0 if validation is None else len(validation),
+            num_test=0 if test is None else len(test),
+        ),
+    )
+
+
+def embed_texts(encoder, texts, batch_size=64):
+    """Mean-pooled (padding-masked) token embeddings of a frozen encoder, as
+    a float32 `[len(texts), hidden]` array.
+
+    Example:
+    >>> embed_texts(load_text_encoder(), ["hello"]).shape
+    (1, 384)
+    """
+    import numpy as np
+
+    from keras_tl.backbones.text_encoders import tokenize
+
+    inputs = {key: keras.Input((encoder.sequence_length,), dtype="int32", name=key)
+              for key in encoder.input_names}
+    features = encoder.backbone(inputs)
+    sequence = features["sequence_output"] if isinstance(features, dict) else features
+    pooled = keras.layers.GlobalAveragePooling1D()(sequence, mask=inputs["padding_mask"])
+    embedder = keras.Model(inputs, pooled)
+    arrays = tokenize(encoder, list(texts))
+    return np.asarray(embedder.predict(arrays, batch_size=batch_size, verbose=0), "float32")
+
+
+def linear_probe(train_features, train_labels, test_features, test_labels, C=1.0):
+    """Test accuracy of a logistic regression (scikit-learn) on frozen
+    features: the frozen-encoder baseline.
+
+    Example:
+    >>> linear_probe(embed_texts(enc, x_train), y_train, embed_texts(enc, x_test), y_test)
+    0.78
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    classifier = LogisticRegression(C=C, max_iter=2000)
+    classifier.fit(train_features, train_labels)
+    return float(np.mean(classifier.predict(test_features) == np.asarray(test_labels)))
