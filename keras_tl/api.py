@@ -7,7 +7,7 @@ import os
 from keras_tl.result import FinetuneResult
 from keras_tl.training.stages import Stage, default_stages
 
-DEFAULT_IMAGE_BACKBONE = "mobilenet_v2"
+DEFAULT_IMAGE_BACKBONE = "efficientnet_lite0"
 
 
 def finetune(
