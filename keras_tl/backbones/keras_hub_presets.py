@@ -21,7 +21,7 @@ def load_preset_backbone(preset, weights="default", image_size=None):
         )
     load_weights = weights is not None
     backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=load_weights)
-    if hasattr(backbone, "token_embedding"):
+    if getattr(backbone, "token_embedding", None) is not None:
         raise ValueError(
             f"{preset!r} is a text backbone ({type(backbone).__name__}); pass text "
             "data to keras_tl.finetune to fine-tune it."
