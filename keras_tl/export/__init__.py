@@ -107,6 +107,10 @@ def export(model_or_result, path, formats=FORMATS, class_names=None, metadata=No
         An `ExportResult`. Raises `ExportVerificationError` (and writes no
         version) when a float format differs by more than `tolerance`.
 
+    Text classifiers (a result whose `info["modality"]` is `"text"`, or a
+    `TextClassifierPipeline`) go to `keras_tl.export.text.export_text`
+    (SavedModel on raw strings, ONNX on token ids; no LiteRT).
+
     Example:
     >>> result = keras_tl.export(finetune_result, "saved_models/flowers")
     >>> result.path
@@ -117,6 +121,11 @@ def export(model_or_result, path, formats=FORMATS, class_names=None, metadata=No
     from keras_tl.export import onnx as onnx_lib
 
     formats = _check_formats(formats)
+    if _is_text(model_or_result):
+        from keras_tl.export.text import export_text
+
+        return export_text(model_or_result, path, formats=formats, version=version,
+                           tolerance=tolerance, metadata=metadata)
     model, class_names, info, metrics, config = _unpack(model_or_result, class_names)
     image_size = _check_model(model, class_names)
     base = _check_base_path(path)
@@ -126,9 +135,15 @@ def export(model_or_result, path, formats=FORMATS, class_names=None, metadata=No
 
     with _versioning.staged_version(base, version) as stage:
         files = {"saved_model": stage.path}
+        onnx_route = {}
+        if "onnx" in formats:
+            files["onnx"] = os.path.join(stage.path, onnx_lib.ONNX_FILE)
+            onnx_route = _export_onnx_native(model, files["onnx"], class_names, image_size)
+        # SavedModel + LiteRT (+ the ONNX fallback) in one TensorFlow pass
         report = _backend.run_tf_steps(
             model, stage.path, class_names, image_size, images, reference,
-            litert="litert" in formats,
+            litert="litert" in formats, onnx="fallback_reason" in onnx_route,
+            onnx_properties=_onnx_properties(image_size),
         )
         verification = {f"saved_model_{k}": v for k, v in report["saved_model"].items()}
         if "litert" in formats:
@@ -136,11 +151,8 @@ def export(model_or_result, path, formats=FORMATS, class_names=None, metadata=No
             files["litert_int8"] = os.path.join(stage.path, "model_int8.tflite")
             verification["litert"] = report["litert"]
         if "onnx" in formats:
-            files["onnx"] = os.path.join(stage.path, onnx_lib.ONNX_FILE)
-            route = _export_onnx(model, files["onnx"], class_names, image_size,
-                                 images, reference)
             verification["onnx"] = dict(
-                onnx_lib.verify_onnx(files["onnx"], images, reference), **route
+                onnx_lib.verify_onnx(files["onnx"], images, reference), **onnx_route
             )
         verification["images"] = int(len(images))
         _check_tolerance(verification, tolerance)
@@ -160,29 +172,42 @@ def export(model_or_result, path, formats=FORMATS, class_names=None, metadata=No
     return ExportResult(stage.final_path, stage.version, final, verification, meta)
 
 
-def _export_onnx(model, path, class_names, image_size, images, reference):
-    """Keras' own ONNX export; under JAX/PyTorch, tf2onnx in a TF subprocess
-    if that fails. Returns how it was converted."""
-    from keras_tl.export import _backend
-    from keras_tl.export import onnx as onnx_lib
+def _onnx_properties(image_size):
     from keras_tl.version import __version__
 
-    props = {"keras_tl_version": __version__, "input_size": list(image_size)}
+    return {"keras_tl_version": __version__, "input_size": list(image_size)}
+
+
+def _export_onnx_native(model, path, class_names, image_size):
+    """Keras' own ONNX export for the model's backend. Under JAX/PyTorch a
+    failure is recorded and tf2onnx runs in the TensorFlow subprocess instead.
+    Returns how it was (or will be) converted."""
+    from keras_tl.export import _backend
+    from keras_tl.export import onnx as onnx_lib
+
     backend = _backend.current_backend()
     try:
-        onnx_lib.export_onnx(model, path, class_names, props)
+        onnx_lib.export_onnx(model, path, class_names, _onnx_properties(image_size))
         return {"converter": f"keras model.export ({backend})"}
     except Exception as error:
         if backend == "tensorflow":
             raise
-        reason = f"{type(error).__name__}: {error}"[:500]
         if os.path.exists(path):
             os.remove(path)
-    _backend.run_tf_steps(model, os.path.dirname(path), class_names, image_size,
-                          images, reference, saved_model=False, litert=False, onnx=True,
-                          onnx_properties=props)
-    return {"converter": "keras model.export (tensorflow subprocess, tf2onnx)",
-            "fallback_reason": reason}
+        return {"converter": "keras model.export (tensorflow subprocess, tf2onnx)",
+                "fallback_reason": f"{type(error).__name__}: {error}"[:500]}
+
+
+def _is_text(obj):
+    if (getattr(obj, "info", None) or {}).get("modality") == "text":
+        return True
+    try:
+        from keras_tl.tasks.text_classifier import TextClassifierPipeline
+    except ImportError:
+        return False
+    task = getattr(obj, "task", None)
+    candidates = (obj, getattr(obj, "inference_model", None), getattr(task, "inference_model", None))
+    return any(isinstance(c, TextClassifierPipeline) for c in candidates)
 
 
 def _unpack(model_or_result, class_names):

@@ -1,0 +1,98 @@
+"""Checks an exported SavedModel the way TF Serving sees it, importing only
+TensorFlow: no keras, no keras_tl.
+
+Usage: python tests/serving_check.py VERSION_DIR ARRAYS.npz
+
+ARRAYS.npz holds `images` (float32 [n, H, W, 3], integer values 0-255) and
+`reference` (the Keras model's probabilities for them). Prints one JSON
+report line; tests/test_export.py asserts on it.
+"""
+
+import sys
+
+# `import tensorflow` imports Keras eagerly when it is installed (inside a
+# try/except ImportError); a None entry makes any such import fail, so the
+# checks below run on TensorFlow alone. The entries are removed at the end to
+# show that no real keras / keras_tl module was loaded.
+_BLOCKED = ("keras", "keras_tl", "tf_keras")
+for _name in _BLOCKED:
+    sys.modules[_name] = None
+
+import json  # noqa: E402
+import os  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
+
+
+def signature_defs(path):
+    """{signature: {"inputs"|"outputs": {key: (dtype, shape)}}} from the
+    SignatureDefs in saved_model.pb, which is what TF Serving reads."""
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    (meta_graph,) = proto.meta_graphs
+    found = {}
+    for name, sig in meta_graph.signature_def.items():
+        if name.startswith("__"):  # TF's internal __saved_model_init_op
+            continue
+        found[name] = {
+            side: {
+                key: (
+                    tf.dtypes.as_dtype(info.dtype).name,
+                    [None if d.size == -1 else d.size for d in info.tensor_shape.dim],
+                )
+                for key, info in getattr(sig, side).items()
+            }
+            for side in ("inputs", "outputs")
+        }
+    return found
+
+
+def main(path, arrays_path):
+    arrays = np.load(arrays_path)
+    images, reference = arrays["images"], arrays["reference"]
+    loaded = tf.saved_model.load(path)
+    with open(os.path.join(path, "assets", "class_names.txt"), encoding="utf-8") as f:
+        class_names = f.read().splitlines()
+    expected_ids = np.argmax(reference, axis=-1)
+    expected_names = [class_names[i] for i in expected_ids]
+
+    pngs = tf.constant([tf.io.encode_png(image).numpy() for image in images.astype("uint8")])
+    # A JPEG twice the size: exercises decoding and resizing, not exactness.
+    big = tf.image.resize(images, [2 * images.shape[1], 2 * images.shape[2]])
+    jpegs = tf.constant([tf.io.encode_jpeg(tf.cast(i, tf.uint8)).numpy() for i in big])
+    feeds = {
+        "serving_default": {"images": tf.constant(images)},
+        "serving_bytes": {"image_bytes": pngs},
+    }
+    outputs = {}
+    for name, feed in feeds.items():
+        out = loaded.signatures[name](**feed)
+        outputs[name] = {
+            "max_abs_diff": float(np.max(np.abs(out["probabilities"].numpy() - reference))),
+            "class_ids_match": bool(np.array_equal(out["class_ids"].numpy(), expected_ids)),
+            "class_names_match": [n.decode() for n in out["class_names"].numpy()]
+            == expected_names,
+        }
+    jpeg_out = loaded.signatures["serving_bytes"](image_bytes=jpegs)["probabilities"]
+
+    for name in _BLOCKED:
+        del sys.modules[name]
+    report = {
+        "signatures": signature_defs(path),
+        "outputs": outputs,
+        "jpeg_probabilities_shape": list(jpeg_out.shape),
+        "class_names": class_names,
+        "keras_in_sys_modules": "keras" in sys.modules,
+        "keras_tl_in_sys_modules": "keras_tl" in sys.modules,
+        "keras_modules_loaded": sorted(
+            m for m in sys.modules if m.split(".")[0] in _BLOCKED
+        ),
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
