@@ -48,3 +48,34 @@ def test_stratified_split_is_seeded_and_keeps_proportions():
     again_train, again_val = stratified_split(labels, 0.2, seed=1)
     np.testing.assert_array_equal(val, again_val)
     assert not np.array_equal(val, stratified_split(labels, 0.2, seed=2)[1])
+
+
+def test_tfds_name_read_from_a_local_data_dir(tmp_path):
+    import tensorflow_datasets as tfds
+
+    x, y, names = colour_arrays(per_class=3, size=8)
+
+    class KerasTlColours(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(8, 8, 3)),
+                "label": tfds.features.ClassLabel(names=names)}),
+                supervised_keys=("image", "label"))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples()}
+
+        def _generate_examples(self):
+            for i, (image, label) in enumerate(zip(x, y)):
+                yield i, {"image": image, "label": int(label)}
+
+    KerasTlColours(data_dir=str(tmp_path)).download_and_prepare()
+    images, labels, classes = load_image_data(
+        "tfds:keras_tl_colours", (8, 8), data_dir=str(tmp_path))
+    assert classes == names
+    assert sorted(labels.tolist()) == sorted(y.tolist())
+    assert images.shape == (9, 8, 8, 3)
+    with pytest.raises(ValueError, match="Could not load TFDS dataset 'no_such_set'"):
+        load_image_data("tfds:no_such_set", (8, 8), data_dir=str(tmp_path))
