@@ -268,8 +268,6 @@ def _zip_file(path, payload):
 @pytest.mark.parametrize("writer", [_legacy_file, _zip_file], ids=["legacy", "zip"])
 def test_pickle_running_a_command_is_refused(tmp_path, writer):
     marker = tmp_path / "pwned"
-    # sanity: the payload does run the command under a plain unpickler
-    # (not executed here); the restricted one must refuse it.
     path = writer(tmp_path / "evil.pth", _command_pickle(marker))
     with pytest.raises(UnsafeCheckpointError, match=r"refuses global 'os\.system'"):
         load_torch_state_dict(path)
@@ -357,6 +355,25 @@ def test_backbone_spec_and_cache(weights_cache):
     second = load_backbone("efficientnet_lite0", image_size=96)
     print(f"first load {first_s:.2f}s, cached load {time.perf_counter() - start:.2f}s")
     for a, b in zip(first.model.weights, second.model.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@needs_torch
+@_needs("mobilenet_v2_torch")
+def test_user_checkpoint_path_in_zip_format(tmp_path):
+    """A .pth path given to load_backbone, here re-saved by torch in the zip
+    format, gives the same backbone as the packaged weights."""
+    import torch
+
+    from keras_tl.backbones import load_backbone
+
+    sd = torch.load(torch_mobilenet_v2.CHECKPOINT.path(), map_location="cpu", weights_only=True)
+    path = tmp_path / "my_mobilenet_v2.pth"
+    torch.save(sd, path)
+    assert zipfile.is_zipfile(path)
+    mine = load_backbone("mobilenet_v2_torch", weights=str(path), image_size=64).model
+    packaged = load_backbone("mobilenet_v2_torch", image_size=64).model
+    for a, b in zip(mine.weights, packaged.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 

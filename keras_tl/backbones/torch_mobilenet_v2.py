@@ -46,33 +46,38 @@ def _bn(x, name):
     return keras.layers.BatchNormalization(epsilon=_EPSILON, momentum=_MOMENTUM, name=name)(x)
 
 
-def _features(x):
+def _features(x, pretrained):
     import keras
 
+    # Weights about to be overwritten need no random init (slow under JAX).
+    init = "zeros" if pretrained else "glorot_uniform"
     layers = keras.layers
     x = layers.ZeroPadding2D(1, name="Conv1_pad")(x)
-    x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False, name="Conv1")(x)
+    x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False,
+                      kernel_initializer=init, name="Conv1")(x)
     x = _bn(x, "bn_Conv1")
     x = layers.ReLU(6.0, name="Conv1_relu")(x)
     for index, t, c_in, c_out, stride in _blocks():
         prefix = f"block_{index}_"
         inputs = x
         if t != 1:
-            x = layers.Conv2D(c_in * t, 1, use_bias=False, name=prefix + "expand")(x)
+            x = layers.Conv2D(c_in * t, 1, use_bias=False, kernel_initializer=init,
+                              name=prefix + "expand")(x)
             x = _bn(x, prefix + "expand_BN")
             x = layers.ReLU(6.0, name=prefix + "expand_relu")(x)
         if stride == 2:
             x = layers.ZeroPadding2D(1, name=prefix + "pad")(x)
         x = layers.DepthwiseConv2D(3, strides=stride, use_bias=False,
                                    padding="valid" if stride == 2 else "same",
-                                   name=prefix + "depthwise")(x)
+                                   depthwise_initializer=init, name=prefix + "depthwise")(x)
         x = _bn(x, prefix + "depthwise_BN")
         x = layers.ReLU(6.0, name=prefix + "depthwise_relu")(x)
-        x = layers.Conv2D(c_out, 1, use_bias=False, name=prefix + "project")(x)
+        x = layers.Conv2D(c_out, 1, use_bias=False, kernel_initializer=init,
+                          name=prefix + "project")(x)
         x = _bn(x, prefix + "project_BN")
         if stride == 1 and c_in == c_out:
             x = layers.Add(name=prefix + "add")([inputs, x])
-    x = layers.Conv2D(1280, 1, use_bias=False, name="Conv_1")(x)
+    x = layers.Conv2D(1280, 1, use_bias=False, kernel_initializer=init, name="Conv_1")(x)
     x = _bn(x, "Conv_1_bn")
     return layers.ReLU(6.0, name="out_relu")(x)
 
@@ -110,7 +115,7 @@ def build_backbone(weights="imagenet", input_shape=(224, 224, 3)):
     import keras
 
     inputs = keras.Input(input_shape or (224, 224, 3), name="input_layer")
-    model = keras.Model(inputs, _features(inputs), name=NAME)
+    model = keras.Model(inputs, _features(inputs, weights is not None), name=NAME)
     if weights is not None:
         ckpts.load_torch_weights(model, weights, CHECKPOINT, _mapping(False),
                                  skip=[r"^classifier\."], tag=f"{NAME}_notop")
@@ -134,9 +139,10 @@ def build_classifier(weights="imagenet", input_shape=(224, 224, 3),
 
     inputs = keras.Input(input_shape or (224, 224, 3), name="input_layer")
     x = PREPROCESSING.layer()(inputs)
-    x = _features(x)
+    x = _features(x, weights is not None)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = keras.layers.Dense(1000, activation=classifier_activation, name="predictions")(x)
+    x = keras.layers.Dense(1000, activation=classifier_activation, name="predictions",
+                           kernel_initializer="zeros" if weights is not None else "glorot_uniform")(x)
     model = keras.Model(inputs, x, name=f"{NAME}_imagenet")
     if weights is not None:
         ckpts.load_torch_weights(model, weights, CHECKPOINT, _mapping(True),
