@@ -398,3 +398,12 @@ def test_mobilenet_v2_torch_block_names_and_padding():
     assert model.output.shape == (None, 4, 4, 1280)  # PyTorch: 97->49->25->13->7->4
     blocks = {block_name(layer.name) for layer in model.layers} - {None}
     assert blocks == {f"block_{i}" for i in range(17)}
+
+
+@pytest.mark.core
+def test_random_init_differs_between_same_shaped_layers():
+    model = efficientnet_lite.build_backbone("efficientnet_lite0", weights=None,
+                                             input_shape=(64, 64, 3))
+    a, b = (np.asarray(model.get_layer(n).kernel) for n in ("block4b_project_conv",
+                                                             "block4c_project_conv"))
+    assert a.shape == b.shape and not np.allclose(a, b)

@@ -88,18 +88,18 @@ def _block(x, name, filters_in, filters_out, kernel_size, strides, expand_ratio,
     filters = filters_in * expand_ratio
     if expand_ratio != 1:
         x = layers.Conv2D(filters, 1, padding="same", use_bias=False,
-                          kernel_initializer=init, name=name + "expand_conv")(x)
+                          kernel_initializer=init(), name=name + "expand_conv")(x)
         x = layers.BatchNormalization(epsilon=1e-3, name=name + "expand_bn")(x)
         x = layers.Activation("relu6", name=name + "expand_activation")(x)
     if strides == 2:
         x = layers.ZeroPadding2D(_correct_pad(x, kernel_size), name=name + "dwconv_pad")(x)
     x = layers.DepthwiseConv2D(kernel_size, strides=strides, use_bias=False,
                                padding="valid" if strides == 2 else "same",
-                               depthwise_initializer=init, name=name + "dwconv")(x)
+                               depthwise_initializer=init(), name=name + "dwconv")(x)
     x = layers.BatchNormalization(epsilon=1e-3, name=name + "bn")(x)
     x = layers.Activation("relu6", name=name + "activation")(x)
     x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False,
-                      kernel_initializer=init, name=name + "project_conv")(x)
+                      kernel_initializer=init(), name=name + "project_conv")(x)
     x = layers.BatchNormalization(epsilon=1e-3, name=name + "project_bn")(x)
     if strides == 1 and filters_in == filters_out:
         x = layers.add([x, inputs], name=name + "add")
@@ -109,19 +109,24 @@ def _block(x, name, filters_in, filters_out, kernel_size, strides, expand_ratio,
 def _features(x, variant, pretrained):
     import keras
 
-    # Weights about to be overwritten need no random init (slow under JAX).
-    init = "zeros" if pretrained else keras.initializers.VarianceScaling(
-        2.0, mode="fan_out", distribution="truncated_normal")
+    def init():
+        # Weights about to be overwritten need no random init (slow under JAX);
+        # a fresh initializer per layer, or same-shaped kernels come out equal.
+        if pretrained:
+            return "zeros"
+        return keras.initializers.VarianceScaling(2.0, mode="fan_out",
+                                                  distribution="truncated_normal")
+
     layers = keras.layers
     x = layers.ZeroPadding2D(_correct_pad(x, 3), name="stem_conv_pad")(x)
     x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False,
-                      kernel_initializer=init, name="stem_conv")(x)
+                      kernel_initializer=init(), name="stem_conv")(x)
     x = layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x)
     x = layers.Activation("relu6", name="stem_activation")(x)
     for name, _, kwargs in _blocks(variant):
         x = _block(x, name, init=init, **kwargs)
     x = layers.Conv2D(1280, 1, padding="same", use_bias=False,
-                      kernel_initializer=init, name="top_conv")(x)
+                      kernel_initializer=init(), name="top_conv")(x)
     x = layers.BatchNormalization(epsilon=1e-3, name="top_bn")(x)
     return layers.Activation("relu6", name="top_activation")(x)
 
