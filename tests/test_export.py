@@ -134,6 +134,15 @@ def test_layout_and_metadata(exported):
     assert set(meta["signatures"]) == {"serving_default", "serving_bytes"}
 
 
+def test_result_is_json_and_package_is_callable(exported):
+    import keras_tl
+    import keras_tl.export
+
+    assert json.loads(json.dumps(exported))["files"]["onnx"] == exported.files["onnx"]
+    assert callable(keras_tl.export) and keras_tl.export.predict_top
+    assert isinstance(keras_tl.export.ExportResult("p", 1, {}, {}, {}), dict)
+
+
 def test_verification_numbers(exported, record_property):
     v = exported.verification
     assert v["saved_model_serving_default"]["max_abs_diff"] <= 1e-5

@@ -19,8 +19,9 @@ TF Serving ignores the extra files inside a version folder. Every version
 holds a SavedModel, so the folder can always be served as it is.
 """
 
-import dataclasses
 import os
+import sys
+import types
 
 import numpy as np
 
@@ -35,18 +36,18 @@ class ExportVerificationError(RuntimeError):
     """An exported format disagrees with the Keras model beyond tolerance."""
 
 
-@dataclasses.dataclass
-class ExportResult:
+class ExportResult(dict):
     """What `export` wrote and how well each format matched the Keras model.
 
-    Attributes:
-        path: the version folder (`saved_models/NAME/<version>`), which is
-            also the SavedModel's folder.
-        version: the version number.
-        files: `{"saved_model", "onnx", "litert_float32", "litert_int8",
-            "metadata"}` -> path, for the formats written.
-        verification: max abs differences, argmax agreements, file sizes.
-        metadata: the content of `keras_tl.json`.
+    A dict (so `json.dumps(result)` works) whose keys are also attributes:
+
+    - `path`: the version folder (`saved_models/NAME/<version>`), which is
+      also the SavedModel's folder.
+    - `version`: the version number.
+    - `files`: `{"saved_model", "onnx", "litert_float32", "litert_int8",
+      "metadata"}` -> path, for the formats written.
+    - `verification`: max abs differences, argmax agreements, file sizes.
+    - `metadata`: the content of `keras_tl.json`.
 
     Example:
     >>> result = export(model, "saved_models/flowers", class_names=names)
@@ -54,19 +55,23 @@ class ExportResult:
     (1, 'saved_models/flowers/1/model.onnx')
     """
 
-    path: str
-    version: int
-    files: dict
-    verification: dict
-    metadata: dict
+    def __init__(self, path, version, files, verification, metadata):
+        super().__init__(path=path, version=version, files=files,
+                         verification=verification, metadata=metadata)
+
+    path = property(lambda self: self["path"])
+    version = property(lambda self: self["version"])
+    files = property(lambda self: self["files"])
+    verification = property(lambda self: self["verification"])
+    metadata = property(lambda self: self["metadata"])
 
     def to_dict(self):
-        """A JSON-ready dict of the result.
+        """A plain dict copy of the result.
 
         Example:
         >>> json.dumps(result.to_dict())
         """
-        return dataclasses.asdict(self)
+        return dict(self)
 
     def summary(self):
         """A few human-readable lines: where each format went, how it matched.
@@ -164,6 +169,7 @@ def export(model_or_result, path, formats=FORMATS, class_names=None, metadata=No
         meta["signatures"] = _signature_contract(len(class_names), image_size)
         meta["verification"] = verification
         meta["files"] = {k: os.path.relpath(v, stage.path) for k, v in files.items()}
+        meta = metadata_lib.json_ready(meta)
         files["metadata"] = metadata_lib.write_metadata(stage.path, meta)
 
     final = {k: os.path.join(stage.final_path, os.path.relpath(v, stage.path))
@@ -206,7 +212,8 @@ def _is_text(obj):
     except ImportError:
         return False
     task = getattr(obj, "task", None)
-    candidates = (obj, getattr(obj, "inference_model", None), getattr(task, "inference_model", None))
+    candidates = (obj, getattr(obj, "inference_model", None),
+                  getattr(task, "inference_model", None))
     return any(isinstance(c, TextClassifierPipeline) for c in candidates)
 
 
@@ -315,7 +322,8 @@ def _signature_contract(num_classes, image_size):
     }
     return {
         saved_model.DEFAULT_SIGNATURE: {
-            "inputs": {saved_model.IMAGES_KEY: {"dtype": "float32", "shape": [None, height, width, 3]}},
+            "inputs": {saved_model.IMAGES_KEY: {"dtype": "float32",
+                                                "shape": [None, height, width, 3]}},
             "outputs": outputs,
         },
         saved_model.BYTES_SIGNATURE: {
@@ -335,3 +343,14 @@ def _flat(value, prefix=""):
 
 def _short(value):
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+class _CallableModule(types.ModuleType):
+    """`keras_tl.export(...)` calls `export(...)` while `keras_tl.export`
+    stays this package (so `keras_tl.export.predict_top` keeps working)."""
+
+    def __call__(self, *args, **kwargs):
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

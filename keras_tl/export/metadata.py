@@ -118,6 +118,16 @@ def read_metadata(path):
         return json.load(f)
 
 
+def json_ready(value):
+    """`value` through JSON and back: plain dicts, lists, str, numbers, None.
+
+    Example:
+    >>> json_ready({"size": (224, 224), "x": np.float32(0.5)})
+    {'size': [224, 224], 'x': 0.5}
+    """
+    return json.loads(json.dumps(value, default=_jsonable))
+
+
 def _jsonable(value):
     """json.dump fallback: NumPy scalars and arrays, tuples, paths, the rest as str."""
     if hasattr(value, "tolist"):

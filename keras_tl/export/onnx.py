@@ -57,7 +57,8 @@ def finalize_onnx(path, class_names, properties=None):
     _rename(graph, inputs[0].name, INPUT_NAME)
     _rename(graph, graph.output[0].name, OUTPUT_NAME)
     props = {"class_names": json.dumps(list(class_names))}
-    props.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (properties or {}).items()})
+    for key, value in (properties or {}).items():
+        props[key] = value if isinstance(value, str) else json.dumps(value)
     onnx.helper.set_model_props(proto, props)
     onnx.checker.check_model(proto)
     onnx.save(proto, path)
