@@ -24,3 +24,4 @@ from keras_tl.freezing import (
 from keras_tl.training.stages import Stage, default_stages, gradual_stages
 from keras_tl.api import finetune
 from keras_tl.result import FinetuneResult
+from keras_tl.weights import UnsafeCheckpointError, decode_imagenet, imagenet_classifier, load_torch_state_dict

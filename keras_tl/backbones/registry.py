@@ -88,7 +88,8 @@ def load_backbone(backbone, weights="default", image_size=None):
 
     Args:
         backbone: a registry name, a keras_hub preset (local folder or
-            remote handle), or a `keras.Model` whose input is an image.
+            remote handle), a `keras.Model` whose input is an image, or a
+            `LoadedBackbone` (returned as it is).
         weights: `"default"` (the spec's own, `"imagenet"` for
             keras.applications), `"imagenet"`, `None` (random init) or the
             path of a weights file.
@@ -101,6 +102,8 @@ def load_backbone(backbone, weights="default", image_size=None):
     """
     import keras
 
+    if isinstance(backbone, LoadedBackbone):  # already built, maybe customised
+        return backbone
     if isinstance(backbone, keras.Model):
         return _from_user_model(backbone, image_size)
     if not isinstance(backbone, str):
