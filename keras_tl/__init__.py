@@ -25,3 +25,5 @@ from keras_tl.training.stages import Stage, default_stages, gradual_stages
 from keras_tl.api import finetune
 from keras_tl.result import FinetuneResult
 from keras_tl.weights import UnsafeCheckpointError, decode_imagenet, imagenet_classifier, load_torch_state_dict
+from keras_tl import export  # callable: keras_tl.export(result, path)
+from keras_tl.export import ExportResult, predict_top

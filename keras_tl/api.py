@@ -5,7 +5,7 @@ import json
 import os
 
 from keras_tl.result import FinetuneResult
-from keras_tl.training.stages import Stage, default_stages
+from keras_tl.training.stages import default_stages
 
 DEFAULT_IMAGE_BACKBONE = "efficientnet_lite0"
 

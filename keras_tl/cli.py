@@ -78,7 +78,7 @@ def build_parser():
 
 
 def _stages(args, text):
-    from keras_tl.training.stages import Stage, default_stages, gradual_stages
+    from keras_tl.training.stages import default_stages, gradual_stages
 
     unfreeze = _int_or_str(args.unfreeze)
     if text:
@@ -170,9 +170,11 @@ def main(argv=None):
         print("\n".join(keras_tl.list_backbones(args.modality)))
         return 0
     handler = {"finetune": _finetune, "export": _export, "predict": _predict}[args.command]
+    from keras_tl.export import ExportVerificationError
+
     try:
         return handler(args)
-    except (ValueError, OSError, TypeError) as error:
+    except (ValueError, OSError, TypeError, ExportVerificationError) as error:
         print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -4,7 +4,6 @@ import logging
 import os
 
 import keras
-import numpy as np
 
 from keras_tl.training.checkpoint import RunState
 from keras_tl.training.schedules import stage_learning_rate
@@ -22,7 +21,8 @@ class _EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+        rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        logs["learning_rate"] = float(rate)  # convert_to_numpy: works on GPU tensors too
         history = self.state.histories.setdefault(self.stage_name, {})
         for key, value in logs.items():
             history.setdefault(key, []).append(float(value))
@@ -102,8 +102,6 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
 
 
 def _steps_per_epoch(dataset):
-    import tensorflow as tf
-
     steps = int(dataset.cardinality())
     if steps < 0:  # unknown or infinite
         steps = sum(1 for _ in dataset)
