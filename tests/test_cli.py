@@ -50,3 +50,30 @@ def test_gradual_option_builds_progressive_stages():
     assert [s.unfreeze for s in stages] == [None, 10, "block5", "all"]
     rates = [s.learning_rate for s in stages]
     assert rates == sorted(rates, reverse=True)
+
+
+def test_export_then_predict_commands(image_folder, tmp_path, capsys):
+    import os
+
+    import keras_tl
+    from tests.helpers import tiny_backbone
+
+    run = tmp_path / "run"
+    result = keras_tl.finetune(image_folder, backbone=tiny_backbone(size=20), verbose=0,
+                               stages=[keras_tl.Stage("head", epochs=1)],
+                               output_dir=str(run), batch_size=8)
+    root = tmp_path / "exports"
+    assert cli.main(["export", str(run), "--name", "colours", "--root", str(root),
+                     "--formats", "saved_model,onnx"]) == 0
+    assert (root / "colours" / "1" / "saved_model.pb").exists()
+    assert (root / "colours" / "1" / "model.onnx").exists()
+    capsys.readouterr()
+    image = os.path.join(image_folder, "green", sorted(os.listdir(os.path.join(image_folder, "green")))[0])
+    assert cli.main(["predict", str(root / "colours"), image, "--top", "2"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    expected = result.predict(keras_tl.data.images.read_image(image, (20, 20))[None], top=2)[0]
+    assert line.startswith(image) and f"{expected[0][0]} {expected[0][1]:.3f}" in line
+    # exporting again makes version 2 and never touches version 1
+    assert cli.main(["export", str(run), "--name", "colours", "--root", str(root),
+                     "--formats", "saved_model"]) == 0
+    assert sorted(os.listdir(root / "colours")) == ["1", "2"]
