@@ -97,6 +97,7 @@ def test_non_utf8_files_are_named(tmp_path):
         f.write("Très bon café".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1\.txt is not UTF-8"):
         load_texts(folder)
+    assert "Très bon café" in load_texts(folder, fallback_encoding="latin-1").texts
     csv_path = tmp_path / "latin1.csv"
     csv_path.write_bytes("text,label\nTrès bon,pos\nmauvais,neg\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1\.csv is not UTF-8"):
@@ -110,3 +111,21 @@ def test_empty_txt_file_and_missing_path(tmp_path):
         load_texts(folder)
     with pytest.raises(FileNotFoundError):
         load_texts(str(tmp_path / "nope.csv"))
+
+
+def test_shipped_text_datasets():
+    from keras_tl.datasets.text_datasets import (
+        load_amazon_fine_foods,
+        load_bbc_news,
+        majority_accuracy,
+    )
+
+    (x, y), (x_test, y_test), names = load_amazon_fine_foods()
+    assert (len(x), len(x_test), names) == (4000, 1000, ["great", "other"])
+    assert majority_accuracy(y, y_test) == pytest.approx(0.658)
+    assert not any("<br />" in t for t in x[:200])
+    (x, y), (x_test, y_test), names = load_amazon_fine_foods(max_train=100, max_test=50)
+    assert (len(x), len(x_test)) == (100, 50)
+    (x, y), (x_test, y_test), names = load_bbc_news(max_train=50)
+    assert names == ["business", "entertainment", "politics", "sports", "tech"]
+    assert len(x) == 50 and len(x_test) == 444 and set(y_test.tolist()) == set(range(5))

@@ -7,6 +7,7 @@ and the class names. Splits are seeded and stratified (shared with images).
 import csv
 import dataclasses
 import gzip
+import logging
 import os
 from typing import List
 
@@ -15,6 +16,7 @@ import numpy as np
 from keras_tl.data.splits import check_labels, stratified_split
 
 CSV_EXTENSIONS = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+logger = logging.getLogger("keras_tl")
 
 
 @dataclasses.dataclass
@@ -80,7 +82,7 @@ def _folder_has_txt(path):
 
 
 def load_texts(data, text_column="text", label_column="label", class_names=None,
-               min_classes=2):
+               min_classes=2, fallback_encoding=None):
     """Reads text data in any supported form into a `TextData`.
 
     Args:
@@ -91,6 +93,8 @@ def load_texts(data, text_column="text", label_column="label", class_names=None,
         class_names: names for integer labels, or the class order for string
             labels (e.g. the training classes when reading test data).
         min_classes: distinct classes required (1 for validation/test data).
+        fallback_encoding: for .txt files that are not UTF-8, decode them
+            with this encoding (e.g. `"latin-1"`) instead of raising.
 
     Example:
     >>> data = load_texts("reviews.csv", text_column="review", label_column="score")
@@ -100,7 +104,7 @@ def load_texts(data, text_column="text", label_column="label", class_names=None,
         if not os.path.exists(path):
             raise FileNotFoundError(f"Text data not found: {path}")
         if os.path.isdir(path):
-            texts, labels, folders = read_text_folder(path)
+            texts, labels, folders = read_text_folder(path, fallback_encoding)
             class_names = class_names or folders
         else:
             texts, labels = read_text_csv(path, text_column, label_column)
@@ -168,9 +172,10 @@ def read_text_csv(path, text_column="text", label_column="label"):
     return texts, labels
 
 
-def read_text_folder(path):
+def read_text_folder(path, fallback_encoding=None):
     """`(texts, labels, class_names)` from a folder with one sub-folder of
-    UTF-8 `.txt` files per class; labels are the sub-folder names.
+    UTF-8 `.txt` files per class; labels are the sub-folder names. Files
+    that are not UTF-8 raise, or are decoded with `fallback_encoding`.
 
     Example:
     >>> texts, labels, names = read_text_folder("bbc/")
@@ -191,17 +196,20 @@ def read_text_folder(path):
         if not files:
             raise ValueError(f"Class folder {folder} holds no .txt files.")
         for file in files:
-            texts.append(_read_txt(os.path.join(folder, file)))
+            texts.append(_read_txt(os.path.join(folder, file), fallback_encoding))
             labels.append(name)
     return texts, labels, classes
 
 
-def _read_txt(file):
+def _read_txt(file, fallback_encoding=None):
     with open(file, "rb") as f:
         raw = f.read()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
+        if fallback_encoding:
+            logger.warning("%s is not UTF-8; read as %s.", file, fallback_encoding)
+            return raw.decode(fallback_encoding).strip()
         raise ValueError(
             f"{file} is not UTF-8 text ({error.reason} at byte {error.start}); "
             "re-save it as UTF-8."
