@@ -53,7 +53,8 @@ def test_task_tokenizes_and_splits(task):
     assert (task.info["num_train"], task.info["num_validation"]) == (20, 4)
     features, labels = next(iter(task.train))
     assert sorted(features) == ["padding_mask", "segment_ids", "token_ids"]
-    assert features["token_ids"].shape == (8, 16) and labels.dtype.name == "int32"
+    assert features["token_ids"].shape[1] in (4, 8, 12, 16) and labels.dtype.name == "int32"
+    assert sum(int(y.shape[0]) for _, y in task.train) == 20
     assert task.model.get_layer("probabilities").units == 2
 
 

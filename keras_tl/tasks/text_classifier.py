@@ -16,16 +16,18 @@ _EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding
                      "embeddings_layer_norm", "embeddings")
 
 
-def default_text_stages(head_epochs=2, finetune_epochs=3, head_learning_rate=1e-3,
+def default_text_stages(head_epochs=2, finetune_epochs=3, head_learning_rate=1e-2,
                         finetune_learning_rate=3e-5, unfreeze="all", lora_rank=None):
-    """Head warm-up with the encoder frozen, then fine-tuning at a low rate
+    """Head warm-up with the encoder frozen (Adam at 1e-2: a linear head on
+    frozen features needs a high rate to converge in few steps), then
+    fine-tuning at a low rate
     (3e-5) with 10% warm-up and cosine decay: all transformer layers
     (embeddings stay frozen), the top N (`unfreeze=N`), or LoRA adapters
     (`lora_rank=R`).
 
     Example:
     >>> [(s.name, s.learning_rate) for s in default_text_stages()]
-    [('head', 0.001), ('finetune', 3e-05)]
+    [('head', 0.01), ('finetune', 3e-05)]
     """
     return [
         Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=head_learning_rate),
@@ -39,8 +41,8 @@ def build_text_classifier(encoder, num_classes, dropout=0.1, pooling="mean",
                           name="text_classifier"):
     """Puts a classification head on a loaded text encoder.
 
-    Inputs are the encoder's int32 arrays of length `sequence_length`; the
-    output is softmax `"probabilities"`.
+    Inputs are the encoder's int32 arrays `[batch, length]` (length up to
+    `sequence_length`); the output is softmax `"probabilities"`.
 
     Args:
         encoder: a `keras_tl.backbones.text_encoders.LoadedTextEncoder`.
@@ -58,10 +60,8 @@ def build_text_classifier(encoder, num_classes, dropout=0.1, pooling="mean",
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
     backbone = encoder.backbone
-    inputs = {
-        key: keras.Input((encoder.sequence_length,), dtype="int32", name=key)
-        for key in encoder.input_names
-    }
+    # any length up to sequence_length: batches are cut to their longest text
+    inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in encoder.input_names}
     features = backbone(inputs)
     if pooling == "pooled":
         if "pooled_output" not in features:
@@ -189,9 +189,19 @@ class TextClassifierPipeline(keras.Model):
         >>> pipeline.predict(["tasty", "awful"]).shape
         (2, 2)
         """
+        import numpy as np
+
+        from keras_tl.data.text import length_batches
+
         if not isinstance(x, dict):
             x = self.tokenize(x)
-        return self.classifier.predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
+        outputs = None
+        for idx, batch in length_batches(x, batch_size):
+            part = np.asarray(self.classifier.predict_on_batch(batch))
+            if outputs is None:
+                outputs = np.zeros((len(x["padding_mask"]),) + part.shape[1:], part.dtype)
+            outputs[idx] = part
+        return outputs
 
     def classify(self, texts, batch_size=32):
         """The predicted class name of each text.
@@ -344,14 +354,18 @@ def embed_texts(encoder, texts, batch_size=64):
 
     from keras_tl.backbones.text_encoders import tokenize
 
-    inputs = {key: keras.Input((encoder.sequence_length,), dtype="int32", name=key)
-              for key in encoder.input_names}
+    from keras_tl.data.text import length_batches
+
+    inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in encoder.input_names}
     features = encoder.backbone(inputs)
     sequence = features["sequence_output"] if isinstance(features, dict) else features
     pooled = keras.layers.GlobalAveragePooling1D()(sequence, mask=inputs["padding_mask"])
     embedder = keras.Model(inputs, pooled)
     arrays = tokenize(encoder, list(texts))
-    return np.asarray(embedder.predict(arrays, batch_size=batch_size, verbose=0), "float32")
+    out = np.zeros((len(texts), pooled.shape[-1]), "float32")
+    for idx, batch in length_batches(arrays, batch_size):
+        out[idx] = np.asarray(embedder.predict_on_batch(batch))
+    return out
 
 
 def linear_probe(train_features, train_labels, test_features, test_labels, C=1.0):
