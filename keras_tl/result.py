@@ -46,14 +46,22 @@ class FinetuneResult:
         return task_model if task_model is not None else self.model
 
     def predict(self, inputs, top=3):
-        """Top classes for a batch of RGB 0-255 images (or texts).
+        """Top classes for a batch of images (or texts, for a text model).
+
+        Images may be in any form the training data could take: a list of
+        file paths, or an array of grayscale or RGB images of any size,
+        pixels in [0, 255].
 
         Example:
-        >>> result.predict(np.zeros((1, 224, 224, 3)), top=1)
+        >>> result.predict(np.zeros((1, 28, 28)), top=1)
         [[('daisy', 0.41)]]
         """
         import numpy as np
 
+        if self.info.get("modality", "image") == "image":
+            from keras_tl.data.images import prepare_images
+
+            inputs = prepare_images(inputs, tuple(self.info["input_size"])).astype("float32")
         probabilities = np.asarray(self.inference_model.predict(inputs, verbose=0))
         order = np.argsort(-probabilities, axis=1)[:, :top]
         return [

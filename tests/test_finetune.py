@@ -179,3 +179,22 @@ def test_run_folder_holds_model_metrics_and_plots(tmp_path):
                                result.model.predict(x[:4], verbose=0), atol=1e-6)
     top = result.predict(x[:1], top=2)[0]
     assert len(top) == 2 and top[0][0] in names
+
+
+def test_predict_takes_images_as_the_training_data_could_be(tmp_path, image_folder):
+    import os
+
+    result = keras_tl.finetune(image_folder, backbone=tiny_backbone(size=20), verbose=0,
+                               stages=[keras_tl.Stage("head", epochs=1)],
+                               output_dir=str(tmp_path / "run"), batch_size=8)
+    folder = os.path.join(image_folder, "red")
+    paths = [os.path.join(folder, f) for f in sorted(os.listdir(folder))[:2]]
+    from keras_tl.data.images import read_image
+
+    pixels = np.stack([read_image(p, (20, 20)) for p in paths])
+    from_paths = result.predict(paths, top=3)
+    from_arrays = result.predict(pixels, top=3)
+    assert from_paths == from_arrays
+    big_gray = np.repeat(np.repeat(pixels[..., 0], 2, axis=1), 2, axis=2)  # [2, 40, 40]
+    rows = result.predict(big_gray, top=3)  # grayscale, another size: converted, not refused
+    assert len(rows) == 2 and all(sum(p for _, p in row) == pytest.approx(1, abs=1e-4) for row in rows)

@@ -108,20 +108,35 @@ def read_image(path, image_size=None):
 def prepare_arrays(images, labels, image_size, class_names=None, min_classes=2):
     """Validates and converts `(images, labels)` arrays.
 
-    Images may be `[N, H, W]` or `[N, H, W, 1]` (grayscale, made RGB) or
-    `[N, H, W, 3]`, any numeric dtype in [0, 255]; labels ints or strings.
-    Returns `(uint8 images resized to image_size, int32 labels, class_names)`.
+    Images as for `prepare_images`; labels ints or strings. Returns
+    `(uint8 images resized to image_size, int32 labels, class_names)`.
 
     Example:
     >>> x, y, names = prepare_arrays(x_train, y_train, (96, 96))
     """
-    images = np.asarray(images)
     labels, class_names = check_labels(labels, class_names, min_classes)
     if len(images) != len(labels):
         raise ValueError(
             f"Got {len(images)} images but {len(labels)} labels; they must be "
             "the same length, one label per image."
         )
+    return prepare_images(images, image_size), labels, class_names
+
+
+def prepare_images(images, image_size):
+    """Any batch of images as the model takes them: uint8 RGB at `image_size`.
+
+    `images` may be `[N, H, W]` or `[N, H, W, 1]` (grayscale, made RGB),
+    `[N, H, W, 3]` or `[N, H, W, 4]` (alpha dropped), any numeric dtype in
+    [0, 255], or a list of image file paths.
+
+    Example:
+    >>> prepare_images(np.zeros((2, 28, 28)), (96, 96)).shape
+    (2, 96, 96, 3)
+    """
+    if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike)):
+        return np.stack([read_image(path, image_size) for path in images])
+    images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
@@ -137,7 +152,7 @@ def prepare_arrays(images, labels, image_size, class_names=None, min_classes=2):
         if images.size and images.max() <= 1.0:
             logger.warning("Image values are all <= 1; keras_tl expects pixels in [0, 255].")
         images = np.clip(images, 0, 255).round().astype("uint8")
-    return resize_images(images, image_size), labels, class_names
+    return resize_images(images, image_size)
 
 
 def resize_images(images, image_size):
