@@ -43,7 +43,13 @@ def get_backbone(model):
 
 
 def backbone_layers(model):
-    """The backbone's top-level layers that hold weights, input to output."""
+    """The backbone's top-level layers that hold weights, input to output:
+    what `unfreeze_backbone(model, layers=N)` counts from the top.
+
+    Example:
+    >>> [layer.name for layer in backbone_layers(model)][-2:]
+    ['Conv_1', 'Conv_1_bn']
+    """
     return [layer for layer in get_backbone(model).layers if layer.weights]
 
 

@@ -28,7 +28,6 @@ def _outputs(notebook):
     return "\n".join(text)
 
 
-@pytest.mark.slow
 def test_fashion_mnist_notebook(tmp_path, monkeypatch):
     notebook = execute("fashion_mnist_demo.ipynb", tmp_path, monkeypatch)
     text = _outputs(notebook)

@@ -75,7 +75,14 @@ def get_backbone_spec(name):
 
 @dataclasses.dataclass
 class LoadedBackbone:
-    """A built backbone with what is needed to put a head on it."""
+    """A built backbone with what is needed to put a head on it: the Keras
+    model, its spec (preprocessing...), the input size and the weights used.
+
+    Example:
+    >>> loaded = load_backbone("resnet50", weights=None, image_size=64)
+    >>> loaded.input_size, loaded.spec.preprocessing.channel_order
+    ((64, 64), 'bgr')
+    """
 
     model: object
     spec: BackboneSpec

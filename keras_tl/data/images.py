@@ -80,7 +80,8 @@ def load_image_folder(path, image_size, skip_corrupt=False):
 
 
 def read_image(path, image_size=None):
-    """Decodes an image file to uint8 RGB, resized to `(height, width)`.
+    """Decodes an image file to uint8 RGB (EXIF rotation applied), resized to
+    `(height, width)`.
 
     Raises a `ValueError` naming the file when it is not a readable image.
 
@@ -88,11 +89,11 @@ def read_image(path, image_size=None):
     >>> read_image("cat.jpg", (224, 224)).shape
     (224, 224, 3)
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
+            image = ImageOps.exif_transpose(image).convert("RGB")  # camera rotation
             if image_size is not None:
                 height, width = image_size
                 if image.size != (width, height):

@@ -50,17 +50,9 @@ def load_images(paths, image_size):
     >>> load_images(["rose.jpg"], (224, 224)).shape
     (1, 224, 224, 3)
     """
-    from PIL import Image, ImageOps
+    from keras_tl.data.images import prepare_images
 
-    height, width = image_size
-    images = []
-    for path in paths:
-        with Image.open(path) as picture:
-            picture = ImageOps.exif_transpose(picture).convert("RGB")
-            if picture.size != (width, height):
-                picture = picture.resize((width, height), Image.BILINEAR)
-            images.append(np.asarray(picture, dtype="float32"))
-    return np.stack(images)
+    return prepare_images(list(paths), image_size).astype("float32")
 
 
 def load_predictor(export_path):
@@ -98,7 +90,13 @@ def _saved_model_dir(path):
 
 class Predictor:
     """Runs one exported format. Attributes: `format`, `path`, `image_size`
-    (height, width), `class_names`; `predict(images)` returns probabilities."""
+    (height, width), `class_names`; `predict(images)` returns probabilities.
+
+    Example:
+    >>> predictor = load_predictor("saved_models/flowers/1/model.onnx")
+    >>> predictor.predict(np.zeros((1, *predictor.image_size, 3))).shape
+    (1, 5)
+    """
 
     format = None
 
