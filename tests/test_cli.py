@@ -77,3 +77,20 @@ def test_export_then_predict_commands(image_folder, tmp_path, capsys):
     assert cli.main(["export", str(run), "--name", "colours", "--root", str(root),
                      "--formats", "saved_model"]) == 0
     assert sorted(os.listdir(root / "colours")) == ["1", "2"]
+
+
+def test_finetune_export_option_writes_a_verified_version(image_folder, tmp_path):
+    import json
+
+    import keras_tl
+    from tests.helpers import tiny_backbone
+
+    result = keras_tl.finetune(image_folder, backbone=tiny_backbone(size=20), verbose=0,
+                               stages=[keras_tl.Stage("head", epochs=1)],
+                               output_dir=str(tmp_path / "run"), batch_size=8,
+                               export=str(tmp_path / "saved_models" / "colours"))
+    version = tmp_path / "saved_models" / "colours" / "1"
+    assert result.exports.path == str(version)
+    meta = json.loads((version / "keras_tl.json").read_text())
+    assert meta["class_names"] == ["blue", "green", "red"]
+    assert meta["verification"]["onnx"]["max_abs_diff"] <= 1e-4
