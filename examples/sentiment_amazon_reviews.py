@@ -5,8 +5,13 @@ fine-tuned all-MiniLM-L6-v2 (offline) with the frozen-encoder baseline
 (mean-pooled MiniLM embeddings + logistic regression) and the majority
 class, on the 1,000 test reviews.
 
-    python examples/sentiment_amazon_reviews.py                    # ~10 min on 2 CPU cores
+    python examples/sentiment_amazon_reviews.py                    # ~8 min on 2 CPU cores
     python examples/sentiment_amazon_reviews.py --max-train 200 --epochs 1 --max-test 200
+
+Default budget (2,000 of the 4,000 training reviews, stratified sample; 1 head
+epoch + 2 fine-tuning epochs; 128 tokens), measured on 2 CPU cores: two-stage
+fine-tuned 0.844, frozen baseline 0.754, majority class 0.658 on the 1,000
+test reviews; 466 s in all (fine-tuning 386 s, baseline 80 s).
 """
 
 import argparse
@@ -65,25 +70,26 @@ def compare(train, test, class_names, head_epochs=1, epochs=2, sequence_length=1
     return results, result
 
 
-def parse_args(argv=None, description=__doc__):
-    """The examples' shared command-line options.
+def parse_args(argv=None, description=__doc__, max_train=2000, total="4,000 reviews",
+               output="runs/sentiment_amazon_reviews"):
+    """The text examples' shared command-line options.
 
     Example:
     >>> parse_args(["--max-train", "200", "--epochs", "1"]).max_train
     200
     """
     parser = argparse.ArgumentParser(description=description.splitlines()[0])
-    parser.add_argument("--max-train", type=int, default=1000,
-                        help="training reviews (stratified sample; 0 = all 4,000)")
-    parser.add_argument("--max-test", type=int, default=0, help="test reviews (0 = all 1,000)")
+    parser.add_argument("--max-train", type=int, default=max_train,
+                        help=f"training texts (stratified sample; 0 = all {total})")
+    parser.add_argument("--max-test", type=int, default=0, help="test texts (0 = all)")
     parser.add_argument("--head-epochs", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=3e-5)
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--output", default="runs/sentiment_amazon_reviews")
-    parser.add_argument("--export", default=None, help="e.g. saved_models/sentiment")
+    parser.add_argument("--output", default=output)
+    parser.add_argument("--export", default=None, help="e.g. saved_models/NAME")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 

@@ -62,11 +62,16 @@ def is_text_data(data):
     if hasattr(data, "columns") and hasattr(data, "iloc"):
         return True
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        texts = data[0]
+        texts = _values(data[0])
         if isinstance(texts, np.ndarray):
             return texts.dtype.kind in "US" or (texts.dtype.kind == "O" and _first_is_str(texts))
         return isinstance(texts, (list, tuple)) and _first_is_str(texts)
     return False
+
+
+def _values(column):
+    values = getattr(column, "values", column)  # a pandas Series' array
+    return column if callable(values) else values
 
 
 def _first_is_str(values):
@@ -111,7 +116,8 @@ def load_texts(data, text_column="text", label_column="label", class_names=None,
     elif hasattr(data, "columns") and hasattr(data, "iloc"):
         texts, labels = _from_columns(data, list(data.columns), text_column, label_column, "DataFrame")
     elif isinstance(data, (tuple, list)) and len(data) == 2:
-        texts, labels = list(data[0]), list(np.asarray(data[1]).tolist())
+        texts = list(_values(data[0]))
+        labels = list(np.asarray(data[1]).tolist())
         if len(texts) != len(labels):
             raise ValueError(f"Got {len(texts)} texts but {len(labels)} labels.")
         _check_texts(texts, lambda i: f"text {i}")
@@ -299,6 +305,7 @@ def make_text_dataset(features, labels, batch_size=32, shuffle=False, seed=0):
     if shuffle:
         window = 8
 
+        @tf.autograph.experimental.do_not_convert
         def sort_window(x, y):
             order = tf.argsort(_lengths(x), stable=True)
             x = {key: tf.gather(value, order) for key, value in x.items()}
@@ -312,6 +319,7 @@ def make_text_dataset(features, labels, batch_size=32, shuffle=False, seed=0):
     else:
         dataset = dataset.batch(batch_size)
 
+    @tf.autograph.experimental.do_not_convert
     def trim(x, y):
         size = tf.minimum(-(-tf.reduce_max(_lengths(x)) // quantum) * quantum, length)
         return {key: value[:, :size] for key, value in x.items()}, y

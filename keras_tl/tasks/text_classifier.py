@@ -16,21 +16,20 @@ _EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding
                      "embeddings_layer_norm", "embeddings")
 
 
-def default_text_stages(head_epochs=2, finetune_epochs=3, head_learning_rate=1e-2,
+def default_text_stages(head_epochs=2, finetune_epochs=3, learning_rate=1e-2,
                         finetune_learning_rate=3e-5, unfreeze="all", lora_rank=None):
-    """Head warm-up with the encoder frozen (Adam at 1e-2: a linear head on
-    frozen features needs a high rate to converge in few steps), then
-    fine-tuning at a low rate
-    (3e-5) with 10% warm-up and cosine decay: all transformer layers
-    (embeddings stay frozen), the top N (`unfreeze=N`), or LoRA adapters
-    (`lora_rank=R`).
+    """Head warm-up with the encoder frozen (Adam at `learning_rate`, 1e-2:
+    a linear head on frozen features needs a high rate to converge in few
+    steps), then fine-tuning at `finetune_learning_rate` (3e-5) with 10%
+    warm-up and cosine decay: all transformer layers (embeddings stay
+    frozen), the top N (`unfreeze=N`), or LoRA adapters (`lora_rank=R`).
 
     Example:
     >>> [(s.name, s.learning_rate) for s in default_text_stages()]
     [('head', 0.01), ('finetune', 3e-05)]
     """
     return [
-        Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=head_learning_rate),
+        Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=learning_rate),
         Stage("finetune", unfreeze=None if lora_rank else unfreeze, epochs=finetune_epochs,
               learning_rate=finetune_learning_rate, warmup=0.1, schedule="cosine",
               lora_rank=lora_rank),
