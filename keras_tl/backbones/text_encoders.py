@@ -35,6 +35,11 @@ class LoadedTextEncoder:
         source: where it was loaded from.
         sequence_length: tokens per text (longer texts are truncated).
         weights: `"preset"` or `"None"` (random initialisation).
+
+    Example:
+    >>> encoder = load_text_encoder("minilm", sequence_length=64)
+    >>> encoder.name, encoder.sequence_length
+    ('all_minilm_l6_v2', 64)
     """
 
     backbone: object
