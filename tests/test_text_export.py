@@ -53,6 +53,12 @@ def test_string_saved_model_and_onnx(task, tmp_path):
         meta = json.load(f)
     assert meta["modality"] == "text" and meta["input"]["name"] == "texts"
 
+    from keras_tl.export.text import predict_texts
+
+    (text, top), = predict_texts(base, ["This tea was great"], top=2)
+    assert text == "This tea was great" and len(top) == 2
+    assert top[0][0] == task.class_names[int(expected[0].argmax())]
+
     again = export_text(task.inference_model, base, formats=("saved_model",))
     assert again.version == 2 and "onnx" not in again.files
     with pytest.raises(FileExistsError, match="never overwrite"):

@@ -371,3 +371,32 @@ def _metadata(pipeline, info, extra, user, verification, files, stage_path):
         keras_tl_version=__version__, keras_version=keras.__version__,
         keras_backend=keras.backend.backend(),
     )
+
+
+def predict_texts(export_path, texts, top=3):
+    """Top classes of raw texts from an exported text SavedModel (a version
+    folder, or the base folder: its latest version). Needs no Keras.
+
+    Example:
+    >>> predict_texts("saved_models/reviews", ["Tasty and fresh!"], top=1)
+    [('Tasty and fresh!', [('great', 0.93)])]
+    """
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+    from keras_tl.export._versioning import list_versions
+
+    path = os.fspath(export_path)
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        versions = list_versions(path)
+        if not versions:
+            raise FileNotFoundError(f"{path} holds no SavedModel and no version folders.")
+        path = os.path.join(path, str(versions[-1]))
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    probabilities = serve(texts=tf.constant(texts))["probabilities"].numpy()
+    with open(os.path.join(path, "assets", "class_names.txt"), encoding="utf-8") as f:
+        names = f.read().splitlines()
+    order = np.argsort(-probabilities, axis=1)[:, :top]
+    return [(text, [(names[i], float(row[i])) for i in idx])
+            for text, row, idx in zip(texts, probabilities, order)]
