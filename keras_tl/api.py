@@ -149,11 +149,11 @@ def _is_text(data, backbone, text_options):
         return False
     if is_text_data(data):
         return True
-    if isinstance(backbone, str):
-        from keras_tl.backbones import text_encoders
+    if backbone is None:
+        return False
+    from keras_tl.backbones import text_encoders
 
-        return text_encoders.is_text_backbone(backbone)
-    return False
+    return text_encoders.is_text_backbone(backbone)
 
 
 def balanced_class_weight(task):

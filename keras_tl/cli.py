@@ -19,7 +19,7 @@ def _stage_args(parser):
     group.add_argument("--finetune-epochs", type=int, default=5,
                        help="epochs of stage 2, backbone unfrozen; 0 skips it (default 5)")
     group.add_argument("--learning-rate", type=float, default=None,
-                       help="stage 1 learning rate (default 1e-3; 1e-3 for text heads)")
+                       help="stage 1 learning rate (default 1e-3; 1e-2 for text heads)")
     group.add_argument("--finetune-learning-rate", type=float, default=None,
                        help="stage 2 learning rate (default learning rate / 10; 3e-5 for text)")
     group.add_argument("--unfreeze", default="all",
@@ -149,9 +149,13 @@ def _export(args):
 
 
 def _predict(args):
-    from keras_tl.export.predict import predict_top
+    from keras_tl.export.predict import export_modality, predict_top
 
-    for path, classes in predict_top(args.export_path, args.inputs, top=args.top):
+    if export_modality(args.export_path) == "text":
+        from keras_tl.export.text import predict_texts as predict
+    else:
+        predict = predict_top
+    for path, classes in predict(args.export_path, args.inputs, top=args.top):
         shown = ", ".join(f"{name} {prob:.3f}" for name, prob in classes)
         print(f"{path}: {shown}")
     return 0

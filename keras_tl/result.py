@@ -106,14 +106,17 @@ class FinetuneResult:
 
         import keras_tl.layers  # noqa: F401  (registers custom layers)
 
+        with open(os.path.join(output_dir, "run.json")) as f:
+            run = json.load(f)
+        if run["info"].get("modality") == "text":
+            import keras_tl.tasks.text_classifier  # noqa: F401  (registers the pipeline)
+
         path = os.path.join(output_dir, MODEL_FILE)
         if not os.path.exists(path):
             raise FileNotFoundError(
                 f"{output_dir} holds no {MODEL_FILE}; is it the output folder of a "
                 "finished keras_tl run?")
         model = keras.saving.load_model(path, safe_mode=True)
-        with open(os.path.join(output_dir, "run.json")) as f:
-            run = json.load(f)
         with open(os.path.join(output_dir, "metrics.json")) as f:
             metrics = json.load(f)
         histories = metrics.pop("histories", {})

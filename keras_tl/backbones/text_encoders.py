@@ -110,7 +110,7 @@ def is_text_backbone(backbone):
     if isinstance(backbone, os.PathLike):
         backbone = os.fspath(backbone)
     if not isinstance(backbone, str):
-        return hasattr(backbone, "token_embedding")
+        return getattr(backbone, "token_embedding", None) is not None
     if _key(backbone) in _ALIASES:
         return True
     if os.path.isdir(backbone):

@@ -69,14 +69,38 @@ def load_predictor(export_path):
     if os.path.isfile(path) and path.endswith(".tflite"):
         return _LiteRTPredictor(path)
     if os.path.isdir(path):
-        return _SavedModelPredictor(_saved_model_dir(path))
+        return _SavedModelPredictor(saved_model_dir(path))
     raise FileNotFoundError(
         f"No export at {path!r}: expected a SavedModel folder, a model base "
         "folder with numbered versions, a .onnx file or a .tflite file."
     )
 
 
-def _saved_model_dir(path):
+def export_modality(export_path):
+    """`"image"` or `"text"`, from the export's `keras_tl.json`.
+
+    Example:
+    >>> export_modality("saved_models/reviews")
+    'text'
+    """
+    import json
+
+    path = os.fspath(export_path)
+    folder = os.path.dirname(path) if os.path.isfile(path) else saved_model_dir(path)
+    meta = os.path.join(folder, "keras_tl.json")
+    if not os.path.exists(meta):
+        return "image"
+    with open(meta, encoding="utf-8") as f:
+        return json.load(f).get("modality", "image")
+
+
+def saved_model_dir(path):
+    """The SavedModel folder of `path`: itself, or its latest version.
+
+    Example:
+    >>> saved_model_dir("saved_models/flowers")
+    'saved_models/flowers/2'
+    """
     from keras_tl.export._versioning import list_versions
 
     if os.path.exists(os.path.join(path, "saved_model.pb")):

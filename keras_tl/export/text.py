@@ -384,14 +384,9 @@ def predict_texts(export_path, texts, top=3):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
-    from keras_tl.export._versioning import list_versions
+    from keras_tl.export.predict import saved_model_dir
 
-    path = os.fspath(export_path)
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
-        versions = list_versions(path)
-        if not versions:
-            raise FileNotFoundError(f"{path} holds no SavedModel and no version folders.")
-        path = os.path.join(path, str(versions[-1]))
+    path = saved_model_dir(os.fspath(export_path))
     texts = [texts] if isinstance(texts, str) else list(texts)
     serve = tf.saved_model.load(path).signatures["serving_default"]
     probabilities = serve(texts=tf.constant(texts))["probabilities"].numpy()
