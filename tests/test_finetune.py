@@ -182,8 +182,6 @@ def test_run_folder_holds_model_metrics_and_plots(tmp_path):
 
 
 def test_predict_takes_images_as_the_training_data_could_be(tmp_path, image_folder):
-    import os
-
     result = keras_tl.finetune(image_folder, backbone=tiny_backbone(size=20), verbose=0,
                                stages=[keras_tl.Stage("head", epochs=1)],
                                output_dir=str(tmp_path / "run"), batch_size=8)

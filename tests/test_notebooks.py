@@ -2,8 +2,6 @@
 
 import os
 
-import pytest
-
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 

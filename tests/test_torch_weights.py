@@ -1,7 +1,6 @@
 """PyTorch checkpoints imported into Keras: safe reading, porting, ImageNet
 predictions, and agreement with the same weights run in PyTorch."""
 
-import os
 import pickle
 import time
 import zipfile

@@ -7,7 +7,7 @@ so `predict` takes raw strings.
 
 import keras
 
-from keras_tl.freezing import BACKBONE_LAYER, get_backbone
+from keras_tl.freezing import get_backbone
 from keras_tl.training.stages import Stage
 
 OUTPUT_NAME = "probabilities"
