@@ -116,8 +116,23 @@ def finetune(
     if export:
         from keras_tl.export import export as export_model
 
-        result.exports = export_model(result, export)
+        options = {}
+        if task.info.get("modality") == "image" and task.validation is not None:
+            options["verification_images"] = _first_images(task.validation, 32)
+        result.exports = export_model(result, export, **options)
     return result
+
+
+def _first_images(dataset, count):
+    """Up to `count` input images of a batched dataset, for export checks."""
+    import numpy as np
+
+    images = []
+    for x, _ in dataset.as_numpy_iterator():
+        images.append(x)
+        if sum(len(b) for b in images) >= count:
+            break
+    return np.concatenate(images)[:count]
 
 
 def _prepare(data, backbone, stages, weights, image_size, class_names, augment,

@@ -94,3 +94,5 @@ def test_finetune_export_option_writes_a_verified_version(image_folder, tmp_path
     meta = json.loads((version / "keras_tl.json").read_text())
     assert meta["class_names"] == ["blue", "green", "red"]
     assert meta["verification"]["onnx"]["max_abs_diff"] <= 1e-4
+    # checked on the run's validation images, not on noise
+    assert meta["verification"]["images"] == result.info["num_validation"]
