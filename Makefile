@@ -29,8 +29,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m slow tests
 
+# Numbers go to benchmarks/results/*.json; export fidelity uses the demo's model.
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	test -f runs/fashion_mnist_demo/two_stage/model.keras || $(MAKE) demo
+	$(BIN)/python benchmarks/export_fidelity.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
