@@ -41,8 +41,9 @@ def scratch_backbone(name, image_size):
 
 def compare(backbone=keras_tl.api.DEFAULT_IMAGE_BACKBONE, train_per_class=100,
             test_per_class=100, image_size=96, head_epochs=3, finetune_epochs=5,
-            output="runs/fashion_mnist_demo", verbose=2):
-    """Runs the three configurations; returns a dict of their results.
+            output="runs/fashion_mnist_demo", verbose=2,
+            runs=("two_stage", "frozen_head_only", "from_scratch")):
+    """Runs the configurations named in `runs`; returns a dict of their results.
 
     Example:
     >>> compare(train_per_class=10, head_epochs=1, finetune_epochs=1)["two_stage"]
@@ -53,14 +54,16 @@ def compare(backbone=keras_tl.api.DEFAULT_IMAGE_BACKBONE, train_per_class=100,
                   patience=3)
     epochs = head_epochs + finetune_epochs
     configs = {
-        "two_stage": (keras_tl.default_stages(head_epochs, finetune_epochs), backbone),
-        "frozen_head_only": ([keras_tl.Stage("head", epochs=epochs)], backbone),
-        "from_scratch": ([keras_tl.Stage("scratch", unfreeze="all", epochs=epochs,
-                                         learning_rate=1e-3, train_batchnorm=True)],
-                         scratch_backbone(backbone, image_size)),
+        "two_stage": lambda: (keras_tl.default_stages(head_epochs, finetune_epochs), backbone),
+        "frozen_head_only": lambda: ([keras_tl.Stage("head", epochs=epochs)], backbone),
+        "from_scratch": lambda: (
+            [keras_tl.Stage("scratch", unfreeze="all", epochs=epochs, learning_rate=1e-3,
+                            train_batchnorm=True)],
+            scratch_backbone(backbone, image_size)),
     }
     results = {}
-    for name, (stages, model) in configs.items():
+    for name in runs:
+        stages, model = configs[name]()
         result, accuracy, seconds = run(name, (x, y), (x_test, y_test), output,
                                         stages, **dict(common, backbone=model))
         results[name] = dict(test_accuracy=round(accuracy, 4), seconds=round(seconds, 1))
