@@ -32,6 +32,7 @@ def scratch_backbone(name, image_size):
     held-out data after 8 short epochs, whatever it learnt)."""
     import keras
 
+    keras.utils.set_random_seed(0)  # the random init is part of the run: repeatable
     loaded = keras_tl.load_backbone(name, weights=None, image_size=image_size)
     for layer in loaded.model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
