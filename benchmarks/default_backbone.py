@@ -21,16 +21,25 @@ def main():
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES))
     parser.add_argument("--out", default="benchmarks/results/default_backbone.json")
     parser.add_argument("--output", default="runs/default_backbone")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="one run per seed (split, shuffling and head init)")
     args = parser.parse_args()
     rows = {}
-    for name in args.backbones:
-        results = compare(name, output=os.path.join(args.output, name), verbose=0,
-                          runs=("two_stage",))
-        rows[name] = results["two_stage"]
-        print(name, rows[name], flush=True)
+    for seed in args.seeds:
+        for name in args.backbones:
+            results = compare(name, output=os.path.join(args.output, f"{name}-{seed}"),
+                              verbose=0, runs=("two_stage",), seed=seed)
+            rows.setdefault(name, []).append(dict(results["two_stage"], seed=seed))
+            print(name, rows[name][-1], flush=True)
+    summary = {
+        name: dict(mean_test_accuracy=round(sum(r["test_accuracy"] for r in runs) / len(runs), 4),
+                   mean_seconds=round(sum(r["seconds"] for r in runs) / len(runs), 1))
+        for name, runs in rows.items()
+    }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump(dict(setup=results["setup"], two_stage=rows), f, indent=2)
+        json.dump(dict(setup=results["setup"], summary=summary, two_stage=rows), f, indent=2)
+    print(json.dumps(summary, indent=2))
     print(f"wrote {args.out}")
 
 

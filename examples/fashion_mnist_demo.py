@@ -43,7 +43,7 @@ def scratch_backbone(name, image_size):
 def compare(backbone=keras_tl.api.DEFAULT_IMAGE_BACKBONE, train_per_class=100,
             test_per_class=100, image_size=96, head_epochs=3, finetune_epochs=5,
             output="runs/fashion_mnist_demo", verbose=2,
-            runs=("two_stage", "frozen_head_only", "from_scratch")):
+            runs=("two_stage", "frozen_head_only", "from_scratch"), seed=0):
     """Runs the configurations named in `runs`; returns a dict of their results.
 
     Example:
@@ -51,7 +51,7 @@ def compare(backbone=keras_tl.api.DEFAULT_IMAGE_BACKBONE, train_per_class=100,
     """
     (x, y), (x_test, y_test), names = load_fashion_mnist_sample(train_per_class, test_per_class)
     common = dict(backbone=backbone, image_size=image_size, class_names=names,
-                  batch_size=32, validation_split=0.1, seed=0, verbose=verbose,
+                  batch_size=32, validation_split=0.1, seed=seed, verbose=verbose,
                   patience=3)
     epochs = head_epochs + finetune_epochs
     configs = {
