@@ -91,7 +91,9 @@ def _stages(args, text):
     rate = args.learning_rate or 1e-3
     if args.gradual:
         blocks = [_int_or_str(b) for b in args.gradual.split(",")]
-        return gradual_stages(blocks, epochs=args.finetune_epochs, learning_rate=rate)
+        return gradual_stages(blocks, epochs=args.finetune_epochs, learning_rate=rate,
+                              head_epochs=args.head_epochs,
+                              finetune_learning_rate=args.finetune_learning_rate)
     stages = default_stages(args.head_epochs, args.finetune_epochs, rate,
                             args.finetune_learning_rate, unfreeze)
     return stages if args.finetune_epochs > 0 else stages[:1]
@@ -109,7 +111,7 @@ def _finetune(args):
             ("text_column", args.text_column), ("label_column", args.label_column),
             ("sequence_length", args.sequence_length)) if value is not None
     }
-    is_text = bool(text_options) or str(args.data).lower().endswith(".csv") or _is_text_folder(args.data)
+    is_text = bool(text_options) or _is_text_data(args.data)
     weights = None if str(args.weights).lower() == "none" else args.weights
     options = dict(
         backbone=args.backbone, stages=_stages(args, is_text), output_dir=args.output,
@@ -129,7 +131,7 @@ def _finetune(args):
     return 0
 
 
-def _is_text_folder(path):
+def _is_text_data(path):
     try:
         from keras_tl.data.text import is_text_data
     except ImportError:
@@ -144,7 +146,7 @@ def _export(args):
     result = FinetuneResult.load(args.run_dir)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     report = export(result, os.path.join(args.root, args.name), formats=formats)
-    print(json.dumps(report, indent=2, default=str))
+    print(report.summary())
     return 0
 
 
@@ -171,7 +173,12 @@ def main(argv=None):
     if args.command == "backbones":
         import keras_tl
 
-        print("\n".join(keras_tl.list_backbones(args.modality)))
+        names = keras_tl.list_backbones(args.modality) if args.modality != "text" else []
+        if args.modality in (None, "text"):
+            from keras_tl.backbones.text_encoders import list_text_encoders
+
+            names += list_text_encoders()
+        print("\n".join(names))
         return 0
     handler = {"finetune": _finetune, "export": _export, "predict": _predict}[args.command]
     from keras_tl.export import ExportVerificationError
@@ -181,6 +188,11 @@ def main(argv=None):
     except (ValueError, OSError, TypeError, ExportVerificationError) as error:
         print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.command == "finetune":
+            print("\nInterrupted. Every finished epoch is saved: run the same command "
+                  "again (same --output) to resume.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

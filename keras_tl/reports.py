@@ -13,6 +13,7 @@ def plot_training_curves(histories, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker.MaxNLocator)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
@@ -24,7 +25,9 @@ def plot_training_curves(histories, path):
                     epochs = np.arange(offset + 1, offset + len(values) + 1)
                     ax.plot(epochs, values, style, marker="o", label=f"{name} {key}")
             offset += len(history.get(metric, []))
-            ax.axvline(offset + 0.5, color="gray", linestyle=":")
+            if name != list(histories)[-1]:
+                ax.axvline(offset + 0.5, color="gray", linestyle=":")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend(fontsize=7)

@@ -50,7 +50,7 @@ class FinetuneResult:
 
         Images may be in any form the training data could take: a list of
         file paths, or an array of grayscale or RGB images of any size,
-        pixels in [0, 255].
+        pixels in [0, 255]; a single `[H, W, 3]` image is a batch of one.
 
         Example:
         >>> result.predict(np.zeros((1, 28, 28)), top=1)
@@ -61,6 +61,8 @@ class FinetuneResult:
         if self.info.get("modality", "image") == "image":
             from keras_tl.data.images import prepare_images
 
+            if getattr(inputs, "ndim", 0) == 3 and inputs.shape[-1] in (3, 4):
+                inputs = inputs[None]  # one RGB(A) image, not a grayscale batch
             inputs = prepare_images(inputs, tuple(self.info["input_size"])).astype("float32")
         probabilities = np.asarray(self.inference_model.predict(inputs, verbose=0))
         order = np.argsort(-probabilities, axis=1)[:, :top]
@@ -106,16 +108,15 @@ class FinetuneResult:
 
         import keras_tl.layers  # noqa: F401  (registers custom layers)
 
-        with open(os.path.join(output_dir, "run.json")) as f:
-            run = json.load(f)
-        if run["info"].get("modality") == "text":
-            import keras_tl.tasks.text_classifier  # noqa: F401  (registers the pipeline)
-
         path = os.path.join(output_dir, MODEL_FILE)
         if not os.path.exists(path):
             raise FileNotFoundError(
                 f"{output_dir} holds no {MODEL_FILE}; is it the output folder of a "
                 "finished keras_tl run?")
+        with open(os.path.join(output_dir, "run.json")) as f:
+            run = json.load(f)
+        if run["info"].get("modality") == "text":
+            import keras_tl.tasks.text_classifier  # noqa: F401  (registers the pipeline)
         model = keras.saving.load_model(path, safe_mode=True)
         with open(os.path.join(output_dir, "metrics.json")) as f:
             metrics = json.load(f)

@@ -92,6 +92,10 @@ def test_unknown_backbone_lists_close_names(tmp_path):
     x, y, _ = colour_arrays()
     with pytest.raises(ValueError, match="Unknown backbone 'efficentnet_b0'.*efficientnet_b0"):
         _run((x, y), tmp_path, backbone="efficentnet_b0")
+    # typos that contain text-model words ("t5", "fnet") are still image-backbone typos
+    for typo in ("resnet5O", "effnet_lite0"):
+        with pytest.raises(ValueError, match=f"Unknown backbone '{typo}'"):
+            _run((x, y), tmp_path, backbone=typo)
 
 
 def test_weights_file_of_another_architecture_names_the_layer(tmp_path):

@@ -45,9 +45,13 @@ def test_backbones_lists_registry(capsys):
 
 
 def test_gradual_option_builds_progressive_stages():
-    args = cli.build_parser().parse_args(["finetune", "x", "--gradual", "10,block5,all"])
+    args = cli.build_parser().parse_args(["finetune", "x", "--gradual", "10,block5,all",
+                                          "--head-epochs", "1", "--finetune-epochs", "3",
+                                          "--finetune-learning-rate", "2e-4"])
     stages = cli._stages(args, text=False)
     assert [s.unfreeze for s in stages] == [None, 10, "block5", "all"]
+    assert [s.epochs for s in stages] == [1, 3, 3, 3]
+    assert stages[1].learning_rate == pytest.approx(2e-4)
     rates = [s.learning_rate for s in stages]
     assert rates == sorted(rates, reverse=True)
 

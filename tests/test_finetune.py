@@ -145,7 +145,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
 
 def test_same_output_folder_with_other_settings_is_refused(tmp_path):
     _finetune(tmp_path, [keras_tl.Stage("head", epochs=1)])
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"other settings \(stages differ\)"):
         _finetune(tmp_path, [keras_tl.Stage("head", epochs=2)])
 
 
@@ -194,5 +194,6 @@ def test_predict_takes_images_as_the_training_data_could_be(tmp_path, image_fold
     from_arrays = result.predict(pixels, top=3)
     assert from_paths == from_arrays
     big_gray = np.repeat(np.repeat(pixels[..., 0], 2, axis=1), 2, axis=2)  # [2, 40, 40]
+    assert result.predict(pixels[0], top=3) == from_arrays[:1]  # one [H, W, 3] image
     rows = result.predict(big_gray, top=3)  # grayscale, another size: converted, not refused
     assert len(rows) == 2 and all(sum(p for _, p in row) == pytest.approx(1, abs=1e-4) for row in rows)

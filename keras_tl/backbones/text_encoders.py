@@ -115,11 +115,24 @@ def is_text_backbone(backbone):
         return True
     if os.path.isdir(backbone):
         return _folder_kind(backbone)[0] == "text"
-    from keras_tl.backbones.registry import list_backbones
+    if "://" in backbone:  # a remote handle: judge by its name
+        return bool(_TEXT_WORDS.search(backbone.lower()))
+    # a bare name must be a keras_hub text preset: a mistyped image backbone
+    # then gets the registry's "Did you mean" error, not a text-data error
+    return backbone in list_text_encoders()
 
-    if _key(backbone) in {_key(n) for n in list_backbones()}:
-        return False
-    return bool(_TEXT_WORDS.search(backbone.lower()))
+
+def list_text_encoders():
+    """Names that load a text encoder: the offline default, then the
+    keras_hub text presets (those download on first use).
+
+    Example:
+    >>> list_text_encoders()[:2]
+    ['all_minilm_l6_v2', 'albert_base_en_uncased']
+    """
+    import keras_hub
+
+    return [DEFAULT_TEXT_ENCODER] + sorted(keras_hub.models.TextClassifierPreprocessor.presets)
 
 
 def _folder_kind(folder):

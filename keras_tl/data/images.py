@@ -101,8 +101,9 @@ def read_image(path, image_size=None):
             return np.asarray(image, dtype="uint8")
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(
-            f"Cannot read image {path}: {error}. Remove or replace the file, or "
-            "pass skip_corrupt=True to skip unreadable images with a warning."
+            f"Cannot read image {path}: {error}. Remove or replace the file; when "
+            "training, skip_corrupt=True (--skip-corrupt) skips unreadable images "
+            "with a warning."
         ) from error
 
 

@@ -33,7 +33,8 @@ def check_labels(labels, class_names=None, min_classes=2):
         count = int(labels.max()) + 1 if labels.size else 0
         if class_names is not None and count > len(class_names):
             raise ValueError(
-                f"Labels go up to {count - 1} but only {len(class_names)} class names were given."
+                f"Labels go up to {count - 1}, which needs {count} class names, but "
+                f"{len(class_names)} were given."
             )
         names = list(class_names) if class_names is not None else [str(i) for i in range(count)]
     present = np.unique(labels)

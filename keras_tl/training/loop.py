@@ -56,10 +56,12 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
     model = task.model
     state = RunState.load(checkpoint_dir)
     if state is not None and state.settings != settings:
+        changed = sorted(k for k in set(state.settings) | set(settings)
+                         if state.settings.get(k) != settings.get(k))
         raise ValueError(
-            f"{os.path.dirname(checkpoint_dir)} holds a run with other settings; "
-            "pass a new output folder, or delete this one to start over.\n"
-            f"saved: {state.settings}\nnow:   {settings}"
+            f"{os.path.dirname(checkpoint_dir)} holds a run with other settings "
+            f"({', '.join(changed)} differ); pass a new output folder, or delete "
+            "this one to start over."
         )
     resuming = state is not None
     if state is None:
@@ -95,6 +97,8 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
         state.stage_done = True
         state.save(model)  # with the best weights restored by early stopping
     if resuming:  # every stage was already done: load the final weights
+        logger.warning("The run in %s had finished; loaded its weights.",
+                       os.path.dirname(checkpoint_dir))
         task.apply_stage(model, stages[-1])
         compile_for_stage(model, stages[-1], steps)
         state.restore(model, optimizer_too=False)

@@ -84,16 +84,20 @@ def default_stages(head_epochs=5, finetune_epochs=5, learning_rate=1e-3,
     ]
 
 
-def gradual_stages(blocks=(2, 4, "all"), epochs=2, learning_rate=1e-3):
+def gradual_stages(blocks=(2, 4, "all"), epochs=2, learning_rate=1e-3, head_epochs=None,
+                   finetune_learning_rate=None):
     """Head warm-up, then progressively larger parts of the backbone, each
-    stage at a lower rate (ULMFiT-style gradual unfreezing).
+    stage at half the rate of the one before (ULMFiT-style gradual
+    unfreezing), starting at `finetune_learning_rate` (default
+    `learning_rate / 10`). `head_epochs` defaults to `epochs`.
 
     Example:
     >>> [s.unfreeze for s in gradual_stages((10, "all"))]
     [None, 10, 'all']
     """
-    stages = [Stage("head", unfreeze=None, epochs=epochs, learning_rate=learning_rate)]
-    rate = learning_rate / 10
+    head_epochs = epochs if head_epochs is None else head_epochs
+    stages = [Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=learning_rate)]
+    rate = finetune_learning_rate or learning_rate / 10
     for index, unfreeze in enumerate(blocks, start=1):
         stages.append(
             Stage(f"unfreeze_{index}", unfreeze=unfreeze, epochs=epochs,
