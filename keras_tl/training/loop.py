@@ -2,6 +2,7 @@
 
 import logging
 import os
+import warnings
 
 import keras
 
@@ -89,11 +90,13 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
             callbacks.insert(0, keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=patience, restore_best_weights=True))
         if stage.epochs > initial_epoch:
-            model.fit(
-                task.train, validation_data=task.validation, epochs=stage.epochs,
-                initial_epoch=initial_epoch, class_weight=class_weight,
-                callbacks=callbacks, verbose=verbose,
-            )
+            with warnings.catch_warnings():  # our datasets are shuffled already
+                warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")
+                model.fit(
+                    task.train, validation_data=task.validation, epochs=stage.epochs,
+                    initial_epoch=initial_epoch, class_weight=class_weight,
+                    callbacks=callbacks, verbose=verbose,
+                )
         state.stage_done = True
         state.save(model)  # with the best weights restored by early stopping
     if resuming:  # every stage was already done: load the final weights
