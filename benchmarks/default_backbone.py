@@ -38,7 +38,8 @@ def main():
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump(dict(setup=results["setup"], summary=summary, two_stage=rows), f, indent=2)
+        setup = {k: v for k, v in results["setup"].items() if k != "backbone"}
+        json.dump(dict(setup=setup, summary=summary, two_stage=rows), f, indent=2)
     print(json.dumps(summary, indent=2))
     print(f"wrote {args.out}")
 

@@ -7,7 +7,10 @@ import os
 from keras_tl.result import FinetuneResult
 from keras_tl.training.stages import default_stages
 
-DEFAULT_IMAGE_BACKBONE = "efficientnet_lite0"
+# Torchvision's ImageNet MobileNetV2, imported offline. On the Fashion-MNIST
+# demo it beat EfficientNet-Lite0 on each of 3 seeds (mean test accuracy 0.847
+# vs 0.829) and trained 24% faster: benchmarks/results/default_backbone.json.
+DEFAULT_IMAGE_BACKBONE = "mobilenet_v2_torch"
 
 
 def finetune(
