@@ -161,10 +161,8 @@ def _prepare(data, backbone, stages, weights, image_size, class_names, augment,
 def _is_text(data, backbone, text_options):
     if text_options:
         return True
-    try:
-        from keras_tl.data.text import is_text_data
-    except ImportError:
-        return False
+    from keras_tl.data.text import is_text_data
+
     if is_text_data(data):
         return True
     if backbone is None:

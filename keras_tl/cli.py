@@ -111,7 +111,9 @@ def _finetune(args):
             ("text_column", args.text_column), ("label_column", args.label_column),
             ("sequence_length", args.sequence_length)) if value is not None
     }
-    is_text = bool(text_options) or _is_text_data(args.data)
+    from keras_tl.data.text import is_text_data
+
+    is_text = bool(text_options) or is_text_data(args.data)
     weights = None if str(args.weights).lower() == "none" else args.weights
     options = dict(
         backbone=args.backbone, stages=_stages(args, is_text), output_dir=args.output,
@@ -129,14 +131,6 @@ def _finetune(args):
     print(json.dumps({k: v for k, v in result.metrics.items() if v}, indent=2))
     print(f"Run folder: {result.output_dir}")
     return 0
-
-
-def _is_text_data(path):
-    try:
-        from keras_tl.data.text import is_text_data
-    except ImportError:
-        return False
-    return is_text_data(path)
 
 
 def _export(args):
