@@ -14,6 +14,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt setup.cfg
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python tools/fetch_speech_encoder.py
 	touch $(STAMP)
 
 demo: $(STAMP)
