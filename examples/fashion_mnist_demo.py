@@ -40,7 +40,7 @@ def scratch_backbone(name, image_size):
     return loaded
 
 
-def compare(backbone=keras_tl.api.DEFAULT_IMAGE_BACKBONE, train_per_class=100,
+def compare(backbone=keras_tl.tasks.get_task("image_classification").default_backbone, train_per_class=100,
             test_per_class=100, image_size=96, head_epochs=3, finetune_epochs=5,
             output="runs/fashion_mnist_demo", verbose=2,
             runs=("two_stage", "frozen_head_only", "from_scratch"), seed=0):
@@ -78,7 +78,7 @@ def compare(backbone=keras_tl.api.DEFAULT_IMAGE_BACKBONE, train_per_class=100,
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default=keras_tl.api.DEFAULT_IMAGE_BACKBONE)
+    parser.add_argument("--backbone", default=keras_tl.tasks.get_task("image_classification").default_backbone)
     parser.add_argument("--train-per-class", type=int, default=100)
     parser.add_argument("--test-per-class", type=int, default=100)
     parser.add_argument("--image-size", type=int, default=96)

@@ -7,6 +7,7 @@ Example:
 """
 
 from keras_tl.version import __version__
+from keras_tl.errors import KerasTLError
 from keras_tl.backbones import (
     BackboneSpec,
     Preprocessing,

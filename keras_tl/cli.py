@@ -11,18 +11,20 @@ import json
 import os
 import sys
 
+from keras_tl.errors import ConfigError, KerasTLError
+
 
 def _stage_args(parser):
     group = parser.add_argument_group("stages")
-    group.add_argument("--head-epochs", type=int, default=5,
-                       help="epochs of stage 1, backbone frozen (default 5)")
-    group.add_argument("--finetune-epochs", type=int, default=5,
-                       help="epochs of stage 2, backbone unfrozen; 0 skips it (default 5)")
+    group.add_argument("--head-epochs", type=int, default=None,
+                       help="epochs of stage 1, backbone frozen (default: the task's)")
+    group.add_argument("--finetune-epochs", type=int, default=None,
+                       help="epochs of stage 2, backbone unfrozen; 0 skips it (default: the task's)")
     group.add_argument("--learning-rate", type=float, default=None,
-                       help="stage 1 learning rate (default 1e-3; 1e-2 for text heads)")
+                       help="stage 1 learning rate (default: the task's)")
     group.add_argument("--finetune-learning-rate", type=float, default=None,
-                       help="stage 2 learning rate (default learning rate / 10; 3e-5 for text)")
-    group.add_argument("--unfreeze", default="all",
+                       help="stage 2 learning rate (default: the task's)")
+    group.add_argument("--unfreeze", default=None,
                        help="what stage 2 unfreezes: 'all', N top layers, or a layer/block name")
     group.add_argument("--gradual", default=None,
                        help="gradual unfreezing, comma-separated, e.g. '20,60,all' (replaces stage 2)")
@@ -77,26 +79,33 @@ def build_parser():
     return parser
 
 
-def _stages(args, text):
-    from keras_tl.training.stages import default_stages, gradual_stages
+def _stages(args, task):
+    """The task's default stages with the command line's overrides."""
+    import dataclasses
 
-    unfreeze = _int_or_str(args.unfreeze)
-    if text:
-        from keras_tl.tasks.text_classifier import default_text_stages
+    from keras_tl.training.stages import gradual_stages
 
-        given = dict(head_epochs=args.head_epochs, finetune_epochs=args.finetune_epochs,
-                     learning_rate=args.learning_rate,
-                     finetune_learning_rate=args.finetune_learning_rate, unfreeze=unfreeze)
-        return default_text_stages(**{k: v for k, v in given.items() if v is not None})
-    rate = args.learning_rate or 1e-3
+    head, finetune = task.default_stages()
+    head = dataclasses.replace(head, **_given(epochs=args.head_epochs,
+                                              learning_rate=args.learning_rate))
     if args.gradual:
         blocks = [_int_or_str(b) for b in args.gradual.split(",")]
-        return gradual_stages(blocks, epochs=args.finetune_epochs, learning_rate=rate,
-                              head_epochs=args.head_epochs,
-                              finetune_learning_rate=args.finetune_learning_rate)
-    stages = default_stages(args.head_epochs, args.finetune_epochs, rate,
-                            args.finetune_learning_rate, unfreeze)
-    return stages if args.finetune_epochs > 0 else stages[:1]
+        return gradual_stages(blocks, epochs=_first(args.finetune_epochs, finetune.epochs),
+                              learning_rate=head.learning_rate, head_epochs=head.epochs,
+                              finetune_learning_rate=_first(args.finetune_learning_rate,
+                                                            finetune.learning_rate))
+    finetune = dataclasses.replace(finetune, **_given(
+        epochs=args.finetune_epochs, learning_rate=args.finetune_learning_rate,
+        unfreeze=None if args.unfreeze is None else _int_or_str(args.unfreeze)))
+    return [head, finetune] if finetune.epochs > 0 else [head]
+
+
+def _given(**values):
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _first(value, default):
+    return default if value is None else value
 
 
 def _int_or_str(value):
@@ -105,29 +114,28 @@ def _int_or_str(value):
 
 def _finetune(args):
     import keras_tl
+    from keras_tl.tasks import find_task
 
-    text_options = {
-        key: value for key, value in (
-            ("text_column", args.text_column), ("label_column", args.label_column),
-            ("sequence_length", args.sequence_length)) if value is not None
-    }
-    from keras_tl.data.text import is_text_data
-
-    is_text = bool(text_options) or is_text_data(args.data)
-    weights = None if str(args.weights).lower() == "none" else args.weights
-    options = dict(
-        backbone=args.backbone, stages=_stages(args, is_text), output_dir=args.output,
-        weights=weights, batch_size=args.batch_size, validation_split=args.validation_split,
-        test_data=args.test_data, class_weight=args.class_weight, patience=args.patience,
-        seed=args.seed, export=os.path.join("saved_models", args.export) if args.export else None,
-        verbose=1,
+    task = find_task(args.data, args.backbone)
+    given = dict(
+        text_column=args.text_column, label_column=args.label_column,
+        sequence_length=args.sequence_length, image_size=args.image_size,
+        augment=args.augment or None, skip_corrupt=args.skip_corrupt or None,
     )
-    if is_text:
-        options.update(text_options)
-    else:
-        options.update(image_size=args.image_size, augment=args.augment,
-                       skip_corrupt=args.skip_corrupt)
-    result = keras_tl.finetune(args.data, **options)
+    task_options = {k: v for k, v in given.items() if v is not None}
+    wrong = sorted(set(task_options) - set(task.options))
+    if wrong:
+        flag = "--" + wrong[0].replace("_", "-")
+        raise ConfigError(f"{flag} does not apply to {task.name} data ({args.data}).")
+    weights = None if str(args.weights).lower() == "none" else args.weights
+    result = keras_tl.finetune(
+        args.data, backbone=args.backbone, task=task, stages=_stages(args, task),
+        output_dir=args.output, weights=weights, batch_size=args.batch_size,
+        validation_split=args.validation_split, test_data=args.test_data,
+        class_weight=args.class_weight, patience=args.patience, seed=args.seed,
+        export=os.path.join("saved_models", args.export) if args.export else None,
+        verbose=1, **task_options,
+    )
     print(json.dumps({k: v for k, v in result.metrics.items() if v}, indent=2))
     print(f"Run folder: {result.output_dir}")
     return 0
@@ -175,11 +183,9 @@ def main(argv=None):
         print("\n".join(names))
         return 0
     handler = {"finetune": _finetune, "export": _export, "predict": _predict}[args.command]
-    from keras_tl.export import ExportVerificationError
-
     try:
         return handler(args)
-    except (ValueError, OSError, TypeError, ExportVerificationError) as error:
+    except (KerasTLError, ValueError, OSError, TypeError) as error:
         print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

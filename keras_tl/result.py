@@ -5,7 +5,10 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
+import numpy as np
+
 MODEL_FILE = "model.keras"
+SAMPLE_FILE = "verification_sample.npz"  # real validation inputs, to verify exports on
 
 
 @dataclasses.dataclass
@@ -13,8 +16,7 @@ class FinetuneResult:
     """What `keras_tl.finetune` returns.
 
     Attributes:
-        model: the trained `keras.Model` (RGB 0-255 images in, probabilities
-            out; for text, token ids in).
+        model: the trained `keras.Model` (the task's model inputs in).
         class_names: output index -> class name.
         histories: `{stage_name: {metric: [per-epoch values]}}`.
         metrics: `{"validation": {...}, "test": {...} or None}`.
@@ -38,6 +40,7 @@ class FinetuneResult:
     stages: Optional[list] = None
     task: Any = None
     exports: Any = None
+    verification_sample: Any = None
 
     @property
     def inference_model(self):
@@ -45,41 +48,43 @@ class FinetuneResult:
         task_model = getattr(self.task, "inference_model", None)
         return task_model if task_model is not None else self.model
 
+    @property
+    def task_contract(self):
+        """The run's `keras_tl.tasks.Task` (from `info["task"]`)."""
+        from keras_tl.tasks import task_of
+
+        return task_of(self.info)
+
     def predict(self, inputs, top=3):
-        """Top classes for a batch of images (or texts, for a text model).
+        """The task's predictions for a batch of raw inputs: for a
+        classifier, its `top` classes with probabilities.
 
         Images may be in any form the training data could take: a list of
         file paths, or an array of grayscale or RGB images of any size,
         pixels in [0, 255]; a single `[H, W, 3]` image is a batch of one.
+        Texts are a list of strings.
 
         Example:
-        >>> result.predict(np.zeros((1, 28, 28)), top=1)
+        >>> result.predict(np.zeros((1, 28, 28)), top=1)  # doctest: +SKIP
         [[('daisy', 0.41)]]
         """
         import numpy as np
 
-        if self.info.get("modality", "image") == "image":
-            from keras_tl.data.images import prepare_images
-
-            if getattr(inputs, "ndim", 0) == 3 and inputs.shape[-1] in (3, 4):
-                inputs = inputs[None]  # one RGB(A) image, not a grayscale batch
-            inputs = prepare_images(inputs, tuple(self.info["input_size"])).astype("float32")
-        probabilities = np.asarray(self.inference_model.predict(inputs, verbose=0))
-        order = np.argsort(-probabilities, axis=1)[:, :top]
-        return [
-            [(self.class_names[i], float(row[i])) for i in idx]
-            for row, idx in zip(probabilities, order)
-        ]
+        task = self.task_contract
+        inputs = task.prepare_inputs(inputs, self.info)
+        outputs = self.inference_model.predict(inputs, verbose=0)
+        if not isinstance(outputs, dict):
+            outputs = np.asarray(outputs)
+        return task.postprocess(outputs, self.class_names, top=top)
 
     def save(self, output_dir):
         """Writes `model.keras`, `metrics.json`, `class_names.txt`,
-        `run.json`, `training_curves.png` and `confusion_matrix.png`.
+        `run.json` and the task's reports (training curves, confusion
+        matrix...).
 
         Example:
-        >>> result.save("runs/flowers")
+        >>> result.save("runs/flowers")  # doctest: +SKIP
         """
-        from keras_tl import reports
-
         os.makedirs(output_dir, exist_ok=True)
         tmp = os.path.join(output_dir, "partial." + MODEL_FILE)
         self.inference_model.save(tmp)
@@ -90,12 +95,9 @@ class FinetuneResult:
             f.write("\n".join(self.class_names) + "\n")
         _write_json(os.path.join(output_dir, "run.json"),
                     dict(info=self.info, config=self.config, class_names=self.class_names))
-        reports.plot_training_curves(self.histories, os.path.join(output_dir, "training_curves.png"))
-        validation = getattr(self.task, "validation", None)
-        if validation is not None:
-            reports.plot_confusion_matrix(
-                self.model, validation, self.class_names,
-                os.path.join(output_dir, "confusion_matrix.png"))
+        if self.verification_sample is not None:
+            _write_sample(os.path.join(output_dir, SAMPLE_FILE), self.verification_sample)
+        self.task_contract.write_reports(self, output_dir)
 
     @classmethod
     def load(cls, output_dir):
@@ -115,15 +117,27 @@ class FinetuneResult:
                 "finished keras_tl run?")
         with open(os.path.join(output_dir, "run.json")) as f:
             run = json.load(f)
-        if run["info"].get("modality") == "text":
-            import keras_tl.tasks.text_classifier  # noqa: F401  (registers the pipeline)
+        from keras_tl.tasks import task_of
+
+        task_of(run["info"])  # imports the task's module: registers its layers
         model = keras.saving.load_model(path, safe_mode=True)
         with open(os.path.join(output_dir, "metrics.json")) as f:
             metrics = json.load(f)
         histories = metrics.pop("histories", {})
+        sample_path = os.path.join(output_dir, SAMPLE_FILE)
+        sample = None
+        if os.path.exists(sample_path):
+            with np.load(sample_path, allow_pickle=False) as arrays:
+                sample = arrays["inputs"]
         return cls(model=model, class_names=run["class_names"], histories=histories,
                    metrics=metrics, info=run["info"], config=run["config"],
-                   output_dir=output_dir)
+                   output_dir=output_dir, verification_sample=sample)
+
+
+def _write_sample(path, inputs):
+    tmp = path + ".partial.npz"
+    np.savez_compressed(tmp, inputs=np.asarray(inputs))
+    os.replace(tmp, path)
 
 
 def _write_json(path, data):

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from keras_tl import cli
+from keras_tl.tasks import get_task
 
 
 @pytest.mark.core
@@ -44,11 +45,20 @@ def test_backbones_lists_registry(capsys):
     assert {"resnet50", "efficientnet_b0", "convnext_tiny"} <= set(names)
 
 
+@pytest.mark.core
+def test_cli_stages_default_to_the_tasks_own():
+    # the text defaults once differed between the CLI (5 + 5 epochs) and the API
+    args = cli.build_parser().parse_args(["finetune", "reviews.csv"])
+    for name in ("image_classification", "text_classification"):
+        task = get_task(name)
+        assert cli._stages(args, task) == task.default_stages(), name
+
+
 def test_gradual_option_builds_progressive_stages():
     args = cli.build_parser().parse_args(["finetune", "x", "--gradual", "10,block5,all",
                                           "--head-epochs", "1", "--finetune-epochs", "3",
                                           "--finetune-learning-rate", "2e-4"])
-    stages = cli._stages(args, text=False)
+    stages = cli._stages(args, get_task("image_classification"))
     assert [s.unfreeze for s in stages] == [None, 10, "block5", "all"]
     assert [s.epochs for s in stages] == [1, 3, 3, 3]
     assert stages[1].learning_rate == pytest.approx(2e-4)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import keras_tl
+from keras_tl.tasks import get_task
 from keras_tl.freezing import get_backbone, trainable_summary
 from keras_tl.training import loop
 from tests.helpers import colour_arrays, tiny_backbone, weights_of
@@ -76,10 +77,8 @@ def _count(model):
 def test_trainable_counts_per_stage_with_gradual_unfreezing(tmp_path):
     stages = keras_tl.gradual_stages(blocks=(2, "block1", "all"), epochs=1)
     x, y, names = colour_arrays()
-    task = keras_tl.api._prepare(
-        (x, y), tiny_backbone(), stages, "default", None, names, False, False,
-        None, dict(batch_size=8, validation_split=0.2, validation_data=None,
-                   test_data=None, seed=0, dropout=0.2), {})[0]
+    task = get_task("image_classification").prepare(
+        (x, y), tiny_backbone(), class_names=names, batch_size=8, dropout=0.2)
     conv1, conv2 = 3 * 3 * 3 * 4 + 4, 3 * 3 * 4 * 8 + 8
     head = 8 * 3 + 3
     expected = [

@@ -7,13 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from keras_tl.tasks.text_classifier import prepare_text_task
+from keras_tl.tasks import get_task
 from tests.test_text_helpers import sentiment_texts, tiny_preset  # noqa: F401
 
 
 @pytest.fixture(scope="module")
 def task(tiny_preset):  # noqa: F811
-    return prepare_text_task(sentiment_texts(8), tiny_preset, sequence_length=16, batch_size=8)
+    return get_task("text_classification").prepare(sentiment_texts(8), tiny_preset, sequence_length=16, batch_size=8)
 
 
 def test_string_saved_model_and_onnx(task, tmp_path):

@@ -7,6 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from keras_tl.tasks import get_task
+
 from keras_tl.backbones.text_encoders import is_text_backbone, load_text_encoder
 from keras_tl.freezing import get_backbone, trainable_summary
 from keras_tl.tasks.text_classifier import (
@@ -14,7 +16,6 @@ from keras_tl.tasks.text_classifier import (
     apply_text_stage,
     build_text_classifier,
     default_text_stages,
-    prepare_text_task,
 )
 from keras_tl.training.stages import Stage
 from tests.test_text_helpers import sentiment_texts, tiny_bert, tiny_preset  # noqa: F401
@@ -33,7 +34,7 @@ def _size(weights):
 
 @pytest.fixture(scope="module")
 def task(tiny_preset):  # noqa: F811
-    return prepare_text_task(sentiment_texts(12), tiny_preset, sequence_length=16,
+    return get_task("text_classification").prepare(sentiment_texts(12), tiny_preset, sequence_length=16,
                              batch_size=8, seed=0)
 
 
@@ -162,7 +163,7 @@ def test_sequence_length_and_weights_checks(tiny_preset):  # noqa: F811
     with pytest.raises(ValueError, match="exceeds the encoder's maximum of 32"):
         load_text_encoder(tiny_preset, sequence_length=64)
     with pytest.raises(ValueError, match="weights='default' or None"):
-        prepare_text_task(sentiment_texts(4), tiny_preset, weights="imagenet")
+        get_task("text_classification").prepare(sentiment_texts(4), tiny_preset, weights="imagenet")
     encoder = load_text_encoder(tiny_preset, 16, weights=None)
     assert encoder.weights == "None"
 

@@ -32,8 +32,7 @@ FORMATS = ("saved_model", "onnx", "litert")
 __all__ = ["ExportResult", "ExportVerificationError", "export", "predict_top", "FORMATS"]
 
 
-class ExportVerificationError(RuntimeError):
-    """An exported format disagrees with the Keras model beyond tolerance."""
+from keras_tl.errors import ExportVerificationError
 
 
 class ExportResult(dict):
@@ -131,6 +130,8 @@ def export(model_or_result, path, formats=FORMATS, class_names=None, metadata=No
 
         return export_text(model_or_result, path, formats=formats, version=version,
                            tolerance=tolerance, metadata=metadata)
+    if verification_images is None:  # a run's real validation images
+        verification_images = getattr(model_or_result, "verification_sample", None)
     model, class_names, info, metrics, config = _unpack(model_or_result, class_names)
     image_size = _check_model(model, class_names)
     base = _check_base_path(path)

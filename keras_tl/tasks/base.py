@@ -1,38 +1,192 @@
-"""The contract between a task (image or text) and the training loop."""
+"""The task contract: everything that differs between kinds of fine-tuning job.
+
+`keras_tl.finetune`, the CLI, `FinetuneResult` and the exporters know no
+modality. They ask the run's `Task` (found in `keras_tl.tasks.registry`):
+
+- data: `recognizes` (is this my kind of data?), `prepare` (load, split,
+  build the model on a backbone; returns a `PreparedTask`);
+- training: `default_stages`, `compile_options` (loss, metrics),
+  `apply_stage` (which backbone blocks train);
+- inference: `prepare_inputs` (raw inputs to model inputs, the way training
+  read them) and `postprocess` (model outputs to predictions);
+- serving: `export_formats`, `serving_functions` (the SavedModel's
+  signatures, built with TensorFlow only), `signature_contract` (documented
+  inputs and outputs), `verification_inputs`;
+- reports: `write_reports` (plots beside a run).
+
+A task instance holds no data: what a run needs later (input size,
+preprocessing, class names) travels in `info`, so an export subprocess or a
+reloaded run gets the same task back from `info["task"]`.
+"""
 
 import dataclasses
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
+
+from keras_tl.errors import ConfigError
 
 
 @dataclasses.dataclass
 class PreparedTask:
-    """Everything `keras_tl.finetune` needs to run its stages.
+    """A task's data and model, ready for `keras_tl.finetune`'s stages.
 
     Attributes:
-        model: an uncompiled `keras.Model` with a layer named `"backbone"`,
-            returning softmax probabilities.
-        class_names: class names, index i for output i.
-        train: batched `tf.data.Dataset` of `(inputs, labels)` (int labels).
+        task: the `Task` that prepared it.
+        model: an uncompiled `keras.Model` with a layer named `"backbone"`.
+        class_names: class names, index i for class id i.
+        train: batched `tf.data.Dataset` of `(inputs, targets)`.
         validation: the same for validation, or `None`.
         test: the same for test, or `None`.
-        apply_stage: `apply_stage(model, stage)` sets `trainable` flags for a
-            `keras_tl.Stage` (the loop recompiles afterwards).
-        info: JSON-ready facts for metadata files: `modality`, `backbone`,
-            `weights`, `input_size` / `sequence_length`, `preprocessing`...
-        inference_model: what export and predict use, when it differs from
+        info: JSON-ready facts the task needs again at export or reload
+            time (`task`, `modality`, `backbone`, input size, preprocessing...).
+        inference_model: what export and predict use when it differs from
             `model` (e.g. a text model that takes raw strings); else `None`.
+        sample: up to 32 raw validation inputs (images, texts...), kept
+            with the run to verify exports on real data.
 
     Example:
-    >>> task = prepare_image_task("photos/", backbone="mobilenet_v2")
-    >>> task.class_names
-    ['cat', 'dog']
+    >>> from keras_tl.tasks import get_task
+    >>> task = get_task("image_classification")
+    >>> prepared = PreparedTask(task, model=None, class_names=["a", "b"],
+    ...                         train=None, validation=None, test=None)
+    >>> prepared.info["task"]
+    'image_classification'
     """
 
+    task: Any
     model: Any
     class_names: List[str]
     train: Any
     validation: Optional[Any]
     test: Optional[Any]
-    apply_stage: Callable
     info: Dict[str, Any] = dataclasses.field(default_factory=dict)
     inference_model: Optional[Any] = None
+    sample: Optional[Any] = None
+
+    def __post_init__(self):
+        self.info = dict(task=self.task.name, modality=self.task.modality, **self.info)
+
+    def apply_stage(self, model, stage):
+        """Sets `trainable` flags for `stage` (the loop recompiles after).
+
+        Example:
+        >>> prepared.apply_stage(prepared.model, Stage("head"))  # doctest: +SKIP
+        """
+        self.task.apply_stage(model, stage, self.info)
+
+
+class Task:
+    """Base class of keras_tl's tasks; see the module docstring.
+
+    Subclasses set the class attributes and implement the methods that
+    raise `NotImplementedError`. `options` maps each task-specific keyword
+    of `keras_tl.finetune` to its default.
+
+    Example:
+    >>> from keras_tl.tasks import get_task
+    >>> task = get_task("image_classification")
+    >>> task.modality, "image_size" in task.options
+    ('image', True)
+    """
+
+    name = ""
+    modality = ""
+    default_backbone = None
+    options: Dict[str, Any] = {}
+    export_formats = ("saved_model", "onnx", "litert")
+
+    def __repr__(self):
+        return f"<keras_tl task {self.name}>"
+
+    # -- data ---------------------------------------------------------------
+    def recognizes(self, data, backbone=None):
+        """Whether `data` (or the backbone named) is this task's kind."""
+        return False
+
+    def check_options(self, options):
+        """`options` with this task's defaults filled in; an unknown name is
+        a `ConfigError` listing the valid ones.
+
+        Example:
+        >>> from keras_tl.tasks import get_task
+        >>> get_task("image_classification").check_options({"colour": 1})
+        Traceback (most recent call last):
+        ...
+        keras_tl.errors.ConfigError: Unknown option 'colour' for image_classification data; valid: augment, data_dir, image_size, skip_corrupt.
+        """
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            valid = ", ".join(sorted(self.options)) or "none"
+            raise ConfigError(
+                f"Unknown option {unknown[0]!r} for {self.name} data; valid: {valid}."
+            )
+        return {**self.options, **options}
+
+    def prepare(self, data, backbone=None, **kwargs):
+        """Loads and splits `data`, builds the model; returns a `PreparedTask`."""
+        raise NotImplementedError
+
+    # -- training -----------------------------------------------------------
+    def default_stages(self):
+        """The stages `finetune` runs when none are given."""
+        from keras_tl.training.stages import default_stages
+
+        return default_stages()
+
+    def compile_options(self):
+        """`loss` and `metrics` for `model.compile`."""
+        raise NotImplementedError
+
+    def apply_stage(self, model, stage, info):
+        """Freezes/unfreezes backbone blocks for `stage`."""
+        from keras_tl.freezing import freeze_backbone, unfreeze_backbone
+
+        if stage.unfreeze is None or stage.unfreeze == "none":
+            freeze_backbone(model)
+        else:
+            unfreeze_backbone(model, stage.unfreeze, train_batchnorm=stage.train_batchnorm)
+
+    def evaluate(self, model, dataset):
+        """Metrics of `model` on a batched dataset (`None` for no data).
+
+        Example:
+        >>> get_task("image_classification").evaluate(None, None) is None
+        True
+        """
+        if dataset is None:
+            return None
+        values = model.evaluate(dataset, verbose=0, return_dict=True)
+        return {key: float(value) for key, value in values.items()}
+
+    # -- inference ----------------------------------------------------------
+    def prepare_inputs(self, inputs, info):
+        """Raw inputs (files, arrays...) as the model takes them."""
+        return inputs
+
+    def postprocess(self, outputs, class_names, top=3):
+        """Model outputs to one prediction per input."""
+        raise NotImplementedError
+
+    # -- serving ------------------------------------------------------------
+    def serving_functions(self, model, info, class_names):
+        """`{signature_name: tf.function}` for the SavedModel; runs under
+        TensorFlow only. The first key is the default signature."""
+        raise NotImplementedError
+
+    def signature_contract(self, info, class_names):
+        """`{signature: {"inputs": {...}, "outputs": {...}}}` with dtypes and
+        shapes, as written into `keras_tl.json`."""
+        raise NotImplementedError
+
+    def verification_inputs(self, info, sample=None, count=8):
+        """Model inputs to compare exported formats with Keras on: from
+        `sample` (real validation data) when given."""
+        raise NotImplementedError
+
+    # -- reports ------------------------------------------------------------
+    def write_reports(self, result, output_dir):
+        """Writes the task's plots into `output_dir`."""
+        import os
+
+        from keras_tl import reports
+
+        reports.plot_training_curves(result.histories, os.path.join(output_dir, "training_curves.png"))

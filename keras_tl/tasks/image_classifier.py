@@ -1,20 +1,20 @@
-"""Image classifier: preprocessing, backbone, pooling, dropout, softmax head."""
+"""Image classification: RGB pixels in, class probabilities out.
+
+The model takes float32 RGB pixels in [0, 255], `[batch, H, W, 3]` (input
+`"images"`): the backbone's preprocessing is its first layer, so training,
+export and serving cannot disagree.
+"""
 
 import os
 
-import keras
-
-from keras_tl.freezing import BACKBONE_LAYER
+from keras_tl.tasks.classification import Classification, classification_head
 
 INPUT_NAME = "images"
-OUTPUT_NAME = "probabilities"
+DEFAULT_BACKBONE = "mobilenet_v2_torch"  # see benchmarks/results/default_backbone.json
 
 
 def build_image_classifier(loaded, num_classes, dropout=0.2, name="image_classifier"):
     """Puts a classification head on a loaded backbone.
-
-    The model takes float32 RGB pixels in [0, 255], shape `[batch, H, W, 3]`
-    (input `"images"`), and returns softmax `"probabilities"`.
 
     Args:
         loaded: a `keras_tl.backbones.LoadedBackbone`.
@@ -22,104 +22,173 @@ def build_image_classifier(loaded, num_classes, dropout=0.2, name="image_classif
         dropout: dropout rate before the final dense layer.
 
     Example:
-    >>> loaded = load_backbone("mobilenet_v2", weights=None, image_size=96)
-    >>> model = build_image_classifier(loaded, num_classes=3)
+    >>> from keras_tl.backbones import load_backbone
+    >>> loaded = load_backbone("mobilenet_v2", weights=None, image_size=32)
+    >>> build_image_classifier(loaded, num_classes=3).output.shape
+    (None, 3)
     """
-    if num_classes < 2:
-        raise ValueError(f"A classifier needs at least 2 classes, got {num_classes}.")
+    import keras
+
+    from keras_tl.freezing import BACKBONE_LAYER
+
     height, width = loaded.input_size
     inputs = keras.Input(shape=(height, width, 3), name=INPUT_NAME, dtype="float32")
     x = loaded.spec.preprocessing.layer()(inputs)
     backbone = loaded.model
     if backbone.name != BACKBONE_LAYER:
         backbone = keras.Model(backbone.input, backbone.output, name=BACKBONE_LAYER)
-    features = backbone(x)
-    if len(features.shape) == 4:
-        x = keras.layers.GlobalAveragePooling2D(name="pool")(features)
-    elif len(features.shape) == 3:
-        x = keras.layers.GlobalAveragePooling1D(name="pool")(features)
-    else:
-        x = features
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME)(x)
+    outputs = classification_head(backbone(x), num_classes, dropout)
     return keras.Model(inputs, outputs, name=name)
 
 
-def prepare_image_task(
-    data,
-    backbone=None,
-    *,
-    weights="default",
-    image_size=None,
-    batch_size=32,
-    validation_split=0.2,
-    validation_data=None,
-    test_data=None,
-    class_names=None,
-    augment=False,
-    dropout=0.2,
-    seed=0,
-    skip_corrupt=False,
-    data_dir=None,
-):
-    """Loads the backbone and the data, and builds the classifier.
-
-    See `keras_tl.finetune` for the arguments. Returns a `PreparedTask`.
+class ImageClassification(Classification):
+    """Fine-tunes an ImageNet backbone into an image classifier.
 
     Example:
-    >>> task = prepare_image_task("flowers/", "mobilenet_v2", weights=None)
+    >>> from keras_tl.tasks import get_task
+    >>> task = get_task("image_classification")
+    >>> task.default_backbone
+    'mobilenet_v2_torch'
     """
-    from keras_tl.backbones import load_backbone
-    from keras_tl.data.image_sources import load_image_data
-    from keras_tl.data.pipeline import make_dataset
-    from keras_tl.data.splits import stratified_split
-    from keras_tl.freezing import freeze_backbone, unfreeze_backbone
-    from keras_tl.tasks.base import PreparedTask
 
-    for source_data in (data, validation_data, test_data):  # fail fast, before any download
-        if isinstance(source_data, (str, os.PathLike)) and not str(source_data).startswith("tfds:"):
-            if not os.path.exists(source_data):
-                raise FileNotFoundError(f"Data folder not found: {os.fspath(source_data)}")
-    loaded = load_backbone(backbone, weights=weights, image_size=image_size)
-    source = dict(image_size=loaded.input_size, skip_corrupt=skip_corrupt, data_dir=data_dir)
-    x, y, names = load_image_data(data, class_names=class_names, **source)
-    if validation_data is not None:
-        x_val, y_val, _ = load_image_data(validation_data, class_names=names, min_classes=1,
-                                          **source)
-    elif validation_split:
-        train_idx, val_idx = stratified_split(y, validation_split, seed)
-        x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
-    else:
-        x_val = y_val = None
-    test = None
-    if test_data is not None:
-        x_test, y_test, _ = load_image_data(test_data, class_names=names, min_classes=1,
-                                            **source)
-        test = make_dataset(x_test, y_test, batch_size)
+    name = "image_classification"
+    modality = "image"
+    default_backbone = DEFAULT_BACKBONE
+    options = dict(image_size=None, augment=False, skip_corrupt=False, data_dir=None)
 
-    model = build_image_classifier(loaded, len(names), dropout=dropout)
+    def recognizes(self, data, backbone=None):
+        # images are the default: find_task falls back to this task
+        return False
 
-    def apply_stage(model, stage):
-        if stage.unfreeze is None or stage.unfreeze == "none":
-            freeze_backbone(model)
+    def prepare(self, data, backbone=None, *, weights="default", batch_size=32,
+                validation_split=0.2, validation_data=None, test_data=None,
+                class_names=None, dropout=None, seed=0, image_size=None,
+                augment=False, skip_corrupt=False, data_dir=None):
+        """Loads the backbone and the images, and builds the classifier.
+
+        See `keras_tl.finetune` for the arguments.
+
+        Example:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3))
+        >>> prepared = get_task("image_classification").prepare(
+        ...     (x, [0, 1] * 4), "mobilenet_v2", weights=None, image_size=32,
+        ...     validation_split=0.25)
+        >>> prepared.class_names, prepared.info["num_train"], prepared.info["num_validation"]
+        (['0', '1'], 6, 2)
+        """
+        from keras_tl.backbones import load_backbone
+        from keras_tl.data.image_sources import load_image_data
+        from keras_tl.data.pipeline import make_dataset
+        from keras_tl.data.splits import stratified_split
+        from keras_tl.errors import DataNotFoundError
+        from keras_tl.tasks.base import PreparedTask
+
+        for source_data in (data, validation_data, test_data):  # fail fast, before any download
+            if isinstance(source_data, (str, os.PathLike)) and not str(source_data).startswith("tfds:"):
+                if not os.path.exists(source_data):
+                    raise DataNotFoundError(f"Data folder not found: {os.fspath(source_data)}")
+        loaded = load_backbone(backbone or self.default_backbone, weights=weights,
+                               image_size=image_size)
+        source = dict(image_size=loaded.input_size, skip_corrupt=skip_corrupt, data_dir=data_dir)
+        x, y, names = load_image_data(data, class_names=class_names, **source)
+        if validation_data is not None:
+            x_val, y_val, _ = load_image_data(validation_data, class_names=names, min_classes=1,
+                                              **source)
+        elif validation_split:
+            train_idx, val_idx = stratified_split(y, validation_split, seed)
+            x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
         else:
-            unfreeze_backbone(model, stage.unfreeze, train_batchnorm=stage.train_batchnorm)
+            x_val = y_val = None
+        test = None
+        if test_data is not None:
+            x_test, y_test, _ = load_image_data(test_data, class_names=names, min_classes=1,
+                                                **source)
+            test = make_dataset(x_test, y_test, batch_size)
 
-    return PreparedTask(
-        model=model,
-        class_names=names,
-        train=make_dataset(x, y, batch_size, shuffle=True, seed=seed, augment=augment),
-        validation=None if x_val is None else make_dataset(x_val, y_val, batch_size),
-        test=test,
-        apply_stage=apply_stage,
-        info=dict(
-            modality="image",
-            backbone=loaded.spec.name,
-            backbone_source=loaded.spec.source,
-            weights=loaded.weights,
-            input_size=list(loaded.input_size),
-            preprocessing=loaded.spec.preprocessing.to_config(),
-            num_train=int(len(y)),
-            num_validation=0 if y_val is None else int(len(y_val)),
-        ),
-    )
+        model = build_image_classifier(loaded, len(names),
+                                       dropout=0.2 if dropout is None else dropout)
+        return PreparedTask(
+            task=self,
+            model=model,
+            class_names=names,
+            train=make_dataset(x, y, batch_size, shuffle=True, seed=seed, augment=augment),
+            validation=None if x_val is None else make_dataset(x_val, y_val, batch_size),
+            test=test,
+            sample=None if x_val is None else x_val[:32],
+            info=dict(
+                backbone=loaded.spec.name,
+                backbone_source=loaded.spec.source,
+                weights=loaded.weights,
+                input_size=list(loaded.input_size),
+                preprocessing=loaded.spec.preprocessing.to_config(),
+                num_train=int(len(y)),
+                num_validation=0 if y_val is None else int(len(y_val)),
+            ),
+        )
+
+    def prepare_inputs(self, inputs, info):
+        """Images in any form the training data could take (file paths,
+        grayscale or RGB arrays of any size, pixels in [0, 255]; one
+        `[H, W, 3]` image is a batch of one), as float32 `[n, H, W, 3]`.
+
+        Example:
+        >>> import numpy as np
+        >>> get_task("image_classification").prepare_inputs(
+        ...     np.zeros((2, 28, 28)), {"input_size": [32, 32]}).shape
+        (2, 32, 32, 3)
+        """
+        from keras_tl.data.images import prepare_images
+
+        if getattr(inputs, "ndim", 0) == 3 and inputs.shape[-1] in (3, 4):
+            inputs = inputs[None]  # one RGB(A) image, not a grayscale batch
+        return prepare_images(inputs, tuple(info["input_size"])).astype("float32")
+
+    def serving_functions(self, model, info, class_names):
+        from keras_tl.export import saved_model
+
+        _, signatures = saved_model.build_serving_module(
+            model, class_names, tuple(info["input_size"]))
+        return signatures
+
+    def signature_contract(self, info, class_names):
+        """Example:
+        >>> get_task("image_classification").signature_contract(
+        ...     {"input_size": [32, 32]}, ["a", "b"])["serving_default"]["inputs"]
+        {'images': {'dtype': 'float32', 'shape': [None, 32, 32, 3]}}
+        """
+        height, width = info["input_size"]
+        outputs = self.output_contract(class_names)
+        return {
+            "serving_default": {
+                "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [None, height, width, 3]}},
+                "outputs": outputs,
+            },
+            "serving_bytes": {
+                "inputs": {"image_bytes": {"dtype": "string", "shape": [None]}},
+                "outputs": outputs,
+            },
+        }
+
+    def verification_inputs(self, info, sample=None, count=8):
+        """Real images (`sample`, e.g. validation images) when given, else
+        `count` seeded random ones; rounded to integers like decoded pixels.
+
+        Example:
+        >>> get_task("image_classification").verification_inputs(
+        ...     {"input_size": [16, 16]}, count=2).shape
+        (2, 16, 16, 3)
+        """
+        import numpy as np
+
+        size = tuple(info["input_size"])
+        if sample is None:
+            sample = np.random.default_rng(0).integers(0, 256, (count,) + size + (3,))
+        images = np.clip(np.round(np.asarray(sample, dtype="float32")), 0, 255)
+        if images.ndim != 4 or images.shape[1:] != size + (3,):
+            from keras_tl.errors import ConfigError
+
+            raise ConfigError(
+                f"verification images must have shape [n, {size[0]}, {size[1]}, 3]; "
+                f"got {images.shape}.")
+        return images.astype("float32")

@@ -8,9 +8,10 @@ so `predict` takes raw strings.
 import keras
 
 from keras_tl.freezing import get_backbone
+from keras_tl.errors import ConfigError
+from keras_tl.tasks.classification import Classification, classification_head
 from keras_tl.training.stages import Stage
 
-OUTPUT_NAME = "probabilities"
 POOLINGS = ("mean", "pooled")
 _EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding",
                      "embeddings_layer_norm", "embeddings")
@@ -54,23 +55,19 @@ def build_text_classifier(encoder, num_classes, dropout=0.1, pooling="mean",
     Example:
     >>> model = build_text_classifier(load_text_encoder(), num_classes=5)
     """
-    if num_classes < 2:
-        raise ValueError(f"A classifier needs at least 2 classes, got {num_classes}.")
     if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+        raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
     backbone = encoder.backbone
     # any length up to sequence_length: batches are cut to their longest text
     inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in encoder.input_names}
     features = backbone(inputs)
     if pooling == "pooled":
         if "pooled_output" not in features:
-            raise ValueError(f"{type(backbone).__name__} has no pooled output; use pooling='mean'.")
-        x = features["pooled_output"]
-    else:
-        sequence = features["sequence_output"] if isinstance(features, dict) else features
-        x = keras.layers.GlobalAveragePooling1D(name="pool")(sequence, mask=inputs["padding_mask"])
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME)(x)
+            raise ConfigError(f"{type(backbone).__name__} has no pooled output; use pooling='mean'.")
+        features = features["pooled_output"]
+    elif isinstance(features, dict):
+        features = features["sequence_output"]
+    outputs = classification_head(features, num_classes, dropout, pool_mask=inputs["padding_mask"])
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -247,98 +244,172 @@ def _as_text_list(texts):
     return texts
 
 
-def prepare_text_task(
-    data,
-    backbone=None,
-    *,
-    weights="default",
-    class_names=None,
-    batch_size=32,
-    validation_split=0.2,
-    validation_data=None,
-    test_data=None,
-    seed=0,
-    dropout=0.1,
-    text_column="text",
-    label_column="label",
-    sequence_length=128,
-    pooling="mean",
-    train_embeddings=False,
-    tokenizer=None,
-):
-    """Loads the encoder and the texts, tokenizes them once, and builds the
-    classifier. Returns a `PreparedTask` whose `inference_model` is a
-    `TextClassifierPipeline` (raw strings in).
+class TextClassification(Classification):
+    """Fine-tunes a keras_hub text encoder into a text classifier.
 
-    See `keras_tl.finetune` for the shared arguments; the text ones are
-    `text_column`, `label_column` (CSV/DataFrame columns), `sequence_length`
-    (tokens kept per text), `pooling` (`"mean"` or `"pooled"`),
-    `train_embeddings` (unfreeze embeddings with `unfreeze="all"`) and
-    `tokenizer` (with a keras_hub `Backbone` object as `backbone`).
+    The training model takes the tokenizer's int arrays; the
+    `inference_model` (a `TextClassifierPipeline`) and every export take
+    raw strings.
 
     Example:
-    >>> task = prepare_text_task("reviews.csv", "minilm", sequence_length=64)
-    >>> task.class_names
-    ['great', 'other']
+    >>> from keras_tl.tasks import get_task
+    >>> task = get_task("text_classification")
+    >>> sorted(task.options)
+    ['label_column', 'pooling', 'sequence_length', 'text_column', 'tokenizer', 'train_embeddings']
     """
-    from keras_tl.backbones.text_encoders import load_text_encoder, tokenize
-    from keras_tl.data.text import load_texts, make_text_dataset, split_texts
-    from keras_tl.tasks.base import PreparedTask
 
-    if weights not in ("default", "preset", None):
-        raise ValueError(f"Text encoders take weights='default' or None, got {weights!r}.")
-    columns = dict(text_column=text_column, label_column=label_column)
-    train = load_texts(data, class_names=class_names, **columns)
-    names = train.class_names
-    if validation_data is not None:
-        validation = load_texts(validation_data, class_names=names, min_classes=1, **columns)
-    elif validation_split:
-        train, validation = split_texts(train, validation_split, seed=seed)
-    else:
-        validation = None
-    test = None
-    if test_data is not None:
-        test = load_texts(test_data, class_names=names, min_classes=1, **columns)
+    name = "text_classification"
+    modality = "text"
+    default_backbone = "all_minilm_l6_v2"
+    options = dict(text_column="text", label_column="label", sequence_length=128,
+                   pooling="mean", train_embeddings=False, tokenizer=None)
+    export_formats = ("saved_model", "onnx")
 
-    encoder = load_text_encoder(backbone, sequence_length, weights=weights, tokenizer=tokenizer)
+    def recognizes(self, data, backbone=None):
+        """Text data (a CSV file, a folder of `.txt` files per class,
+        `(texts, labels)`), or a text encoder named as backbone.
 
-    def dataset(part, shuffle=False):
-        if part is None:
-            return None
-        return make_text_dataset(tokenize(encoder, part.texts), part.labels, batch_size,
-                                 shuffle=shuffle, seed=seed)
+        Example:
+        >>> get_task("text_classification").recognizes("photos/", backbone="minilm")
+        True
+        """
+        from keras_tl.data.text import is_text_data
 
-    model = build_text_classifier(encoder, len(names), dropout=dropout, pooling=pooling)
+        if is_text_data(data):
+            return True
+        if backbone is None:
+            return False
+        from keras_tl.backbones import text_encoders
 
-    def apply_stage(model, stage):
-        apply_text_stage(model, stage, train_embeddings=train_embeddings, pooling=pooling)
+        return text_encoders.is_text_backbone(backbone)
 
-    tokenizer_config = {k: v for k, v in encoder.tokenizer.get_config().items()
-                        if isinstance(v, (str, int, float, bool, type(None)))}
-    return PreparedTask(
-        model=model,
-        class_names=names,
-        train=dataset(train, shuffle=True),
-        validation=dataset(validation),
-        test=dataset(test),
-        apply_stage=apply_stage,
-        inference_model=TextClassifierPipeline(model, encoder.preprocessor, names,
-                                               name="text_pipeline"),
-        info=dict(
-            modality="text",
-            backbone=encoder.name,
-            backbone_source=encoder.source,
-            weights=encoder.weights,
-            sequence_length=encoder.sequence_length,
-            pooling=pooling,
-            preprocessing=dict(tokenizer=type(encoder.tokenizer).__name__,
-                               vocabulary_size=int(encoder.tokenizer.vocabulary_size()),
-                               inputs=encoder.input_names, **tokenizer_config),
-            num_train=len(train),
-            num_validation=0 if validation is None else len(validation),
-            num_test=0 if test is None else len(test),
-        ),
-    )
+    def default_stages(self):
+        return default_text_stages()
+
+    def prepare(self, data, backbone=None, *, weights="default", class_names=None,
+                batch_size=32, validation_split=0.2, validation_data=None, test_data=None,
+                seed=0, dropout=None, text_column="text", label_column="label",
+                sequence_length=128, pooling="mean", train_embeddings=False, tokenizer=None):
+        """Loads the encoder and the texts, tokenizes them once, and builds
+        the classifier. The `PreparedTask`'s `inference_model` is a
+        `TextClassifierPipeline` (raw strings in).
+
+        See `keras_tl.finetune` for the shared arguments; the text ones are
+        `text_column`, `label_column` (CSV/DataFrame columns),
+        `sequence_length` (tokens kept per text), `pooling` (`"mean"` or
+        `"pooled"`), `train_embeddings` (unfreeze embeddings with
+        `unfreeze="all"`) and `tokenizer` (with a keras_hub `Backbone`
+        object as `backbone`).
+
+        Example:
+        >>> prepared = get_task("text_classification").prepare(
+        ...     "reviews.csv", "minilm", sequence_length=64)  # doctest: +SKIP
+        """
+        from keras_tl.backbones.text_encoders import load_text_encoder, tokenize
+        from keras_tl.data.text import load_texts, make_text_dataset, split_texts
+        from keras_tl.errors import ConfigError
+        from keras_tl.tasks.base import PreparedTask
+
+        if weights not in ("default", "preset", None):
+            raise ConfigError(f"Text encoders take weights='default' or None, got {weights!r}.")
+        columns = dict(text_column=text_column, label_column=label_column)
+        train = load_texts(data, class_names=class_names, **columns)
+        names = train.class_names
+        if validation_data is not None:
+            validation = load_texts(validation_data, class_names=names, min_classes=1, **columns)
+        elif validation_split:
+            train, validation = split_texts(train, validation_split, seed=seed)
+        else:
+            validation = None
+        test = None
+        if test_data is not None:
+            test = load_texts(test_data, class_names=names, min_classes=1, **columns)
+
+        encoder = load_text_encoder(backbone, sequence_length, weights=weights, tokenizer=tokenizer)
+
+        def dataset(part, shuffle=False):
+            if part is None:
+                return None
+            return make_text_dataset(tokenize(encoder, part.texts), part.labels, batch_size,
+                                     shuffle=shuffle, seed=seed)
+
+        model = build_text_classifier(encoder, len(names),
+                                      dropout=0.1 if dropout is None else dropout,
+                                      pooling=pooling)
+        tokenizer_config = {k: v for k, v in encoder.tokenizer.get_config().items()
+                            if isinstance(v, (str, int, float, bool, type(None)))}
+        return PreparedTask(
+            task=self,
+            model=model,
+            class_names=names,
+            train=dataset(train, shuffle=True),
+            validation=dataset(validation),
+            test=dataset(test),
+            inference_model=TextClassifierPipeline(model, encoder.preprocessor, names,
+                                                   name="text_pipeline"),
+            sample=None if validation is None else validation.texts[:32],
+            info=dict(
+                backbone=encoder.name,
+                backbone_source=encoder.source,
+                weights=encoder.weights,
+                sequence_length=encoder.sequence_length,
+                pooling=pooling,
+                train_embeddings=bool(train_embeddings),
+                preprocessing=dict(tokenizer=type(encoder.tokenizer).__name__,
+                                   vocabulary_size=int(encoder.tokenizer.vocabulary_size()),
+                                   inputs=encoder.input_names, **tokenizer_config),
+                num_train=len(train),
+                num_validation=0 if validation is None else len(validation),
+                num_test=0 if test is None else len(test),
+            ),
+        )
+
+    def apply_stage(self, model, stage, info):
+        apply_text_stage(model, stage, train_embeddings=info.get("train_embeddings", False),
+                         pooling=info.get("pooling", "mean"))
+
+    def prepare_inputs(self, inputs, info):
+        """Texts are fed as they are: the pipeline tokenizes them.
+
+        Example:
+        >>> get_task("text_classification").prepare_inputs(["tasty"], {})
+        ['tasty']
+        """
+        return inputs
+
+    def serving_functions(self, model, info, class_names):
+        from keras_tl.export.text import build_text_serving_module
+
+        _, signatures = build_text_serving_module(model)
+        return signatures
+
+    def signature_contract(self, info, class_names):
+        """Example:
+        >>> get_task("text_classification").signature_contract({}, ["a", "b"])[
+        ...     "serving_default"]["inputs"]
+        {'texts': {'dtype': 'string', 'shape': [None]}}
+        """
+        return {
+            "serving_default": {
+                "inputs": {"texts": {"dtype": "string", "shape": [None]}},
+                "outputs": self.output_contract(class_names),
+            },
+        }
+
+    def verification_inputs(self, info, sample=None, count=8):
+        """Texts to compare formats on: `sample` when given, else a few
+        fixed sentences of varied length.
+
+        Example:
+        >>> len(get_task("text_classification").verification_inputs({}, count=3))
+        3
+        """
+        if sample is not None:
+            return [str(t) for t in sample][:max(count, 1)]
+        fixed = ["great value, would buy again", "stale and bland", "ok",
+                 "the delivery was late but the product itself is excellent",
+                 "terrible", "not bad at all", "I love it", "never again"]
+        return fixed[:count]
 
 
 def embed_texts(encoder, texts, batch_size=64):

@@ -31,17 +31,17 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         self.state.save(self.model)
 
 
-def compile_for_stage(model, stage, steps_per_epoch):
-    """Recompiles `model` with Adam at the stage's learning-rate schedule
-    (a change of `trainable` only takes effect on compile).
+def compile_for_stage(model, stage, steps_per_epoch, task):
+    """Recompiles `model` with Adam at the stage's learning-rate schedule and
+    the task's loss and metrics (a change of `trainable` only takes effect
+    on compile).
 
     Example:
-    >>> compile_for_stage(model, Stage("head"), steps_per_epoch=10)
+    >>> compile_for_stage(model, Stage("head"), 10, get_task("image_classification"))  # doctest: +SKIP
     """
     model.compile(
         optimizer=keras.optimizers.Adam(stage_learning_rate(stage, steps_per_epoch)),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        **task.compile_options(),
     )
 
 
@@ -72,7 +72,7 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
         if index < state.stage_index or (index == state.stage_index and state.stage_done):
             continue
         task.apply_stage(model, stage)
-        compile_for_stage(model, stage, steps)
+        compile_for_stage(model, stage, steps, task.task)
         initial_epoch = state.epoch if index == state.stage_index else 0
         if resuming:
             state.restore(model, optimizer_too=initial_epoch > 0)
@@ -103,7 +103,7 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
         logger.warning("The run in %s had finished; loaded its weights.",
                        os.path.dirname(checkpoint_dir))
         task.apply_stage(model, stages[-1])
-        compile_for_stage(model, stages[-1], steps)
+        compile_for_stage(model, stages[-1], steps, task.task)
         state.restore(model, optimizer_too=False)
     return state.histories
 
@@ -113,16 +113,3 @@ def _steps_per_epoch(dataset):
     if steps < 0:  # unknown or infinite
         steps = sum(1 for _ in dataset)
     return max(steps, 1)
-
-
-def evaluate(model, dataset):
-    """`{"loss": ..., "accuracy": ...}` of `model` on a batched dataset.
-
-    Example:
-    >>> evaluate(model, task.test)
-    {'loss': 0.31, 'accuracy': 0.9}
-    """
-    if dataset is None:
-        return None
-    values = model.evaluate(dataset, verbose=0, return_dict=True)
-    return {key: float(value) for key, value in values.items()}

@@ -1,0 +1,113 @@
+"""What every classification task shares, whatever its input: a softmax
+head, sparse cross-entropy, top-k predictions, the serving outputs
+(`probabilities`, `class_ids`, `class_names`) and a confusion matrix.
+
+Image, text and keyword-spotting tasks subclass `Classification` and add
+how their inputs are read, fed and served.
+"""
+
+import os
+
+from keras_tl.errors import ConfigError
+from keras_tl.tasks.base import Task
+
+OUTPUT_NAME = "probabilities"
+
+
+def classification_head(features, num_classes, dropout, pool_mask=None):
+    """Pooling (for sequence or spatial features), dropout and a softmax
+    `Dense` named `"probabilities"`: the head every classifier puts on its
+    backbone.
+
+    Example:
+    >>> import keras
+    >>> x = keras.Input((4, 4, 8))
+    >>> classification_head(x, 3, 0.2).shape
+    (None, 3)
+    """
+    import keras
+
+    if num_classes < 2:
+        raise ConfigError(f"A classifier needs at least 2 classes, got {num_classes}.")
+    if len(features.shape) == 4:
+        features = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    elif len(features.shape) == 3:
+        features = keras.layers.GlobalAveragePooling1D(name="pool")(features, mask=pool_mask)
+    x = keras.layers.Dropout(dropout, name="dropout")(features)
+    return keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME)(x)
+
+
+class Classification(Task):
+    """The shared part of classification tasks (abstract).
+
+    Example:
+    >>> from keras_tl.tasks import get_task
+    >>> isinstance(get_task("text_classification"), Classification)
+    True
+    """
+
+    def compile_options(self):
+        return dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    def postprocess(self, outputs, class_names, top=3):
+        """`[[(class_name, probability), ...], ...]`, most probable first.
+
+        Example:
+        >>> import numpy as np
+        >>> from keras_tl.tasks import get_task
+        >>> get_task("image_classification").postprocess(
+        ...     np.array([[0.1, 0.7, 0.2]]), ["a", "b", "c"], top=2)
+        [[('b', 0.7), ('c', 0.2)]]
+        """
+        import numpy as np
+
+        probabilities = np.asarray(outputs)
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
+        return [
+            [(class_names[i], float(row[i])) for i in idx]
+            for row, idx in zip(probabilities, order)
+        ]
+
+    def classification_outputs(self, probabilities, class_names):
+        """The serving outputs of a classifier, in TensorFlow ops.
+
+        Example:
+        >>> import tensorflow as tf
+        >>> out = get_task("image_classification").classification_outputs(
+        ...     tf.constant([[0.2, 0.8]]), ["cat", "dog"])
+        >>> out["class_names"].numpy()
+        array([b'dog'], dtype=object)
+        """
+        import tensorflow as tf
+
+        names = tf.constant([str(n) for n in class_names], dtype=tf.string)
+        probabilities = tf.cast(probabilities, tf.float32)
+        class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {
+            "probabilities": probabilities,
+            "class_ids": class_ids,
+            "class_names": tf.gather(names, class_ids),
+        }
+
+    def output_contract(self, class_names):
+        """The documented outputs of every classification signature.
+
+        Example:
+        >>> get_task("image_classification").output_contract(["a", "b"])["class_ids"]
+        {'dtype': 'int64', 'shape': [None]}
+        """
+        return {
+            "probabilities": {"dtype": "float32", "shape": [None, len(class_names)]},
+            "class_ids": {"dtype": "int64", "shape": [None]},
+            "class_names": {"dtype": "string", "shape": [None]},
+        }
+
+    def write_reports(self, result, output_dir):
+        from keras_tl import reports
+
+        super().write_reports(result, output_dir)
+        validation = getattr(result.task, "validation", None)
+        if validation is not None:
+            reports.plot_confusion_matrix(
+                result.model, validation, result.class_names,
+                os.path.join(output_dir, "confusion_matrix.png"))
