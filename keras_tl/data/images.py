@@ -11,9 +11,11 @@ import os
 import numpy as np
 
 from keras_tl.data.splits import check_labels
+from keras_tl.errors import DataError, DataNotFoundError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 logger = logging.getLogger("keras_tl")
+_RESIZE_CHUNK_VALUES = 2**25  # float32 values resized at once
 
 
 def load_image_folder(path, image_size, skip_corrupt=False):
@@ -67,7 +69,7 @@ def load_image_folder(path, image_size, skip_corrupt=False):
             file_path = os.path.join(folder, file)
             try:
                 images.append(read_image(file_path, image_size))
-            except ValueError:
+            except DataError:
                 if not skip_corrupt:
                     raise
                 logger.warning("Skipping unreadable image %s", file_path)
@@ -80,31 +82,84 @@ def load_image_folder(path, image_size, skip_corrupt=False):
 
 
 def read_image(path, image_size=None):
-    """Decodes an image file to uint8 RGB (EXIF rotation applied), resized to
-    `(height, width)`.
+    """Decodes an image file to uint8 RGB `[H, W, 3]`, upright per its EXIF
+    orientation, resized to `(height, width)` when given.
 
-    Raises a `ValueError` naming the file when it is not a readable image.
+    JPEG, PNG, GIF, BMP and WebP are decoded and resized by
+    `keras_tl.data.image_decoding`, the TensorFlow ops the exported
+    SavedModel's `serving_bytes` signature runs, so both give the same
+    pixels. Other formats PIL reads (TIFF...) are decoded by PIL, then
+    resized the same way; `serving_bytes` refuses them. 16-bit images are
+    scaled to 0-255 and alpha is dropped.
+
+    Raises a `DataError` naming the file when it is not a readable image or
+    is over the decompression-bomb limit (`MAX_IMAGE_PIXELS`).
 
     Example:
-    >>> read_image("cat.jpg", (224, 224)).shape
-    (224, 224, 3)
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> path = os.path.join(tempfile.mkdtemp(), "red.png")
+    >>> Image.new("RGB", (40, 30), (200, 0, 0)).save(path)
+    >>> image = read_image(path, (15, 20))
+    >>> image.shape, image[0, 0].tolist()
+    ((15, 20, 3), [200, 0, 0])
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    import tensorflow as tf
+
+    from keras_tl.data import image_decoding
 
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image).convert("RGB")  # camera rotation
-            if image_size is not None:
-                height, width = image_size
-                if image.size != (width, height):
-                    image = image.resize((width, height), Image.BILINEAR)
-            return np.asarray(image, dtype="uint8")
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(
-            f"Cannot read image {path}: {error}. Remove or replace the file; when "
-            "training, skip_corrupt=True (--skip-corrupt) skips unreadable images "
-            "with a warning."
-        ) from error
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError as error:
+        raise DataNotFoundError(f"Image file not found: {path}") from error
+    except OSError as error:
+        raise _unreadable(path, error.strerror or error) from error
+    if image_decoding.sniff_format(data) is None:
+        image = _read_with_pil(path, data)
+        return image if image_size is None else resize_images(image[None], image_size)[0]
+    try:
+        return image_decoding.decode_to_array(data, image_size)
+    except tf.errors.OpError as error:
+        raise _unreadable(path, image_decoding.error_reason(error)) from error
+
+
+def _read_with_pil(path, data):
+    """The formats TensorFlow cannot decode, as uint8 RGB (EXIF-rotated)."""
+    import io
+    import warnings
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from keras_tl.data.image_decoding import MAX_IMAGE_PIXELS, scale_16_bit
+
+    try:
+        with warnings.catch_warnings():
+            # PIL warns above the limit and raises above twice it; keras_tl
+            # refuses anything above it, before decoding.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise _unreadable(
+                    path, f"image of {width}x{height} pixels is over the decompression-bomb "
+                    f"limit of {MAX_IMAGE_PIXELS} pixels (as in PIL); refused before decoding")
+            image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I;16") or image.mode == "I":
+                gray = scale_16_bit(np.clip(np.asarray(image), 0, 65535)).numpy()
+                return np.repeat(gray[..., None], 3, axis=-1)
+            return np.asarray(image.convert("RGB"), dtype="uint8")
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise _unreadable(path, error) from error
+
+
+def _unreadable(path, reason):
+    return DataError(
+        f"Cannot read image {path}: {reason}. Remove or replace the file; when "
+        "training, skip_corrupt=True (--skip-corrupt) skips unreadable images "
+        "with a warning."
+    )
 
 
 def prepare_arrays(images, labels, image_size, class_names=None, min_classes=2):
@@ -130,7 +185,8 @@ def prepare_images(images, image_size):
 
     `images` may be `[N, H, W]` or `[N, H, W, 1]` (grayscale, made RGB),
     `[N, H, W, 3]` or `[N, H, W, 4]` (alpha dropped), any numeric dtype in
-    [0, 255], or a list of image file paths.
+    [0, 255], or a list of image file paths (read by `read_image`). Arrays
+    are resized as `resize_images` does.
 
     Example:
     >>> prepare_images(np.zeros((2, 28, 28)), (96, 96)).shape
@@ -158,21 +214,28 @@ def prepare_images(images, image_size):
 
 
 def resize_images(images, image_size):
-    """Resizes a uint8 `[N, H, W, 3]` batch to `(height, width)` (bilinear).
+    """Resizes a uint8 `[N, H, W, 3]` batch to `(height, width)` with
+    `keras_tl.data.image_decoding.resize_image` (bilinear, antialiased, as
+    `read_image` and the SavedModel's `serving_bytes`).
 
     Example:
     >>> resize_images(np.zeros((2, 28, 28, 3), "uint8"), (32, 32)).shape
     (2, 32, 32, 3)
     """
-    from PIL import Image
+    import tensorflow as tf
+
+    from keras_tl.data.image_decoding import resize_image
 
     height, width = image_size
     if images.shape[1:3] == (height, width):
         return images
-    out = np.empty((len(images), height, width, 3), dtype="uint8")
-    for i, image in enumerate(images):
-        out[i] = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
-    return out
+    # Bounded float32 memory for large batches of large images.
+    pixels = max(images.shape[1] * images.shape[2], height * width) * 3
+    chunk = max(1, _RESIZE_CHUNK_VALUES // pixels)
+    with tf.device("/CPU:0"):
+        parts = [resize_image(images[start:start + chunk], (height, width)).numpy()
+                 for start in range(0, len(images), chunk)]
+    return np.concatenate(parts) if parts else np.empty((0, height, width, 3), "uint8")
 
 
 def dataset_to_arrays(dataset):

@@ -6,8 +6,10 @@ TensorFlow subprocess for models built under JAX or PyTorch).
 Signatures (the contract documented in docs/serving.md):
 
 - `serving_default`: `images` float32 `[batch, H, W, 3]`, RGB 0-255.
-- `serving_bytes`: `image_bytes` string `[batch]`, encoded JPEG/PNG/GIF/BMP,
-  decoded to RGB and resized (bilinear) to `H x W` in the graph.
+- `serving_bytes`: `image_bytes` string `[batch]`, encoded JPEG/PNG/GIF/BMP/
+  WebP, decoded, EXIF-rotated and resized (bilinear, antialiased) to `H x W`
+  in the graph by `keras_tl.data.image_decoding`, as training and predict
+  read files.
 
 Both return `probabilities` float32 `[batch, classes]`, `class_ids` int64
 `[batch]` (the top class) and `class_names` string `[batch]`.
@@ -37,6 +39,8 @@ def build_serving_module(model, class_names, image_size):
     """
     import tensorflow as tf
 
+    from keras_tl.data.image_decoding import decode_and_resize
+
     height, width = image_size
     names = tf.constant([str(n) for n in class_names], dtype=tf.string)
 
@@ -54,15 +58,23 @@ def build_serving_module(model, class_names, image_size):
 
     @tf.function(input_signature=[image_spec], autograph=False)
     def serve_images(images):
-        return outputs(images)
+        # TF Serving does not check the signature's shape; the model would
+        # answer for any size, so a wrong one is refused here.
+        given = tf.shape(images)
+        right_size = tf.equal(tf.size(given), 4) & tf.reduce_all(
+            tf.equal(tf.pad(given, [[0, 3]])[1:4], [height, width, 3]))
+        message = tf.strings.format(
+            f"{DEFAULT_SIGNATURE} takes images of shape [batch, {height}, {width}, 3] "
+            "(the input size of the model), got {}: resize them first, or send the "
+            f"encoded files to {BYTES_SIGNATURE}", given)
+        with tf.control_dependencies([tf.debugging.Assert(right_size, [message])]):
+            return outputs(tf.identity(images))
 
     @tf.function(input_signature=[bytes_spec], autograph=False)
     def serve_bytes(image_bytes):
         def decode(data):
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
-            image = tf.cast(image, tf.float32)
-            return tf.image.resize(image, [height, width], method="bilinear")
+            # The ops keras_tl.data.images.read_image runs for training and predict.
+            return tf.cast(decode_and_resize(data, (height, width)), tf.float32)
 
         images = tf.map_fn(
             decode,
