@@ -415,3 +415,40 @@ def test_full_augmentation_in_tf_data_keeps_boxes_on_the_rectangle():
     # the same seed gives the same epoch
     again = list(detection.make_detection_dataset(images, padded, ids, batch_size=4, augment=True, seed=3))
     np.testing.assert_array_equal(again[0][1]["boxes"].numpy(), batches[0][1]["boxes"].numpy())
+
+
+# --- the shipped demo ----------------------------------------------------------
+
+
+def test_the_shipped_demo_reads_as_coco_with_boxes_inside_its_images():
+    from keras_tl.datasets.detection_demo import CLASS_NAMES, detection_demo_path
+
+    for split, count in (("train", 400), ("test", 100)):
+        data = load_detection_data(detection_demo_path(split))
+        assert data.format == "coco" and data.class_names == CLASS_NAMES
+        assert len(data.records) == count
+        objects = np.concatenate([r.class_ids for r in data.records])
+        assert set(objects.tolist()) == {0, 1, 2, 3}
+        counts = [r.num_objects for r in data.records]
+        assert min(counts) == 0 and max(counts) <= 5
+        boxes = np.concatenate([r.boxes for r in data.records])
+        assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 128).all()
+        assert (boxes[:, 2:] - boxes[:, :2] >= 4).all()
+
+
+@pytest.mark.slow
+def test_the_demo_generator_writes_the_shipped_annotations(tmp_path):
+    import subprocess
+    import sys
+    import tarfile
+
+    from keras_tl.datasets import detection_demo
+
+    out = tmp_path / "demo.tar.gz"
+    subprocess.run([sys.executable, "tools/make_detection_data.py", "--out", str(out)], check=True,
+                   cwd=os.path.join(os.path.dirname(__file__), ".."), capture_output=True)
+    with tarfile.open(out) as new, tarfile.open(detection_demo._ARCHIVE) as shipped:
+        assert new.getnames() == shipped.getnames()
+        for split in ("train", "test"):
+            name = f"detection_demo/{split}/instances.json"
+            assert new.extractfile(name).read() == shipped.extractfile(name).read()
