@@ -406,3 +406,259 @@ def test_random_init_differs_between_same_shaped_layers():
     a, b = (np.asarray(model.get_layer(n).kernel) for n in ("block4b_project_conv",
                                                              "block4c_project_conv"))
     assert a.shape == b.shape and not np.allclose(a, b)
+
+
+# --- hostile checkpoints ----------------------------------------------------
+# Files crafted opcode by opcode (no torch needed), each in both formats.
+
+
+def _ops(value):
+    """The pickle opcodes of a plain value (int, str, tuple, None, bool)."""
+    return pickle.dumps(value, protocol=2)[2:-1]
+
+
+def _global(module, name):
+    return f"c{module}\n{name}\n".encode()
+
+
+_NEW_ORDERED_DICT = _global("collections", "OrderedDict") + b")R"
+
+
+def _tensor_ops(key, numel, offset, size, stride, legacy, storage_type="FloatStorage"):
+    """`_rebuild_tensor_v2(storage, offset, size, stride, ...)` on storage `key`."""
+    persistent_id = (b"(" + _ops("storage") + _global("torch", storage_type) + _ops(key)
+                     + _ops("cpu") + _ops(numel) + (b"N" if legacy else b"") + b"tQ")
+    return (_global("torch._utils", "_rebuild_tensor_v2") + b"(" + persistent_id
+            + _ops(offset) + _ops(tuple(size)) + _ops(tuple(stride)) + b"\x89"
+            + _NEW_ORDERED_DICT + b"tR")
+
+
+def _state_dict_ops(tensors, legacy):
+    """An OrderedDict pickle of float32 tensors `{name: (key, numel, offset, size, stride)}`."""
+    items = b"".join(_ops(name) + _tensor_ops(*spec, legacy=legacy) for name, spec in tensors.items())
+    return b"\x80\x02" + _NEW_ORDERED_DICT + b"(" + items + b"u."
+
+
+def _write_checkpoint(path, legacy, payload, storages=None):
+    """A `torch.save`-style file: `payload` (a pickle) plus `storages`
+    (`{key: array}`), in the legacy or the zip format."""
+    import struct
+
+    storages = storages or {}
+    if legacy:
+        records = b"".join(struct.pack("<q", a.size) + a.tobytes() for a in storages.values())
+        return _legacy_file(path, payload + pickle.dumps(list(storages), protocol=2) + records)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", payload)
+        zf.writestr("archive/byteorder", "little")
+        for key, array in storages.items():
+            zf.writestr(f"archive/data/{key}", array.tobytes())
+    return path
+
+
+_STORAGE_TYPES = {"float32": "FloatStorage", "float16": "HalfStorage", "int64": "LongStorage"}
+
+
+def _write_state_dict(path, arrays, legacy):
+    """`{name: array}` as a checkpoint, one contiguous storage each."""
+    items, storages = [], {}
+    for i, (name, array) in enumerate(arrays.items()):
+        array = np.array(array, order="C")  # keeps 0-d arrays 0-d
+        strides = tuple(s // array.itemsize for s in array.strides)
+        spec = (str(i), array.size, 0, array.shape, strides)
+        items.append(_ops(name) + _tensor_ops(*spec, legacy=legacy,
+                                              storage_type=_STORAGE_TYPES[array.dtype.name]))
+        storages[str(i)] = array.reshape(-1)
+    payload = b"\x80\x02" + _NEW_ORDERED_DICT + b"(" + b"".join(items) + b"u."
+    return _write_checkpoint(path, legacy, payload, storages)
+
+
+def _build_on(target, state):
+    """A pickle applying BUILD with `state` to the global `target`."""
+    return b"\x80\x02" + _global(*target) + state + b"b."
+
+
+_FLOAT16_SLOTS = b"N}" + _ops("dtype") + _ops("float16") + b"s\x86"  # (None, {"dtype": ...})
+_ONE = np.ones(1, "float32")
+_BIG = np.arange(1 << 16, dtype="float32")  # 256 KiB
+
+# name -> (legacy -> (payload, storages)), expected message
+HOSTILE = {
+    "build_sets_storage_dtype": (
+        lambda legacy: (_build_on(("torch", "FloatStorage"), _FLOAT16_SLOTS), None), "BUILD"),
+    "build_sets_function_defaults": (
+        lambda legacy: (_build_on(("torch._utils", "_rebuild_tensor_v2"),
+                                  b"N}" + _ops("__defaults__") + _ops((True,)) + b"s\x86"),
+                        None), "BUILD"),
+    "build_sets_function_attribute": (
+        lambda legacy: (_build_on(("torch._utils", "_rebuild_parameter"),
+                                  b"}" + _ops("owned") + _ops(1) + b"s"), None), "BUILD"),
+    "build_on_tensor": (
+        lambda legacy: (_state_dict_ops({"w": ("0", 1, 0, (1,), (1,))}, legacy)[:-2]
+                        + b"}b" + b"u.", {"0": _ONE}), "BUILD"),
+    "stride_0_expands_storage": (  # 64 MiB from 4 bytes
+        lambda legacy: (_state_dict_ops({"w": ("0", 1, 0, (1 << 24,), (0,))}, legacy),
+                        {"0": _ONE}), "more elements than its storage"),
+    "huge_stride_0": (
+        lambda legacy: (_state_dict_ops({"w": ("0", 1, 0, (1 << 62, 1 << 62), (0, 0))}, legacy),
+                        {"0": _ONE}), "bad tensor size"),
+    "negative_size": (
+        lambda legacy: (_state_dict_ops({"w": ("0", 1, 0, (-1,), (1,))}, legacy),
+                        {"0": _ONE}), "size"),
+    "negative_stride": (
+        lambda legacy: (_state_dict_ops({"w": ("0", 4, 3, (4,), (-1,))}, legacy),
+                        {"0": np.ones(4, "float32")}), "stride"),
+    "offset_past_storage": (
+        lambda legacy: (_state_dict_ops({"w": ("0", 1, 1 << 40, (1,), (1,))}, legacy),
+                        {"0": _ONE}), "runs past its storage"),
+    "strides_past_storage": (
+        lambda legacy: (_state_dict_ops({"w": ("0", 4, 0, (2, 2), (3, 1))}, legacy),
+                        {"0": np.ones(4, "float32")}), "runs past its storage"),
+    "storage_numel_lies": (
+        lambda legacy: (_state_dict_ops({"w": ("0", 1 << 40, 0, (1 << 20,), (1,))}, legacy),
+                        {"0": _ONE}), "storage"),
+    "overlapping_views_amplify": (  # 64 views of one 256 KiB storage: 16 MiB
+        lambda legacy: (_state_dict_ops({f"w{i}": ("0", _BIG.size, i, (_BIG.size - i,), (1,))
+                                         for i in range(64)}, legacy),
+                        {"0": _BIG}), "times the bytes"),
+}
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_checkpoint_is_refused(tmp_path, name, legacy):
+    make, message = HOSTILE[name]
+    path = _write_checkpoint(tmp_path / f"{name}.pth", legacy, *make(legacy))
+    with pytest.raises(UnsafeCheckpointError, match=message):
+        load_torch_state_dict(path)
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_legacy_storage_with_negative_length_is_refused(tmp_path, legacy):
+    import struct
+
+    payload = _state_dict_ops({"w": ("0", 4, 0, (4,), (1,))}, legacy)
+    if legacy:
+        path = _legacy_file(tmp_path / "neg.pth", payload + pickle.dumps(["0"], protocol=2)
+                            + struct.pack("<q", -4) + np.ones(4, "float32").tobytes())
+    else:  # a record shorter than its storage
+        path = _write_checkpoint(tmp_path / "neg.pth", False, payload, {"0": np.ones(3, "float32")})
+    with pytest.raises(UnsafeCheckpointError, match="storage"):
+        load_torch_state_dict(path)
+
+
+@pytest.mark.core
+def test_state_dict_writer_round_trips(tmp_path):
+    """The crafting helpers write what a genuine file holds (checks the tests)."""
+    arrays = {"a": np.arange(6, dtype="float32").reshape(2, 3), "b": np.ones(4, "float32")}
+    for legacy in (False, True):
+        loaded = load_torch_state_dict(_write_state_dict(tmp_path / f"{legacy}.pth", arrays, legacy))
+        assert list(loaded) == ["a", "b"]
+        for key in arrays:
+            np.testing.assert_array_equal(loaded[key], arrays[key])
+
+
+def _assert_bit_identical(a, b):
+    assert list(a) == list(b)
+    for key in a:
+        assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, key
+        assert a[key].tobytes() == b[key].tobytes(), key
+
+
+@pytest.mark.core
+@_needs("mobilenet_v2_torch")
+def test_genuine_checkpoint_unchanged_after_hostile_ones(tmp_path):
+    """No crafted file changes how later genuine files read (no shared state
+    is mutated), in either format."""
+    genuine = torch_mobilenet_v2.CHECKPOINT.path()
+    clean = load_torch_state_dict(genuine, expected_sha256=torch_mobilenet_v2.CHECKPOINT.sha256)
+    as_zip = _write_state_dict(tmp_path / "genuine_zip.pth", clean, legacy=False)
+    _assert_bit_identical(load_torch_state_dict(as_zip), clean)
+    for name, (make, _) in sorted(HOSTILE.items()):
+        for legacy in (False, True):
+            path = _write_checkpoint(tmp_path / f"{name}-{legacy}.pth", legacy, *make(legacy))
+            try:
+                load_torch_state_dict(path)
+            except Exception:
+                pass
+    _assert_bit_identical(load_torch_state_dict(genuine), clean)
+    _assert_bit_identical(load_torch_state_dict(as_zip), clean)
+
+
+@pytest.mark.core
+@_needs("mobilenet_v2_torch")
+def test_genuine_checkpoint_within_unpack_budget():
+    """Genuine files use the OrderedDict BUILD (module metadata), which is allowed."""
+    sd = load_torch_state_dict(torch_mobilenet_v2.CHECKPOINT.path())
+    assert len(sd) == 314 and all(np.isfinite(v).all() for v in sd.values())
+
+
+# --- NaN weights and the cache ----------------------------------------------
+
+
+def _tiny_model():
+    import keras
+
+    inputs = keras.Input((4, 4, 2))
+    x = keras.layers.Conv2D(3, 1, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="fc")(x), name="tiny")
+
+
+def _tiny_arrays(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"c.weight": rng.normal(size=(3, 2, 1, 1)).astype("float32"),
+            "c.bias": rng.normal(size=3).astype("float32"),
+            "f.weight": rng.normal(size=(2, 3)).astype("float32"),
+            "f.bias": rng.normal(size=2).astype("float32")}
+
+
+_TINY_MAPPING = {"conv": "c", "fc": "f"}
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_are_refused_and_not_cached(tmp_path, monkeypatch, bad):
+    from keras_tl.errors import BackboneError
+
+    monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path / "cache"))
+    arrays = _tiny_arrays()
+    arrays["f.weight"][1, 2] = bad
+    path = _write_state_dict(tmp_path / "diverged.pth", arrays, legacy=False)
+    with pytest.raises(BackboneError, match=r"'f\.weight'.*(NaN|Inf)"):
+        ckpts.load_torch_weights(_tiny_model(), str(path), None, _TINY_MAPPING)
+    cache = tmp_path / "cache" / "torch_weights"
+    assert not cache.exists() or not list(cache.iterdir())
+
+
+@pytest.mark.core
+def test_poisoned_cache_entry_is_replaced(tmp_path, monkeypatch):
+    """A cached file holding NaN (written by an older version, say) is not
+    used: the checkpoint is imported again and the entry rewritten."""
+    monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path / "cache"))
+    arrays = _tiny_arrays()
+    path = str(_write_state_dict(tmp_path / "good.pth", arrays, legacy=True))
+    model = _tiny_model()
+    ckpts.load_torch_weights(model, path, None, _TINY_MAPPING)
+    (cached,) = (tmp_path / "cache" / "torch_weights").glob("tiny-*.weights.h5")
+    model.get_layer("fc").kernel.assign(np.full((3, 2), np.nan, "float32"))
+    model.save_weights(str(cached), overwrite=True)  # poison the entry
+    fresh = _tiny_model()
+    with pytest.warns(UserWarning, match="NaN or Inf"):
+        ckpts.load_torch_weights(fresh, path, None, _TINY_MAPPING)
+    np.testing.assert_array_equal(np.asarray(fresh.get_layer("fc").kernel), arrays["f.weight"].T)
+    again = _tiny_model()
+    again.load_weights(str(cached))
+    np.testing.assert_array_equal(np.asarray(again.get_layer("fc").kernel), arrays["f.weight"].T)
+
+
+@pytest.mark.core
+def test_errors_importable_from_errors_module():
+    import keras_tl
+    from keras_tl import errors, weights
+
+    assert weights.UnsafeCheckpointError is errors.UnsafeCheckpointError
+    assert weights.ChecksumError is errors.ChecksumError
+    assert keras_tl.UnsafeCheckpointError is errors.UnsafeCheckpointError

@@ -2,6 +2,8 @@
 
 import os
 
+from keras_tl.errors import BackboneError
+
 
 def build_with_weights(spec, weights, size):
     """Builds `spec` at `size` with `weights`: a name the builder knows
@@ -20,7 +22,7 @@ def build_with_weights(spec, weights, size):
                 ) from error
             if not isinstance(error, ValueError):
                 raise
-            raise ValueError(
+            raise BackboneError(
                 f"Could not build backbone {spec.name!r} with weights={weights!r} "
                 f"at input shape {input_shape}: {error}"
             ) from error
@@ -45,12 +47,12 @@ def load_weights_checked(model, path):
     """Loads a Keras weights file, naming the first layer that does not fit.
 
     Example:
-    >>> load_weights_checked(model, "backbone.weights.h5")
+    >>> load_weights_checked(model, "backbone.weights.h5")  # doctest: +SKIP
     """
     if path.endswith(".weights.h5"):
         mismatch = _first_mismatch(model, path)
         if mismatch:
-            raise ValueError(
+            raise BackboneError(
                 f"Weights file {path} does not match backbone {model.name!r}: "
                 f"{mismatch}. Check that the file was saved from the same "
                 "architecture and input size."
@@ -58,7 +60,7 @@ def load_weights_checked(model, path):
     try:
         model.load_weights(path)
     except Exception as error:  # Keras raises several types here
-        raise ValueError(
+        raise BackboneError(
             f"Weights file {path} does not match backbone {model.name!r}: {error}"
         ) from error
 

@@ -1,15 +1,10 @@
 """Pretrained weights from other frameworks: safe PyTorch state-dict reading,
 porting onto Keras layers, and ImageNet classifiers/decoding."""
 
+from keras_tl.errors import ChecksumError, UnsafeCheckpointError
 from keras_tl.weights.imagenet import decode_imagenet, imagenet_classes, imagenet_classifier
 from keras_tl.weights.porting import plan_port, port_state_dict
-from keras_tl.weights.torch_state_dict import (
-    ChecksumError,
-    UnsafeCheckpointError,
-    check_sha256,
-    load_torch_state_dict,
-    sha256_file,
-)
+from keras_tl.weights.torch_state_dict import check_sha256, load_torch_state_dict, sha256_file
 
 __all__ = [
     "ChecksumError",

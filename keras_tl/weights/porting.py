@@ -16,12 +16,16 @@ BatchNormalization     weight, bias,          gamma, beta,
 
 Every shape is checked before anything is assigned, and every tensor must
 be used exactly once (unless skipped explicitly), so a checkpoint for
-another architecture fails on the first tensor that does not fit.
+another architecture fails on the first tensor that does not fit. A tensor
+holding NaN or Inf is refused too: such weights are never right, and would
+otherwise be cached.
 """
 
 import re
 
 import numpy as np
+
+from keras_tl.errors import BackboneError
 
 # Buffers PyTorch keeps that have no Keras counterpart.
 DEFAULT_SKIP = (r"\.num_batches_tracked$",)
@@ -73,20 +77,28 @@ def _rules(layer):
 def plan_port(model, state_dict, mapping, skip=(), source="state dict"):
     """Checks a state dict against a model without changing it.
 
-    Returns `[(variable, array), ...]` ready to assign; raises `ValueError`
-    naming the first tensor that is missing or does not fit, or listing the
-    tensors nothing used. Arguments are those of `port_state_dict`.
+    Returns `[(variable, array), ...]` ready to assign; raises
+    `BackboneError` (a `ValueError`) naming the first tensor that is missing,
+    does not fit or holds NaN/Inf, or listing the tensors nothing used.
+    Arguments are those of `port_state_dict`.
 
     Example:
-    >>> plan = plan_port(model, state_dict, {"stem_conv": "_conv_stem"})
-    >>> len(plan)
-    1
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="fc")])
+    >>> sd = {"head.weight": np.ones((2, 3), "float32"), "head.bias": np.zeros(2, "float32")}
+    >>> [tuple(array.shape) for _, array in plan_port(model, sd, {"fc": "head"})]
+    [(3, 2), (2,)]
+    >>> sd["head.bias"][0] = np.nan
+    >>> plan_port(model, sd, {"fc": "head"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.BackboneError: tensor 'head.bias' of state dict holds 1 NaN or Inf value(s) of 2: ...
     """
     layers = [l for l in model._flatten_layers(include_self=False) if l.weights]
     names = {l.name for l in layers}
     unknown = [name for name in mapping if name not in names]
     if unknown:
-        raise ValueError(
+        raise BackboneError(
             f"The mapping names layers that model {model.name!r} does not have: "
             f"{', '.join(unknown[:5])}."
         )
@@ -96,7 +108,7 @@ def plan_port(model, state_dict, mapping, skip=(), source="state dict"):
     for layer in layers:
         prefix = mapping.get(layer.name)
         if prefix is None:
-            raise ValueError(
+            raise BackboneError(
                 f"Layer {layer.name!r} of model {model.name!r} holds weights but the "
                 "mapping gives it no PyTorch module."
             )
@@ -105,12 +117,12 @@ def plan_port(model, state_dict, mapping, skip=(), source="state dict"):
             variable = getattr(layer, attr)
             want = tuple(int(d) for d in variable.shape)
             if key not in state_dict:
-                raise ValueError(
+                raise BackboneError(
                     f"{source} has no tensor {key!r} for layer {layer.name!r} "
                     f"{attr} {_fmt(want)}."
                 )
             if key in used:
-                raise ValueError(f"tensor {key!r} of {source} would be used twice.")
+                raise BackboneError(f"tensor {key!r} of {source} would be used twice.")
             tensor = np.asarray(state_dict[key])
             array = None
             if tensor.ndim == rank:
@@ -119,13 +131,21 @@ def plan_port(model, state_dict, mapping, skip=(), source="state dict"):
                 except ValueError:  # reshape of a depthwise kernel that cannot fit
                     array = None
             if array is None or tuple(array.shape) != want:
-                raise ValueError(
+                raise BackboneError(
                     f"tensor {key!r} of shape {_fmt(tensor.shape)} does not fit layer "
                     f"{layer.name!r} {attr} {_fmt(want)} ({source} is probably for "
                     "another architecture)."
                 )
+            array = np.ascontiguousarray(array, dtype="float32")
+            bad = np.size(array) - np.count_nonzero(np.isfinite(array))
+            if bad:
+                raise BackboneError(
+                    f"tensor {key!r} of {source} holds {bad} NaN or Inf value(s) of "
+                    f"{np.size(array)}: the checkpoint is corrupt or from a diverged "
+                    "training run, so it is refused (nothing was assigned or cached)."
+                )
             used.add(key)
-            plan.append((variable, np.ascontiguousarray(array, dtype="float32")))
+            plan.append((variable, array))
     unused = [
         key
         for key in state_dict
@@ -133,7 +153,7 @@ def plan_port(model, state_dict, mapping, skip=(), source="state dict"):
     ]
     if unused:
         listed = ", ".join(unused[:10]) + (f", ... ({len(unused)} in all)" if len(unused) > 10 else "")
-        raise ValueError(
+        raise BackboneError(
             f"{len(unused)} tensor(s) of {source} fit no layer of model "
             f"{model.name!r}: {listed}. The checkpoint is probably for a larger "
             "architecture."
@@ -159,8 +179,14 @@ def port_state_dict(model, state_dict, mapping, skip=(), source="state dict"):
         The number of variables assigned.
 
     Example:
-    >>> sd = load_torch_state_dict("efficientnet-lite0-57934424.pth")
-    >>> port_state_dict(model, sd, {"stem_conv": "_conv_stem", ...}, skip=[r"^_fc\\."])
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="fc")])
+    >>> sd = {"head.weight": np.arange(6, dtype="float32").reshape(2, 3),
+    ...       "head.bias": np.zeros(2, "float32"), "aux.weight": np.ones(1, "float32")}
+    >>> port_state_dict(model, sd, {"fc": "head"}, skip=[r"^aux\\."])
+    2
+    >>> keras.ops.convert_to_numpy(model.get_layer("fc").kernel)[:, 1].tolist()
+    [3.0, 4.0, 5.0]
     """
     plan = plan_port(model, state_dict, mapping, skip=skip, source=source)
     for variable, array in plan:
