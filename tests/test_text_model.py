@@ -40,7 +40,7 @@ def task(tiny_preset):  # noqa: F811
 
 def test_preset_folder_loads_encoder_and_tokenizer(tiny_preset):  # noqa: F811
     encoder = load_text_encoder(tiny_preset, sequence_length=16)
-    assert encoder.backbone.name == "backbone"
+    assert encoder.model.name == "backbone"
     assert encoder.input_names == ["padding_mask", "segment_ids", "token_ids"]
     assert type(encoder.tokenizer).__name__ == "BertTokenizer"
     assert encoder.preprocessor(["good tea"])["token_ids"].shape == (1, 16)

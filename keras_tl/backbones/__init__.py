@@ -1,4 +1,5 @@
-"""Backbones: a registry of names, each with its builder, size and preprocessing."""
+"""Backbones: one registry of image, text and audio encoders, each with its
+builder, input size, preprocessing and weights source."""
 
 from keras_tl.backbones.registry import (
     LoadedBackbone,
@@ -11,6 +12,8 @@ from keras_tl.backbones.spec import BackboneSpec, Preprocessing
 from keras_tl.backbones import keras_applications  # noqa: F401  (registers)
 from keras_tl.backbones import efficientnet_lite  # noqa: F401  (registers)
 from keras_tl.backbones import torch_mobilenet_v2  # noqa: F401  (registers)
+from keras_tl.backbones import text_encoders  # noqa: F401  (registers)
+from keras_tl.backbones import speech_embedding  # noqa: F401  (registers)
 
 __all__ = [
     "BackboneSpec",

@@ -14,7 +14,7 @@ layer, not inside the backbone.
 
 from keras_tl.backbones import _torch_checkpoints as ckpts
 from keras_tl.backbones.registry import register_backbone
-from keras_tl.backbones.spec import BackboneSpec, Preprocessing
+from keras_tl.backbones.spec import BackboneSpec, locatable, Preprocessing
 
 PREPROCESSING = Preprocessing(mean=127.0, std=128.0)
 
@@ -231,6 +231,7 @@ def _spec(variant):
         default_weights="imagenet",
         source=f"PyTorch checkpoint from pip package {checkpoint.pip_name}",
         aliases=("EfficientNetLite" + variant[-1],),
+        offline_check=locatable(checkpoint.path),
     )
 
 

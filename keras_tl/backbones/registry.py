@@ -6,12 +6,19 @@ import os
 import re
 
 from keras_tl.backbones.spec import BackboneSpec, Preprocessing
+from keras_tl.errors import BackboneError, ConfigError
 
 _REGISTRY = {}
 _ALIASES = {}
 
 
-def _key(name):
+def name_key(name):
+    """The form names are compared in: lower case, letters and digits only.
+
+    Example:
+    >>> name_key("EfficientNet-Lite0"), name_key("efficientnet_lite0")
+    ('efficientnetlite0', 'efficientnetlite0')
+    """
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
@@ -30,16 +37,17 @@ def register_backbone(spec, overwrite=False):
         )
     _REGISTRY[spec.name] = spec
     for alias in (spec.name,) + tuple(spec.aliases):
-        _ALIASES[_key(alias)] = spec.name
+        _ALIASES[name_key(alias)] = spec.name
     return spec
 
 
 def list_backbones(modality=None):
-    """Sorted names of the registered backbones.
+    """Sorted names of the registered backbones (of one modality: `"image"`,
+    `"text"` or `"audio"`).
 
     Example:
-    >>> "mobilenet_v2" in list_backbones("image")
-    True
+    >>> "mobilenet_v2" in list_backbones("image"), list_backbones("text")
+    (True, ['all_minilm_l6_v2'])
     """
     return sorted(
         name
@@ -56,17 +64,17 @@ def get_backbone_spec(name):
     >>> get_backbone_spec("ResNet50").name
     'resnet50'
     """
-    canonical = _ALIASES.get(_key(name))
+    canonical = _ALIASES.get(name_key(name))
     if canonical is not None:
         return _REGISTRY[canonical]
     close = difflib.get_close_matches(name.lower(), list(_REGISTRY), n=5, cutoff=0.5)
     close += [
         _ALIASES[k]
-        for k in difflib.get_close_matches(_key(name), list(_ALIASES), n=5, cutoff=0.6)
+        for k in difflib.get_close_matches(name_key(name), list(_ALIASES), n=5, cutoff=0.6)
     ]
     close = list(dict.fromkeys(close))[:5]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise ValueError(
+    raise BackboneError(
         f"Unknown backbone {name!r}.{hint} keras_tl.list_backbones() lists all "
         f"{len(_REGISTRY)} names; a keras_hub preset (a local folder, "
         "'kaggle://...' or 'hf://...') or a keras.Model also work."
@@ -76,7 +84,9 @@ def get_backbone_spec(name):
 @dataclasses.dataclass
 class LoadedBackbone:
     """A built backbone with what is needed to put a head on it: the Keras
-    model, its spec (preprocessing...), the input size and the weights used.
+    model (named `"backbone"`), its spec (preprocessing, modality...), the
+    input size, the weights used and, for text, the preprocessor that turns
+    strings into the model's int inputs.
 
     Example:
     >>> loaded = load_backbone("resnet50", weights=None, image_size=64)
@@ -88,19 +98,45 @@ class LoadedBackbone:
     spec: BackboneSpec
     input_size: tuple
     weights: str
+    preprocessor: object = None
+
+    @property
+    def tokenizer(self):
+        """The text preprocessor's tokenizer (text backbones only).
+
+        Example:
+        >>> load_backbone("resnet50", weights=None, image_size=64).tokenizer is None
+        True
+        """
+        return getattr(self.preprocessor, "tokenizer", None)
+
+    @property
+    def input_names(self):
+        """Names of the model's inputs, sorted (text: `padding_mask`, ...).
+
+        Example:
+        >>> load_backbone("resnet50", weights=None, image_size=64).input_names
+        ['input_layer']
+        """
+        inputs = self.model.input
+        if isinstance(inputs, dict):
+            return sorted(inputs)
+        return [tensor.name.split(":")[0] for tensor in self.model.inputs]
 
 
-def load_backbone(backbone, weights="default", image_size=None):
-    """Builds the feature extractor named by `backbone`.
+def load_backbone(backbone, weights="default", image_size=None, input_size=None):
+    """Builds the feature extractor named by `backbone`, image, text or audio.
 
     Args:
-        backbone: a registry name, a keras_hub preset (local folder or
-            remote handle), a `keras.Model` whose input is an image, or a
-            `LoadedBackbone` (returned as it is).
+        backbone: a registry name (`keras_tl.list_backbones()`), a keras_hub
+            preset (local folder or remote handle), a `keras.Model` whose
+            input is an image, or a `LoadedBackbone` (returned as it is).
         weights: `"default"` (the spec's own, `"imagenet"` for
             keras.applications), `"imagenet"`, `None` (random init) or the
             path of a weights file.
-        image_size: `(height, width)` or an int; defaults to the backbone's.
+        image_size: for images, `(height, width)` or an int.
+        input_size: the input size in the spec's terms (`(height, width)`,
+            `(samples,)`, `(tokens,)`); defaults to the backbone's.
 
     Example:
     >>> loaded = load_backbone("mobilenet_v2", weights=None, image_size=96)
@@ -109,10 +145,11 @@ def load_backbone(backbone, weights="default", image_size=None):
     """
     import keras
 
+    size = input_size if input_size is not None else image_size
     if isinstance(backbone, LoadedBackbone):  # already built, maybe customised
         return backbone
     if isinstance(backbone, keras.Model):
-        return _from_user_model(backbone, image_size)
+        return _from_user_model(backbone, size)
     if not isinstance(backbone, str):
         raise TypeError(
             "backbone must be a registry name, a keras_hub preset or a keras.Model; "
@@ -121,11 +158,16 @@ def load_backbone(backbone, weights="default", image_size=None):
     if _looks_like_preset(backbone):
         from keras_tl.backbones import keras_hub_presets
 
-        return keras_hub_presets.load_preset_backbone(backbone, weights, image_size)
+        return keras_hub_presets.load_preset_backbone(backbone, weights, size)
     spec = get_backbone_spec(backbone)
-    size = _check_image_size(spec, image_size)
+    size = _check_input_size(spec, size)
     if weights == "default":
         weights = spec.default_weights
+    if spec.modality != "image":  # the spec's builder takes its own weights forms
+        built = spec.build(weights=weights, input_shape=spec.input_shape(size))
+        if isinstance(built, LoadedBackbone):
+            return built
+        return LoadedBackbone(built, spec, size, str(weights))
     from keras_tl.backbones._weights_file import build_with_weights
 
     model = build_with_weights(spec, weights, size)
@@ -136,22 +178,24 @@ def _looks_like_preset(name):
     return "://" in name or os.path.isdir(name)
 
 
-def _check_image_size(spec, image_size):
+def _check_input_size(spec, image_size):
     if image_size is None:
         return tuple(spec.input_size)
     if isinstance(image_size, int):
-        image_size = (image_size, image_size)
+        image_size = (image_size,) * len(spec.input_size)
     size = tuple(int(v) for v in image_size)
-    if len(size) != 2:
-        raise ValueError(f"image_size must be an int or (height, width); got {image_size!r}.")
+    if len(size) != len(spec.input_size):
+        raise ConfigError(
+            f"The input size of backbone {spec.name!r} has {len(spec.input_size)} "
+            f"value(s), e.g. {spec.input_size}; got {image_size!r}.")
     if min(size) < spec.min_input_size:
-        raise ValueError(
-            f"image_size {size} is too small for backbone {spec.name!r}: it needs "
-            f"at least {spec.min_input_size}x{spec.min_input_size}. Pass a larger "
-            f"image_size (its default is {spec.input_size})."
+        raise ConfigError(
+            f"Input size {size} is too small for backbone {spec.name!r}: it needs "
+            f"at least {spec.min_input_size} per side. Pass a larger size (its "
+            f"default is {spec.input_size})."
         )
     if spec.fixed_input_size and size != tuple(spec.input_size):
-        raise ValueError(
+        raise ConfigError(
             f"Backbone {spec.name!r} only takes {spec.input_size} images with its "
             f"pretrained weights; got image_size {size}."
         )

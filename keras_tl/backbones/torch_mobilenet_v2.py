@@ -13,7 +13,7 @@ block named `block_0_*`, so `unfreeze_backbone(model, "block_13")` works.
 
 from keras_tl.backbones import _torch_checkpoints as ckpts
 from keras_tl.backbones.registry import register_backbone
-from keras_tl.backbones.spec import BackboneSpec, Preprocessing
+from keras_tl.backbones.spec import BackboneSpec, locatable, Preprocessing
 
 NAME = "mobilenet_v2_torch"
 PREPROCESSING = Preprocessing.from_mode("torch")
@@ -165,5 +165,6 @@ register_backbone(
         default_weights="imagenet",
         source=f"torchvision ImageNet weights from pip package {CHECKPOINT.pip_name}",
         aliases=("MobileNetV2Torch", "torchvision_mobilenet_v2"),
+        offline_check=locatable(CHECKPOINT.path),
     )
 )

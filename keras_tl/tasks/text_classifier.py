@@ -45,7 +45,7 @@ def build_text_classifier(encoder, num_classes, dropout=0.1, pooling="mean",
     `sequence_length`); the output is softmax `"probabilities"`.
 
     Args:
-        encoder: a `keras_tl.backbones.text_encoders.LoadedTextEncoder`.
+        encoder: a text `keras_tl.backbones.LoadedBackbone` (`load_text_encoder`).
         num_classes: number of classes (>= 2).
         dropout: dropout rate before the dense layer.
         pooling: `"mean"` (token embeddings averaged over the padding mask,
@@ -57,7 +57,7 @@ def build_text_classifier(encoder, num_classes, dropout=0.1, pooling="mean",
     """
     if pooling not in POOLINGS:
         raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
-    backbone = encoder.backbone
+    backbone = encoder.model
     # any length up to sequence_length: batches are cut to their longest text
     inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in encoder.input_names}
     features = backbone(inputs)
@@ -349,10 +349,10 @@ class TextClassification(Classification):
                                                    name="text_pipeline"),
             sample=None if validation is None else validation.texts[:32],
             info=dict(
-                backbone=encoder.name,
-                backbone_source=encoder.source,
+                backbone=encoder.spec.name,
+                backbone_source=encoder.spec.source,
                 weights=encoder.weights,
-                sequence_length=encoder.sequence_length,
+                sequence_length=encoder.input_size[0],
                 pooling=pooling,
                 train_embeddings=bool(train_embeddings),
                 preprocessing=dict(tokenizer=type(encoder.tokenizer).__name__,
@@ -427,7 +427,7 @@ def embed_texts(encoder, texts, batch_size=64):
     from keras_tl.data.text import length_batches
 
     inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in encoder.input_names}
-    features = encoder.backbone(inputs)
+    features = encoder.model(inputs)
     sequence = features["sequence_output"] if isinstance(features, dict) else features
     pooled = keras.layers.GlobalAveragePooling1D()(sequence, mask=inputs["padding_mask"])
     embedder = keras.Model(inputs, pooled)

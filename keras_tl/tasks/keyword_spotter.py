@@ -1,0 +1,237 @@
+"""Keyword spotting: 16 kHz waveforms in, class probabilities out.
+
+The model takes float32 waveforms `[batch, samples]` at 16 kHz on the int16
+scale (input `"waveforms"`); the speech encoder's mel front end is inside
+the model, so training, export and serving cannot disagree. The SavedModel
+adds `serving_wav`: WAV file bytes of any length and common sample rate,
+decoded, resampled and fitted to the clip by the same TensorFlow functions
+that read the training files (`keras_tl.data.audio`).
+"""
+
+import os
+
+from keras_tl.tasks.classification import Classification, classification_head
+
+INPUT_NAME = "waveforms"
+SAMPLE_RATE = 16000
+DEFAULT_BACKBONE = "speech_embedding"
+
+
+def build_keyword_spotter(encoder, num_classes, dropout=0.2, name="keyword_spotter"):
+    """Puts a classification head on the speech encoder: the embeddings of
+    the clip's windows are averaged, then dropout and a softmax layer.
+
+    Example:
+    >>> from keras_tl.backbones.speech_embedding import load_speech_encoder
+    >>> model = build_keyword_spotter(load_speech_encoder(1.0, weights=None), 3)
+    >>> tuple(model.input.shape), tuple(model.output.shape)
+    ((None, 16000), (None, 3))
+    """
+    import keras
+
+    inputs = keras.Input(shape=encoder.input.shape[1:], name=INPUT_NAME, dtype="float32")
+    outputs = classification_head(encoder(inputs), num_classes, dropout)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def load_audio_data(data, clip_samples, class_names=None, skip_corrupt=False, min_classes=2):
+    """`(float32 clips [N, clip_samples], int32 labels, class_names)` from a
+    folder of `.wav` files per class, `(waveforms, labels)` or a
+    `tf.data.Dataset` of `(waveform, label)` (arrays at 16 kHz).
+
+    Example:
+    >>> import numpy as np
+    >>> x, y, names = load_audio_data((np.zeros((2, 8000)), ["no", "yes"]), 16000)
+    >>> x.shape, names
+    ((2, 16000), ['no', 'yes'])
+    """
+    from keras_tl.data import audio
+
+    if isinstance(data, (str, os.PathLike)):
+        x, y, names = audio.load_audio_folder(data, clip_samples, skip_corrupt=skip_corrupt)
+        if class_names is not None:  # validation/test folders index the training classes
+            y, names = _reindex(y, names, class_names)
+        return x, y, names
+    if hasattr(data, "element_spec"):
+        data = audio.audio_dataset_to_arrays(data)
+    waveforms, labels = data
+    return audio.prepare_audio_arrays(waveforms, labels, clip_samples,
+                                      class_names=class_names, min_classes=min_classes)
+
+
+def _reindex(labels, names, class_names):
+    from keras_tl.errors import DataError
+
+    unknown = sorted(set(names) - set(class_names))
+    if unknown:
+        raise DataError(f"Classes {unknown} are not among the training classes {list(class_names)}.")
+    index = {name: i for i, name in enumerate(class_names)}
+    return [index[names[label]] for label in labels], list(class_names)
+
+
+class KeywordSpotting(Classification):
+    """Fine-tunes the pretrained speech encoder into a keyword classifier.
+
+    Example:
+    >>> from keras_tl.tasks import get_task
+    >>> task = get_task("keyword_spotting")
+    >>> task.modality, task.options["clip_seconds"]
+    ('audio', 1.0)
+    """
+
+    name = "keyword_spotting"
+    modality = "audio"
+    default_backbone = DEFAULT_BACKBONE
+    options = dict(clip_seconds=1.0, augment=False, skip_corrupt=False)
+
+    def recognizes(self, data, backbone=None):
+        """A folder of `.wav` files per class, `(waveforms, labels)` with
+        1-D waveforms, or the speech encoder named as backbone.
+
+        Example:
+        >>> import numpy as np
+        >>> task = get_task("keyword_spotting")
+        >>> task.recognizes((np.zeros((4, 16000)), [0, 1, 0, 1])), task.recognizes("photos/")
+        (True, False)
+        """
+        from keras_tl.data.audio import is_audio_data
+
+        if isinstance(backbone, str) and backbone == DEFAULT_BACKBONE:
+            return True
+        return is_audio_data(data)
+
+    def prepare(self, data, backbone=None, *, weights="default", batch_size=32,
+                validation_split=0.2, validation_data=None, test_data=None,
+                class_names=None, dropout=None, seed=0, clip_seconds=1.0,
+                augment=False, skip_corrupt=False):
+        """Loads the speech encoder and the clips, and builds the classifier.
+
+        See `keras_tl.finetune` for the shared arguments; `clip_seconds` is
+        the window every recording is padded or cropped to (centred).
+
+        Example:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).normal(0, 1000, (8, 16000))
+        >>> prepared = get_task("keyword_spotting").prepare(
+        ...     (x, ["yes", "no"] * 4), weights=None, validation_split=0.25)
+        >>> prepared.class_names, prepared.info["clip_samples"], prepared.info["num_validation"]
+        (['no', 'yes'], 16000, 2)
+        """
+        from keras_tl.backbones import load_backbone
+        from keras_tl.data.audio import make_audio_dataset
+        from keras_tl.data.splits import stratified_split
+        from keras_tl.tasks.base import PreparedTask
+
+        loaded = load_backbone(backbone or self.default_backbone, weights=weights,
+                               input_size=(int(round(clip_seconds * SAMPLE_RATE)),))
+        samples = int(loaded.model.input.shape[1])
+        x, y, names = load_audio_data(data, samples, class_names, skip_corrupt)
+        if validation_data is not None:
+            x_val, y_val, _ = load_audio_data(validation_data, samples, names, skip_corrupt, 1)
+        elif validation_split:
+            train_idx, val_idx = stratified_split(y, validation_split, seed)
+            x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
+        else:
+            x_val = y_val = None
+        test = None
+        if test_data is not None:
+            x_test, y_test, _ = load_audio_data(test_data, samples, names, skip_corrupt, 1)
+            test = make_audio_dataset(x_test, y_test, batch_size)
+        model = build_keyword_spotter(loaded.model, len(names),
+                                      dropout=0.2 if dropout is None else dropout)
+        return PreparedTask(
+            task=self,
+            model=model,
+            class_names=names,
+            train=make_audio_dataset(x, y, batch_size, shuffle=True, seed=seed, augment=augment),
+            validation=None if x_val is None else make_audio_dataset(x_val, y_val, batch_size),
+            test=test,
+            sample=None if x_val is None else x_val[:32],
+            info=dict(
+                backbone=loaded.spec.name,
+                backbone_source=loaded.spec.source,
+                weights=loaded.weights,
+                sample_rate=SAMPLE_RATE,
+                clip_samples=samples,
+                preprocessing=dict(input="mono float32 at 16 kHz on the int16 scale",
+                                   clip="centred: longer cropped, shorter zero-padded"),
+                num_train=int(len(y)),
+                num_validation=0 if y_val is None else int(len(y_val)),
+            ),
+        )
+
+    def prepare_inputs(self, inputs, info):
+        """WAV file paths, or waveforms (a 2-D array or a list of 1-D arrays
+        at 16 kHz), as float32 clips `[n, clip_samples]`.
+
+        Example:
+        >>> import numpy as np
+        >>> get_task("keyword_spotting").prepare_inputs(
+        ...     [np.ones(8000)], {"clip_samples": 16000}).shape
+        (1, 16000)
+        """
+        from keras_tl.data.audio import prepare_waveforms
+
+        if isinstance(inputs, (str, os.PathLike)):
+            inputs = [inputs]
+        return prepare_waveforms(inputs, int(info["clip_samples"]))
+
+    def serving_functions(self, model, info, class_names):
+        import tensorflow as tf
+
+        from keras_tl.data.audio import serving_wav_fn
+
+        samples = int(info["clip_samples"])
+        wav_to_clips = serving_wav_fn(samples)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, samples], tf.float32, name=INPUT_NAME)])
+        def serve_waveforms(waveforms):
+            return self.classification_outputs(model(waveforms, training=False), class_names)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="wav_bytes")])
+        def serve_wav(wav_bytes):
+            clips = wav_to_clips(wav_bytes)
+            return self.classification_outputs(model(clips, training=False), class_names)
+
+        return {
+            "serving_default": serve_waveforms.get_concrete_function(),
+            "serving_wav": serve_wav.get_concrete_function(),
+        }
+
+    def signature_contract(self, info, class_names):
+        """Example:
+        >>> contract = get_task("keyword_spotting").signature_contract(
+        ...     {"clip_samples": 16000}, ["no", "yes"])
+        >>> contract["serving_default"]["inputs"], contract["serving_wav"]["inputs"]
+        ({'waveforms': {'dtype': 'float32', 'shape': [None, 16000]}}, {'wav_bytes': {'dtype': 'string', 'shape': [None]}})
+        """
+        outputs = self.output_contract(class_names)
+        return {
+            "serving_default": {
+                "inputs": {INPUT_NAME: {"dtype": "float32",
+                                        "shape": [None, int(info["clip_samples"])]}},
+                "outputs": outputs,
+            },
+            "serving_wav": {
+                "inputs": {"wav_bytes": {"dtype": "string", "shape": [None]}},
+                "outputs": outputs,
+            },
+        }
+
+    def verification_inputs(self, info, sample=None, count=8):
+        """Real clips (`sample`) when given, else `count` seeded chirps with
+        noise on the int16 scale.
+
+        Example:
+        >>> get_task("keyword_spotting").verification_inputs({"clip_samples": 16000}, count=2).shape
+        (2, 16000)
+        """
+        import numpy as np
+
+        samples = int(info["clip_samples"])
+        if sample is not None:
+            return np.asarray(sample, dtype="float32")[:, :samples]
+        rng = np.random.default_rng(0)
+        t = np.arange(samples) / SAMPLE_RATE
+        chirps = [8000 * np.sin(2 * np.pi * (200 + 300 * i) * t * (1 + t)) for i in range(count)]
+        return (np.stack(chirps) + rng.normal(0, 300, (count, samples))).astype("float32")
