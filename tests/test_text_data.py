@@ -129,3 +129,113 @@ def test_shipped_text_datasets():
     (x, y), (x_test, y_test), names = load_bbc_news(max_train=50)
     assert names == ["business", "entertainment", "politics", "sports", "tech"]
     assert len(x) == 50 and len(x_test) == 444 and set(y_test.tolist()) == set(range(5))
+
+
+# --- never read wrongly in silence ------------------------------------------
+
+
+def _write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return str(path)
+
+
+def test_row_with_an_unquoted_comma_is_refused(tmp_path):
+    from keras_tl.errors import DataError
+
+    path = _write(tmp_path / "r.csv", "text,label\ngreat coffee,pos\n\ngood, really good,pos\n")
+    with pytest.raises(DataError, match=r"r\.csv row 4 has 3 fields but the header has 2"):
+        load_texts(path)
+
+
+def test_unterminated_quote_is_refused(tmp_path):
+    from keras_tl.errors import DataError
+
+    path = _write(tmp_path / "r.csv", 'text,label\n"good,pos\nbad,neg\nnice,pos\n')
+    with pytest.raises(DataError, match=r"r\.csv.*line 4.*unexpected end of data"):
+        load_texts(path)
+
+
+def test_row_numbers_count_blank_lines_and_multiline_texts(tmp_path):
+    path = _write(tmp_path / "r.csv", 'text,label\n"two\nlines",pos\n\nbad,neg\n   ,neg\n')
+    with pytest.raises(ValueError, match=r"r\.csv row 5 \(line 6\)"):
+        load_texts(path)
+
+
+def test_csv_numeric_labels_ordered_numerically_and_merged(tmp_path):
+    path = _write(tmp_path / "r.csv", "text,label\na,10\nb,2\nc,2.0\nd,1\n")
+    data = load_texts(path)
+    assert data.class_names == ["1", "2", "10"]
+    assert data.labels.tolist() == [2, 1, 1, 0]
+
+
+def test_duplicate_column_is_refused(tmp_path):
+    from keras_tl.errors import DataError
+
+    path = _write(tmp_path / "r.csv", "text,label,label\na,pos,neg\nb,neg,pos\n")
+    with pytest.raises(DataError, match=r"column 'label' 2 times"):
+        load_texts(path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_utf16_and_utf32_with_bom_are_decoded(tmp_path, encoding):
+    texts, labels = sentiment_texts(2)
+    rows = "".join(f"{t}\t{label}\n" for t, label in zip(texts, labels))
+    data = load_texts(_write(tmp_path / "r.tsv", "text\tlabel\n" + rows + "Très bon café\tpositive\n",
+                             encoding))
+    assert data.texts == texts + ["Très bon café"]
+    folder = write_text_folder(tmp_path / "txt", per_class=2)
+    _write(tmp_path / "txt" / "positive" / "wide.txt", "Très bon café", encoding)
+    # the BOM names the encoding, so no fallback guesses it wrongly
+    assert "Très bon café" in load_texts(folder, fallback_encoding="latin-1").texts
+
+
+def test_nul_characters_are_refused(tmp_path):
+    from keras_tl.errors import DataError
+
+    path = _write(tmp_path / "r.csv", "text,label\ngood,pos\nb\x00a\x00d\x00,neg\n")
+    with pytest.raises(DataError, match=r"r\.csv row 3.*NUL"):
+        load_texts(path)
+    folder = write_text_folder(tmp_path / "txt", per_class=2)
+    # UTF-16 without a BOM is valid UTF-8 when it is ASCII
+    _write(tmp_path / "txt" / "negative" / "wide.txt", "bad", "utf-16-le")
+    with pytest.raises(DataError, match=r"wide\.txt.*NUL"):
+        load_texts(folder)
+
+
+def test_hidden_files_in_class_folders_are_skipped(tmp_path):
+    folder = write_text_folder(tmp_path / "txt", per_class=2)
+    (tmp_path / "txt" / "positive" / "._000.txt").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    assert len(load_texts(folder)) == 4
+
+
+def test_text_folders_ordered_like_labels(tmp_path):
+    for name in ("10", "2", "1"):
+        (tmp_path / name).mkdir()
+        _write(tmp_path / name / "a.txt", f"text of class {name}")
+    data = load_texts(str(tmp_path))
+    assert data.class_names == ["1", "2", "10"]
+    assert data.texts[data.labels.tolist().index(2)] == "text of class 10"
+
+
+def test_missing_labels_from_lists_and_dataframes_are_refused():
+    pd = pytest.importorskip("pandas")
+    from keras_tl.errors import DataError
+
+    texts, labels = sentiment_texts(2)
+    labels[1] = None
+    with pytest.raises(DataError, match="missing"):
+        load_texts((texts, labels))
+    frame = pd.DataFrame({"text": texts, "label": [0.0, np.nan, 1.0, 1.0]})
+    with pytest.raises(DataError, match="missing"):
+        load_texts(frame)
+    frame = pd.DataFrame({"text": texts, "label": ["neg", np.nan, "pos", "pos"]})
+    with pytest.raises(DataError, match="missing"):
+        load_texts(frame)
+
+
+def test_not_gzip_is_named(tmp_path):
+    from keras_tl.errors import DataError
+
+    path = _write(tmp_path / "r.csv.gz", "text,label\na,pos\n")
+    with pytest.raises(DataError, match=r"r\.csv\.gz is not a gzip file"):
+        load_texts(path)
