@@ -1,46 +1,86 @@
 """keras_tl: transfer learning for Keras 3.
 
+Names load on first use, so `keras-tl -h` answers without TensorFlow. A
+plain `import keras_tl` also registers every Keras object keras_tl saves in
+its models, so `keras.saving.load_model("runs/x/model.keras")` works after it.
+
 Example:
 >>> import keras_tl
->>> result = keras_tl.finetune("photos/", backbone="efficientnet_lite0")
->>> keras_tl.export(result, "saved_models/flowers")
+>>> keras_tl.list_backbones("audio")
+['speech_embedding']
 """
+
+import importlib
+import os
+import sys
 
 from keras_tl.version import __version__
 from keras_tl.errors import KerasTLError
-from keras_tl.backbones import (
-    BackboneSpec,
-    Preprocessing,
-    get_backbone_spec,
-    list_backbones,
-    load_backbone,
-    register_backbone,
-)
-from keras_tl.freezing import (
-    format_trainable_summary,
-    freeze_backbone,
-    trainable_summary,
-    unfreeze_backbone,
-)
-from keras_tl.training.stages import Stage, default_stages, gradual_stages
-from keras_tl.api import finetune
-from keras_tl.result import FinetuneResult
-from keras_tl.weights import UnsafeCheckpointError, decode_imagenet, imagenet_classifier, load_torch_state_dict
-from keras_tl import export  # callable: keras_tl.export(result, path)
-from keras_tl.export import ExportResult, predict_top
 
-# Text helpers import keras_hub, so they load on first use.
-_LAZY = {
+# public name -> module that defines it
+_PUBLIC = {
+    "BackboneSpec": "keras_tl.backbones",
+    "LoadedBackbone": "keras_tl.backbones",
+    "Preprocessing": "keras_tl.backbones",
+    "get_backbone_spec": "keras_tl.backbones",
+    "list_backbones": "keras_tl.backbones",
+    "load_backbone": "keras_tl.backbones",
+    "register_backbone": "keras_tl.backbones",
+    "format_trainable_summary": "keras_tl.freezing",
+    "freeze_backbone": "keras_tl.freezing",
+    "trainable_summary": "keras_tl.freezing",
+    "unfreeze_backbone": "keras_tl.freezing",
+    "Stage": "keras_tl.training.stages",
+    "default_stages": "keras_tl.training.stages",
+    "gradual_stages": "keras_tl.training.stages",
+    "finetune": "keras_tl.api",
+    "FinetuneResult": "keras_tl.result",
+    "load": "keras_tl.result",
+    "UnsafeCheckpointError": "keras_tl.errors",
+    "decode_imagenet": "keras_tl.weights",
+    "imagenet_classifier": "keras_tl.weights",
+    "load_torch_state_dict": "keras_tl.weights",
+    "ExportResult": "keras_tl.export",
+    "predict_top": "keras_tl.export",
+    "get_task": "keras_tl.tasks",
+    "list_tasks": "keras_tl.tasks",
     "default_text_stages": "keras_tl.tasks.text_classifier",
     "TextClassifierPipeline": "keras_tl.tasks.text_classifier",
     "load_text_encoder": "keras_tl.backbones.text_encoders",
     "load_texts": "keras_tl.data.text",
 }
+# modules that register keras_tl's serializable Keras objects
+_SERIALIZABLES = (
+    "keras_tl.layers",
+    "keras_tl.backbones",
+    "keras_tl.tasks.text_classifier",
+)
+
+__all__ = sorted(_PUBLIC) + ["KerasTLError", "__version__", "export"]
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "export":  # the package keras_tl.export, callable as keras_tl.export(...)
+        return importlib.import_module("keras_tl.export")
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
+
+
+def register_serializables():
+    """Imports every module that registers a keras_tl Keras object (done by
+    `import keras_tl` everywhere except in the `keras-tl` command).
+
+    Example:
+    >>> register_serializables()
+    >>> import keras
+    >>> keras.saving.get_registered_object("keras_tl>PixelNormalization").__name__
+    'PixelNormalization'
+    """
+    for module in _SERIALIZABLES:
+        importlib.import_module(module)
+
+
+# The command line imports what each sub-command needs itself.
+if os.path.basename(sys.argv[0] if sys.argv else "") != "keras-tl":
+    register_serializables()

@@ -9,7 +9,9 @@ Example:
 import argparse
 import json
 import os
+import re
 import sys
+import threading
 
 from keras_tl.errors import ConfigError, KerasTLError
 
@@ -36,7 +38,12 @@ def build_parser():
     Example:
     >>> build_parser().parse_args(["finetune", "data/"]).backbone
     """
+    from keras_tl.version import __version__
+
     parser = argparse.ArgumentParser(prog="keras-tl", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"keras-tl {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks and TensorFlow's own log lines")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ft = commands.add_parser("finetune", help="fine-tune a pretrained backbone on DATA")
@@ -74,8 +81,8 @@ def build_parser():
     pr.add_argument("inputs", nargs="+", help="image files (or texts, for a text model)")
     pr.add_argument("--top", type=int, default=3)
 
-    bb = commands.add_parser("backbones", help="list registered backbone names")
-    bb.add_argument("--modality", choices=["image", "text"], default=None)
+    bb = commands.add_parser("backbones", help="list registered backbones by modality")
+    bb.add_argument("--modality", choices=["image", "text", "audio"], default=None)
     return parser
 
 
@@ -165,34 +172,109 @@ def _predict(args):
     return 0
 
 
+def _backbones(args):
+    """Registered backbones in sections, with input size and weights."""
+    from keras_tl.backbones import get_backbone_spec, list_backbones
+
+    for modality in (args.modality,) if args.modality else ("image", "text", "audio"):
+        print(f"{modality} backbones:")
+        for name in list_backbones(modality):
+            spec = get_backbone_spec(name)
+            size = "x".join(str(v) for v in spec.input_size)
+            weights = ("weights on this machine" if spec.available_offline
+                       else f"weights download on first use ({spec.source})")
+            print(f"  {name:<24} input {size:<9} {weights}")
+        if modality == "text":
+            print("  + any keras_hub text preset (downloads on first use), a local "
+                  "keras_hub preset or Hugging Face model folder")
+    return 0
+
+
+# Lines TensorFlow and XLA write from C++ straight to file descriptor 2,
+# before Python logging is configured.
+_NATIVE_LOG = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWEF]\d{4} [\d:. ]+ *\d+ [\w.]+:\d+\])")
+
+
+class _NativeLogFilter:
+    """Drops TensorFlow's native log lines from stderr (kept with --debug)."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self.thread = threading.Thread(target=self._pump, args=(read_end, os.dup(self.saved)),
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    @staticmethod
+    def _pump(read_end, out_fd):
+        with os.fdopen(read_end, "rb") as pipe, os.fdopen(out_fd, "wb", buffering=0) as out:
+            for line in pipe:
+                if not _NATIVE_LOG.match(line):
+                    out.write(line)
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)  # closes the pipe's last writer: the pump drains and ends
+        os.close(self.saved)
+        self.thread.join(timeout=5)
+
+
+def _quiet_python_logs():
+    import logging
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="tensorflow")
+    warnings.filterwarnings("ignore", module="keras")
+
+
 def main(argv=None):
-    """Entry point of the `keras-tl` command.
+    """Entry point of the `keras-tl` command. Errors keras_tl raises on
+    purpose print one line and exit 2 (the traceback with `--debug`).
 
     Example:
-    >>> main(["backbones", "--modality", "image"])
+    >>> main(["backbones", "--modality", "audio"])  # doctest: +ELLIPSIS
+    audio backbones:
+      speech_embedding         input 16000     weights ...
+    0
     """
     args = build_parser().parse_args(argv)
-    if args.command == "backbones":
-        import keras_tl
+    if args.debug:
+        return _run(args)
+    _quiet_python_logs()
+    with _NativeLogFilter():
+        try:
+            return _run(args)
+        except KerasTLError as error:
+            print(f"keras-tl {args.command}: error: {_one_line(error)}", file=sys.stderr)
+            return 2
+        except (ValueError, OSError, TypeError) as error:
+            print(f"keras-tl {args.command}: error: {type(error).__name__}: {_one_line(error)} "
+                  "(--debug shows the traceback)", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            if args.command == "finetune":
+                print("\nInterrupted. Every finished epoch is saved: run the same command "
+                      "again (same --output) to resume.", file=sys.stderr)
+            return 130
 
-        names = keras_tl.list_backbones(args.modality) if args.modality != "text" else []
-        if args.modality in (None, "text"):
-            from keras_tl.backbones.text_encoders import list_text_encoders
 
-            names += list_text_encoders()
-        print("\n".join(names))
-        return 0
-    handler = {"finetune": _finetune, "export": _export, "predict": _predict}[args.command]
-    try:
-        return handler(args)
-    except (KerasTLError, ValueError, OSError, TypeError) as error:
-        print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        if args.command == "finetune":
-            print("\nInterrupted. Every finished epoch is saved: run the same command "
-                  "again (same --output) to resume.", file=sys.stderr)
-        return 130
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return text if len(text) <= 2000 else text[:2000] + "..."
+
+
+def _run(args):
+    handler = {"finetune": _finetune, "export": _export, "predict": _predict,
+               "backbones": _backbones}[args.command]
+    return handler(args)
 
 
 if __name__ == "__main__":

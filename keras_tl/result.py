@@ -145,3 +145,14 @@ def _write_json(path, data):
     with open(tmp, "w") as f:
         json.dump(data, f, indent=2, default=str)
     os.replace(tmp, path)
+
+
+def load(run_dir):
+    """Reloads a finished run: `keras_tl.load("runs/flowers")`, the same as
+    `FinetuneResult.load`.
+
+    Example:
+    >>> keras_tl.load("runs/flowers").class_names  # doctest: +SKIP
+    ['daisy', 'roses']
+    """
+    return FinetuneResult.load(run_dir)
