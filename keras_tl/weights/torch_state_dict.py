@@ -270,8 +270,12 @@ class _RestrictedUnpickler(pickle._Unpickler):
     def load(self):
         try:
             return super().load()
-        except (UnsafeCheckpointError, BackboneError):
+        except BackboneError:
             raise
+        except UnsafeCheckpointError as error:
+            if self._source in str(error):
+                raise
+            raise type(error)(f"{self._source}: {error}") from None
         except Exception as error:  # anything a malformed pickle raises
             raise _MalformedPickle(
                 f"{self._source}: malformed state-dict pickle ({type(error).__name__}: "
@@ -388,7 +392,7 @@ def _load_zip(content, source):
             big_endian = zf.read(root + "byteorder").strip() == b"big"
         storages = _Storages(source)
 
-        def read_record(name):
+        def read_record(name, nbytes=None):
             # torch writes records uncompressed; a compressed one could expand
             # to far more than the file's size.
             info = zf.getinfo(name)
@@ -396,6 +400,11 @@ def _load_zip(content, source):
                 raise UnsafeCheckpointError(
                     f"{source}: record {name!r} is compressed; torch.save never "
                     "compresses, so the file was altered. Re-save it with torch.save."
+                )
+            if nbytes is not None and info.file_size != nbytes:
+                raise UnsafeCheckpointError(
+                    f"Corrupt checkpoint {source}: record {name!r} holds {info.file_size} "
+                    f"bytes, but its storage declares {nbytes}."
                 )
             return zf.read(info)
 
@@ -405,7 +414,8 @@ def _load_zip(content, source):
                 record = f"{root}data/{key}"
                 if record not in names:
                     raise UnsafeCheckpointError(f"Corrupt checkpoint {source}: no record {record!r:.80}.")
-                storages.fill(str(key), read_record(record), big_endian)
+                nbytes = storage.numel * storage.dtype.itemsize
+                storages.fill(str(key), read_record(record, nbytes), big_endian)
             return storage
 
         payload = read_record(pickles[0])
