@@ -124,19 +124,27 @@ class LoadedBackbone:
         return [tensor.name.split(":")[0] for tensor in self.model.inputs]
 
 
-def load_backbone(backbone, weights="default", image_size=None, input_size=None):
+def load_backbone(backbone, weights="default", image_size=None, input_size=None,
+                  preprocessing=None):
     """Builds the feature extractor named by `backbone`, image, text or audio.
 
     Args:
         backbone: a registry name (`keras_tl.list_backbones()`), a keras_hub
             preset (local folder or remote handle), a `keras.Model` whose
-            input is an image, or a `LoadedBackbone` (returned as it is).
+            input is an image (with `preprocessing`), a `LoadedBackbone`
+            (returned as it is), or a fine-tuned keras_tl image classifier
+            to start from (a run folder, a `FinetuneResult`, a `.keras`
+            file or the model itself): its trained backbone and
+            preprocessing are kept, its head dropped.
         weights: `"default"` (the spec's own, `"imagenet"` for
             keras.applications), `"imagenet"`, `None` (random init) or the
             path of a weights file.
         image_size: for images, `(height, width)` or an int.
         input_size: the input size in the spec's terms (`(height, width)`,
             `(samples,)`, `(tokens,)`); defaults to the backbone's.
+        preprocessing: with a bare `keras.Model`: what it expects of RGB
+            0-255 pixels, a `Preprocessing` or a mode (`"tf"`, `"torch"`,
+            `"caffe"`, `"none"` when the model normalises by itself).
 
     Example:
     >>> loaded = load_backbone("mobilenet_v2", weights=None, image_size=96)
@@ -148,8 +156,13 @@ def load_backbone(backbone, weights="default", image_size=None, input_size=None)
     size = input_size if input_size is not None else image_size
     if isinstance(backbone, LoadedBackbone):  # already built, maybe customised
         return backbone
+    trained = _trained_classifier(backbone)
+    if trained is not None:
+        return _from_trained_classifier(*trained, size)
     if isinstance(backbone, keras.Model):
-        return _from_user_model(backbone, size)
+        return _from_user_model(backbone, size, preprocessing)
+    if isinstance(backbone, os.PathLike):
+        backbone = os.fspath(backbone)
     if not isinstance(backbone, str):
         raise TypeError(
             "backbone must be a registry name, a keras_hub preset or a keras.Model; "
@@ -202,7 +215,95 @@ def _check_input_size(spec, image_size):
     return size
 
 
-def _from_user_model(model, image_size):
+def _trained_classifier(backbone):
+    """`(model, info, source)` when `backbone` is a fine-tuned keras_tl
+    image classifier (a run folder, a `FinetuneResult`, a `.keras` file or
+    the model), else `None`."""
+    import keras
+
+    from keras_tl.freezing import BACKBONE_LAYER
+
+    if hasattr(backbone, "model") and hasattr(backbone, "info") and hasattr(backbone, "histories"):
+        return backbone.model, dict(backbone.info), f"run {backbone.output_dir}"
+    if isinstance(backbone, (str, os.PathLike)):
+        path = os.fspath(backbone)
+        if os.path.isfile(os.path.join(path, "run.json")):
+            from keras_tl.result import FinetuneResult
+
+            result = FinetuneResult.load(path)
+            return result.model, dict(result.info), f"run {path}"
+        if path.endswith(".keras") and os.path.isfile(path):
+            import json
+
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+            run_file = os.path.join(os.path.dirname(path), "run.json")
+            info = {}
+            if os.path.isfile(run_file):  # the model of a run folder
+                with open(run_file, encoding="utf-8") as f:
+                    info = json.load(f).get("info", {})
+            return model, info, path
+        return None
+    if isinstance(backbone, keras.Model) and BACKBONE_LAYER in {l.name for l in backbone.layers}:
+        return backbone, {}, f"model {backbone.name}"
+    return None
+
+
+def _from_trained_classifier(model, info, source, size):
+    from keras_tl.freezing import BACKBONE_LAYER
+    from keras_tl.layers import PixelNormalization
+
+    if info.get("modality", "image") != "image" or len(model.inputs) != 1:
+        raise BackboneError(
+            f"Only image classifiers can be the start of another run; {source} is a "
+            f"{info.get('task', 'model of another kind')}.")
+    names = {layer.name: layer for layer in model.layers}
+    if BACKBONE_LAYER not in names:
+        raise BackboneError(f"{source} has no layer named {BACKBONE_LAYER!r}: it was not made by keras_tl.")
+    normalisers = [layer for layer in model.layers if isinstance(layer, PixelNormalization)]
+    preprocessing = Preprocessing.from_mode("none")
+    if normalisers:
+        config = normalisers[0].get_config()
+        as_number = lambda v: tuple(v) if isinstance(v, list) else v  # noqa: E731
+        preprocessing = Preprocessing(as_number(config["mean"]), as_number(config["std"]),
+                                      config["channel_order"])
+    trained = names[BACKBONE_LAYER]
+    shape = tuple(model.input_shape[1:3])
+    if size is not None and tuple(size) != shape:
+        raise ConfigError(f"{source} takes {shape} images; image_size {tuple(size)} differs.")
+    spec = BackboneSpec(
+        name=str(info.get("backbone") or trained.name),
+        build=lambda weights, input_shape: trained,
+        input_size=shape,
+        preprocessing=preprocessing,
+        default_weights=None,
+        source=f"fine-tuned keras_tl {source}",
+    )
+    return LoadedBackbone(trained, spec, shape, f"fine-tuned ({source})")
+
+
+def _normalises_itself(model):
+    """Whether the model's first layers scale its input (keras.applications
+    models built with their preprocessing, or a `Rescaling` first layer)."""
+    import keras
+
+    from keras_tl.layers import PixelNormalization
+
+    scalers = (keras.layers.Rescaling, keras.layers.Normalization, PixelNormalization)
+    first = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)][:3]
+    return any(isinstance(layer, scalers) for layer in first)
+
+
+def _from_user_model(model, image_size, preprocessing=None):
+    if preprocessing is None and _normalises_itself(model):
+        preprocessing = "none"
+    if preprocessing is None:
+        raise ConfigError(
+            f"A bare keras.Model backbone ({model.name!r}) needs its preprocessing: pass "
+            "preprocessing='tf' (x/127.5-1), 'torch' (ImageNet mean/std), 'caffe', a "
+            "keras_tl.Preprocessing(mean, std), or 'none' if the model normalises RGB 0-255 "
+            "pixels itself. A fine-tuned keras_tl model or run folder brings its own.")
+    if isinstance(preprocessing, str):
+        preprocessing = Preprocessing.from_mode(preprocessing)
     shape = tuple(model.input_shape[1:3])
     if image_size is not None and None not in shape:
         wanted = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -223,7 +324,7 @@ def _from_user_model(model, image_size):
         name=model.name,
         build=lambda weights, input_shape: model,
         input_size=size,
-        preprocessing=Preprocessing(),
+        preprocessing=preprocessing,
         default_weights=None,
         source="user keras.Model",
     )

@@ -12,6 +12,10 @@ modality. They ask the run's `Task` (found in `keras_tl.tasks.registry`):
 - serving: `export_formats`, `serving_functions` (the SavedModel's
   signatures, built with TensorFlow only), `signature_contract` (documented
   inputs and outputs), `verification_inputs`;
+- export (asked by `keras_tl.exporters`, each with a default):
+  `supported_formats`, `model_info` (a bare model's info),
+  `predict_outputs` (the Keras reference), `signature_inputs` and
+  `onnx_inputs` (a format's feed), `onnx_model`, `write_assets`;
 - reports: `write_reports` (plots beside a run).
 
 A task instance holds no data: what a run needs later (input size,
@@ -111,7 +115,7 @@ class Task:
         >>> get_task("image_classification").check_options({"colour": 1})
         Traceback (most recent call last):
         ...
-        keras_tl.errors.ConfigError: Unknown option 'colour' for image_classification data; valid: augment, data_dir, image_size, skip_corrupt.
+        keras_tl.errors.ConfigError: Unknown option 'colour' for image_classification data; valid: augment, data_dir, image_size, preprocessing, skip_corrupt.
         """
         unknown = sorted(set(options) - set(self.options))
         if unknown:
@@ -181,6 +185,103 @@ class Task:
         """Model inputs to compare exported formats with Keras on: from
         `sample` (real validation data) when given."""
         raise NotImplementedError
+
+    # -- export (what keras_tl.exporters ask; every one has a default) ------
+    def supported_formats(self, model, info):
+        """The export formats this task's `model` can be written in
+        (default: `export_formats`).
+
+        Example:
+        >>> Task().supported_formats(None, {})
+        ('saved_model', 'onnx', 'litert')
+        """
+        return tuple(self.export_formats)
+
+    def model_info(self, model):
+        """For a bare model given to `export` (no run): the `info` the
+        exporters need (input size, preprocessing...), or `None` when the
+        model is not this task's kind (default: `None`).
+
+        Example:
+        >>> Task().model_info(None) is None
+        True
+        """
+        return None
+
+    def predict_outputs(self, model, inputs):
+        """The Keras model's outputs for model inputs, `{output_name:
+        array}`: the reference every exported format is verified against
+        (default: `model.predict`, named by `model.output_names`).
+
+        Example:
+        >>> import keras, numpy as np
+        >>> x = keras.Input((2,))
+        >>> model = keras.Model(x, keras.layers.Dense(3, name="scores")(x))
+        >>> Task().predict_outputs(model, np.ones((4, 2)))["scores"].shape
+        (4, 3)
+        """
+        import keras
+        import numpy as np
+
+        outputs = model.predict(inputs, verbose=0)
+        if isinstance(outputs, dict):
+            return {name: np.asarray(value) for name, value in outputs.items()}
+        outputs = keras.tree.flatten(outputs)
+        names = list(getattr(model, "output_names", None) or [])
+        names += [f"output_{i}" for i in range(len(names), len(outputs))]
+        return {name: np.asarray(value) for name, value in zip(names, outputs)}
+
+    def signature_inputs(self, signature, inputs, info):
+        """The feed of SavedModel (and LiteRT) signature `signature` for
+        model inputs, `{input_key: array}`, or `None` when the task cannot
+        build it (default: the model inputs for the first signature of
+        `signature_contract`, when it has one input; `None` otherwise).
+
+        Example:
+        >>> import numpy as np
+        >>> from keras_tl.tasks import get_task
+        >>> get_task("image_classification").signature_inputs(
+        ...     "serving_default", np.zeros((1, 8, 8, 3)), {"input_size": [8, 8]})["images"].shape
+        (1, 8, 8, 3)
+        """
+        contract = self.signature_contract(info, [])
+        names = list(contract)
+        if not names or signature != names[0] or len(contract[signature]["inputs"]) != 1:
+            return None
+        (key,) = contract[signature]["inputs"]
+        return {key: inputs}
+
+    def onnx_model(self, model, info):
+        """The Keras model the ONNX exporter converts (default: `model`;
+        e.g. a text classifier converts its classifier on token ids).
+
+        Example:
+        >>> Task().onnx_model("the model", {})
+        'the model'
+        """
+        return model
+
+    def onnx_inputs(self, inputs, info, export_dir):
+        """The ONNX model's feed for model inputs: an array for a
+        one-input model, else `{input_name: array}`. `export_dir` holds
+        the files `write_assets` wrote (default: the inputs as they are).
+
+        Example:
+        >>> Task().onnx_inputs([1, 2], {}, ".")
+        [1, 2]
+        """
+        return inputs
+
+    def write_assets(self, stage_dir, model, info):
+        """Writes the files the exported formats need beside them (e.g. a
+        tokenizer's vocabulary) into `stage_dir`; returns `{file_key: path}`
+        (default: nothing).
+
+        Example:
+        >>> Task().write_assets(".", None, {})
+        {}
+        """
+        return {}
 
     # -- reports ------------------------------------------------------------
     def write_reports(self, result, output_dir):

@@ -10,6 +10,7 @@ import os
 from keras_tl.tasks.classification import Classification, classification_head
 
 INPUT_NAME = "images"
+BYTES_NAME = "image_bytes"  # serving_bytes' input: encoded image files
 DEFAULT_BACKBONE = "mobilenet_v2_torch"  # see benchmarks/results/default_backbone.json
 
 
@@ -54,7 +55,8 @@ class ImageClassification(Classification):
     name = "image_classification"
     modality = "image"
     default_backbone = DEFAULT_BACKBONE
-    options = dict(image_size=None, augment=False, skip_corrupt=False, data_dir=None)
+    options = dict(image_size=None, augment=False, skip_corrupt=False, data_dir=None,
+                   preprocessing=None)
 
     def recognizes(self, data, backbone=None):
         # images are the default: find_task falls back to this task
@@ -63,7 +65,7 @@ class ImageClassification(Classification):
     def prepare(self, data, backbone=None, *, weights="default", batch_size=32,
                 validation_split=0.2, validation_data=None, test_data=None,
                 class_names=None, dropout=None, seed=0, image_size=None,
-                augment=False, skip_corrupt=False, data_dir=None):
+                augment=False, skip_corrupt=False, data_dir=None, preprocessing=None):
         """Loads the backbone and the images, and builds the classifier.
 
         See `keras_tl.finetune` for the arguments.
@@ -89,7 +91,7 @@ class ImageClassification(Classification):
                 if not os.path.exists(source_data):
                     raise DataNotFoundError(f"Data folder not found: {os.fspath(source_data)}")
         loaded = load_backbone(backbone or self.default_backbone, weights=weights,
-                               image_size=image_size)
+                               image_size=image_size, preprocessing=preprocessing)
         source = dict(image_size=loaded.input_size, skip_corrupt=skip_corrupt, data_dir=data_dir)
         x, y, names = load_image_data(data, class_names=class_names, **source)
         if validation_data is not None:
@@ -145,14 +147,100 @@ class ImageClassification(Classification):
         return prepare_images(inputs, tuple(info["input_size"])).astype("float32")
 
     def serving_functions(self, model, info, class_names):
-        from keras_tl.export import saved_model
+        """`serving_default` on float32 pixels `[batch, H, W, 3]` (RGB
+        0-255; another size is refused with a message) and `serving_bytes`
+        on encoded JPEG/PNG/GIF/BMP/WebP files, decoded, EXIF-rotated and
+        resized in the graph by `keras_tl.data.image_decoding`, as training
+        and predict read files. Both return `probabilities`, `class_ids`
+        and `class_names`.
 
-        _, signatures = saved_model.build_serving_module(
-            model, class_names, tuple(info["input_size"]))
-        return signatures
+        Example:
+        >>> functions = get_task("image_classification").serving_functions(
+        ...     model, {"input_size": [96, 96]}, ["cat", "dog"])  # doctest: +SKIP
+        >>> list(functions)  # doctest: +SKIP
+        ['serving_default', 'serving_bytes']
+        """
+        import tensorflow as tf
+
+        from keras_tl.data.image_decoding import decode_and_resize
+
+        height, width = info["input_size"]
+
+        def outputs(images):
+            return self.classification_outputs(model(images, training=False), class_names)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32,
+                                                    name=INPUT_NAME)], autograph=False)
+        def serve_images(images):
+            # TF Serving does not check the signature's shape; the model would
+            # answer for any size, so a wrong one is refused here.
+            given = tf.shape(images)
+            right_size = tf.equal(tf.size(given), 4) & tf.reduce_all(
+                tf.equal(tf.pad(given, [[0, 3]])[1:4], [height, width, 3]))
+            message = tf.strings.format(
+                f"serving_default takes images of shape [batch, {height}, {width}, 3] "
+                "(the input size of the model), got {}: resize them first, or send the "
+                "encoded files to serving_bytes", given)
+            with tf.control_dependencies([tf.debugging.Assert(right_size, [message])]):
+                return outputs(tf.identity(images))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_NAME)],
+                     autograph=False)
+        def serve_bytes(image_bytes):
+            def decode(data):
+                # The ops keras_tl.data.images.read_image runs for training and predict.
+                return tf.cast(decode_and_resize(data, (height, width)), tf.float32)
+
+            images = tf.map_fn(decode, image_bytes,
+                               fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
+            return outputs(images)
+
+        return {"serving_default": serve_images, "serving_bytes": serve_bytes}
+
+    def signature_inputs(self, signature, inputs, info):
+        """`serving_default` takes the pixels; `serving_bytes` their PNG
+        files (lossless, so both must match the Keras model).
+
+        Example:
+        >>> import numpy as np
+        >>> feed = get_task("image_classification").signature_inputs(
+        ...     "serving_bytes", np.zeros((2, 8, 8, 3)), {"input_size": [8, 8]})
+        >>> [data[:4] for data in feed["image_bytes"]]
+        [b'\\x89PNG', b'\\x89PNG']
+        """
+        if signature == "serving_bytes":
+            return {BYTES_NAME: encode_png(inputs)}
+        return super().signature_inputs(signature, inputs, info)
+
+    def model_info(self, model):
+        """For a bare image classifier (one `[batch, H, W, 3]` input): its
+        input size and the preprocessing layer inside it; else `None`.
+
+        Example:
+        >>> import keras
+        >>> x = keras.Input((32, 32, 3))
+        >>> model = keras.Model(x, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+        >>> get_task("image_classification").model_info(model)
+        {'input_size': [32, 32], 'preprocessing': None}
+        """
+        from keras_tl.layers import PixelNormalization
+
+        inputs = getattr(model, "inputs", None) or []
+        shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
+        if len(shape) != 4 or shape[-1] != 3 or None in shape[1:]:
+            return None
+        preprocessing = None
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, PixelNormalization):
+                preprocessing = {"mean": layer.mean, "std": layer.std,
+                                 "channel_order": layer.channel_order,
+                                 "input": "RGB float32 in [0, 255]"}
+                break
+        return {"input_size": [int(shape[1]), int(shape[2])], "preprocessing": preprocessing}
 
     def signature_contract(self, info, class_names):
         """Example:
+        >>> from keras_tl.tasks import get_task
         >>> get_task("image_classification").signature_contract(
         ...     {"input_size": [32, 32]}, ["a", "b"])["serving_default"]["inputs"]
         {'images': {'dtype': 'float32', 'shape': [None, 32, 32, 3]}}
@@ -165,7 +253,7 @@ class ImageClassification(Classification):
                 "outputs": outputs,
             },
             "serving_bytes": {
-                "inputs": {"image_bytes": {"dtype": "string", "shape": [None]}},
+                "inputs": {BYTES_NAME: {"dtype": "string", "shape": [None]}},
                 "outputs": outputs,
             },
         }
@@ -192,3 +280,25 @@ class ImageClassification(Classification):
                 f"verification images must have shape [n, {size[0]}, {size[1]}, 3]; "
                 f"got {images.shape}.")
         return images.astype("float32")
+
+
+def encode_png(images):
+    """PNG bytes of each float32 RGB 0-255 image (values rounded to uint8).
+
+    Example:
+    >>> import numpy as np
+    >>> encode_png(np.zeros((2, 8, 8, 3), "float32"))[0][:4]
+    b'\\x89PNG'
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.clip(np.round(np.asarray(images, dtype="float32")), 0, 255).astype("uint8")
+    encoded = []
+    for image in pixels:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    return np.asarray(encoded, dtype=object)
