@@ -85,7 +85,7 @@ def embedding_steps(samples):
 
     Example:
     >>> embedding_steps(16000), embedding_steps(MIN_CLIP_SAMPLES), embedding_steps(32000)
-    (3, 1, 8)
+    (3, 1, 16)
     """
     return max((mel_frames(samples) - WINDOW_FRAMES) // WINDOW_STEP + 1, 0)
 
@@ -405,38 +405,55 @@ def load_speech_encoder(clip_seconds=1.0, weights="default"):
         raise ConfigError(
             f"weights must be 'default', None or the path of an embedding_model.onnx; got {weights!r}."
         )
-    model = _build_encoder(samples, random_init=weights is None)
-    if weights is not None:
+    model = _build_encoder(samples)
+    if weights is None:
+        _set_cnn_weights(model, _glorot_weights(model))
+    else:
         path = find_model_file("embedding_model.onnx") if weights == "default" else os.fspath(weights)
         expected = MODEL_FILES["embedding_model.onnx"] if weights == "default" else None
         _set_cnn_weights(model, cnn_weights(path, expected))
     return model
 
 
-def _conv(x, filters, kernel, padding, name, random_init, use_bias=True):
-    init = "glorot_uniform" if random_init else "zeros"  # zeros: overwritten at once
+def _conv(x, filters, kernel, padding, name, use_bias=True):
+    # zeros: the weights are set at once (Keras' random init compiles per shape under JAX)
     return keras.layers.Conv2D(
-        filters, kernel, padding=padding, use_bias=use_bias, kernel_initializer=init, name=name
+        filters, kernel, padding=padding, use_bias=use_bias, kernel_initializer="zeros", name=name
     )(x)
 
 
-def _build_encoder(samples, random_init):
+def _glorot_weights(model):
+    """Glorot-uniform kernels and zero biases from NumPy's global generator
+    (which `keras.utils.set_random_seed` seeds)."""
+    weights = {}
+    for layer in _conv_layers(model):
+        kernel_shape = tuple(layer.kernel.shape)
+        receptive = int(np.prod(kernel_shape[:2]))
+        limit = np.sqrt(6.0 / (receptive * (kernel_shape[2] + kernel_shape[3])))
+        values = [np.random.uniform(-limit, limit, kernel_shape).astype("float32")]
+        if layer.use_bias:
+            values.append(np.zeros(kernel_shape[3], "float32"))
+        weights[layer.name] = values
+    return weights
+
+
+def _build_encoder(samples):
     layers = keras.layers
     inputs = keras.Input(shape=(samples,), name="waveform")
     x = LogMelSpectrogram(name="log_mel")(inputs)
     x = MelWindows(name="mel_windows")(x)
     x = layers.ZeroPadding2D(((0, 0), (1, 1)), name="block1_pad")(x)
-    x = _conv(x, 24, (3, 3), "valid", "block1_conv1", random_init)
+    x = _conv(x, 24, (3, 3), "valid", "block1_conv1")
     x = ClampedLeakyReLU(name="block1_act1")(x)
     for block, filters, pool in _CNN_BLOCKS:
         first = 2 if block == 1 else 1
         kernels = [(1, 3), (3, 1)] * (1 if block == 1 else 2)
         for index, kernel in enumerate(kernels, start=first):
             padding = "same" if kernel == (1, 3) else "valid"  # the ONNX pads the mel axis only
-            x = _conv(x, filters, kernel, padding, f"block{block}_conv{index}", random_init)
+            x = _conv(x, filters, kernel, padding, f"block{block}_conv{index}")
             x = ClampedLeakyReLU(name=f"block{block}_act{index}")(x)
         x = layers.MaxPooling2D(pool, name=f"block{block}_pool")(x)
-    x = _conv(x, EMBEDDING_DIM, (3, 1), "valid", "block6_projection", random_init, use_bias=False)
+    x = _conv(x, EMBEDDING_DIM, (3, 1), "valid", "block6_projection", use_bias=False)
     outputs = EmbeddingSequence(embedding_steps(samples), name="embeddings")(x)
     return keras.Model(inputs, outputs, name="backbone")
 
@@ -482,7 +499,7 @@ def _read_onnx_cnn(path):
     graph = onnx.load(path).graph
     initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     convs = [node for node in graph.node if node.op_type == "Conv"]
-    names = [layer.name for layer in _conv_layers(_build_encoder(MIN_CLIP_SAMPLES, True))]
+    names = [layer.name for layer in _conv_layers(_build_encoder(MIN_CLIP_SAMPLES))]
     if len(convs) != len(names):
         raise BackboneError(
             f"{path} has {len(convs)} convolutions; the speech embedding model has {len(names)}."
