@@ -2,10 +2,18 @@
 TensorFlow: no keras, no keras_tl.
 
 Usage: python tests/serving_check.py VERSION_DIR ARRAYS.npz
+       python tests/serving_check.py --files REQUEST.json
 
 ARRAYS.npz holds `images` (float32 [n, H, W, 3], integer values 0-255) and
 `reference` (the Keras model's probabilities for them). Prints one JSON
 report line; tests/test_export.py asserts on it.
+
+With --files, REQUEST.json holds `{"models": [VERSION_DIR...], "files":
+[PATH...]}`: for each model, each file's bytes go to `serving_bytes` on
+their own (its probabilities, or the error's message), then all the
+readable ones in one batch; and a batch of twice the model's size goes to
+`serving_default`. Prints `{"reports": {VERSION_DIR: report},
+"keras_modules_loaded": [...]}`; tests/test_image_reading.py asserts on it.
 """
 
 import sys
@@ -94,5 +102,53 @@ def main(path, arrays_path):
     print(json.dumps(report))
 
 
+def _assertion_message(error):
+    """The message given to tf.debugging.Assert, without TF's node names."""
+    message = error.message.split("\n\t [[")[0].strip()
+    return message.split("assertion failed: [", 1)[-1].removesuffix("]")
+
+
+def files_report(path, files):
+    loaded = tf.saved_model.load(path)
+    serve_bytes = loaded.signatures["serving_bytes"]
+    per_file, readable = {}, []
+    for file in files:
+        with open(file, "rb") as f:
+            data = f.read()
+        try:
+            out = serve_bytes(image_bytes=tf.constant([data]))
+        except tf.errors.InvalidArgumentError as error:
+            per_file[file] = {"error": _assertion_message(error)}
+            continue
+        per_file[file] = {"probabilities": out["probabilities"].numpy()[0].tolist()}
+        readable.append(data)
+    batch = serve_bytes(image_bytes=tf.constant(readable))["probabilities"].numpy()
+    (spec,) = loaded.signatures["serving_default"].structured_input_signature[1].values()
+    height, width = spec.shape[1:3]
+    try:
+        loaded.signatures["serving_default"](images=tf.zeros([2, 2 * height, 2 * width, 3]))
+        wrong_size = None
+    except tf.errors.InvalidArgumentError as error:
+        wrong_size = _assertion_message(error)
+    return {
+        "files": per_file,
+        "batch_probabilities": batch.tolist(),
+        "wrong_size_error": wrong_size,
+    }
+
+
+def files_main(request_path):
+    with open(request_path, encoding="utf-8") as f:
+        request = json.load(f)
+    reports = {path: files_report(path, request["files"]) for path in request["models"]}
+    for name in _BLOCKED:
+        del sys.modules[name]
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in _BLOCKED)
+    print(json.dumps({"reports": reports, "keras_modules_loaded": loaded}))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--files":
+        files_main(sys.argv[2])
+    else:
+        main(sys.argv[1], sys.argv[2])

@@ -149,29 +149,32 @@ def decode_and_resize(data, image_size):
 
 
 def decode_to_array(data, image_size=None):
-    """`decode_image` (or `decode_and_resize` given `image_size`) on the CPU,
-    as one compiled `tf.function`: the graph `serving_bytes` runs. Returns a
-    NumPy uint8 array.
+    """`decode_image` (and `resize_image` given `image_size`) on the CPU, as
+    one compiled `tf.function`: the ops `serving_bytes` runs. Returns a NumPy
+    uint8 array.
 
     Example:
     >>> import tensorflow as tf
     >>> png = tf.io.encode_png(tf.zeros([40, 30, 3], tf.uint8)).numpy()
-    >>> decode_to_array(png, (20, 15)).shape
-    (20, 15, 3)
+    >>> decode_to_array(png, (20, 15)).shape, decode_to_array(png).shape
+    ((20, 15, 3), (40, 30, 3))
     """
-    decode, decode_and_resize_to = _compiled()
     with tf.device("/CPU:0"):
-        if image_size is None:
-            return decode(data).numpy()
-        return decode_and_resize_to(data, tf.constant(image_size, tf.int32)).numpy()
+        size = tf.constant((0, 0) if image_size is None else image_size, tf.int32)
+        return _compiled()(data, size).numpy()
 
 
 @functools.lru_cache(maxsize=None)
 def _compiled():
-    encoded = tf.TensorSpec([], tf.string)
-    size = tf.TensorSpec([2], tf.int32)
-    return (tf.function(decode_image, input_signature=[encoded], autograph=False),
-            tf.function(decode_and_resize, input_signature=[encoded, size], autograph=False))
+    """Traced once per process (a few seconds): size (0, 0) means as decoded."""
+
+    def decode(data, size):
+        image = decode_image(data)
+        return tf.cond(tf.reduce_all(size > 0), lambda: resize_image(image, size),
+                       lambda: image)
+
+    signature = [tf.TensorSpec([], tf.string), tf.TensorSpec([2], tf.int32)]
+    return tf.function(decode, input_signature=signature, autograph=False)
 
 
 def error_reason(error):
@@ -186,11 +189,12 @@ def error_reason(error):
     ...     print(error_reason(error))
     unsupported image format: expected JPEG, PNG, GIF, BMP, WebP (by their first bytes)
     """
-    message = error.message.split("\n\t [[")[0]
-    message = message.strip().split("\n\n")[-1]  # after a graph error's stack
-    message = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\].*$", "", message).strip()
-    asserted = re.match(r"assertion failed: \[(.*)\]$", message, re.DOTALL)
-    return asserted.group(1) if asserted else message
+    message = error.message.split("\n\t [[")[0].strip()  # the failing node follows
+    asserted = re.search(r"assertion failed: \[(.*)\]$", message, re.DOTALL)
+    if asserted:
+        return asserted.group(1)
+    line = message.splitlines()[-1]  # after a graph error's stack
+    return re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\].*$", "", line).strip()
 
 
 def apply_orientation(image, orientation):
@@ -419,7 +423,8 @@ def _webp_exif_start(read):
     def step(position):
         is_exif = _matches(read, position, b"EXIF")
         size = _uint(read, position + 4, 4, little_endian)
-        return tf.where(is_exif, position + 8, -1), position + 8 + size + size % 2, tf.constant(False)
+        following = position + 8 + size + size % 2
+        return tf.where(is_exif, position + 8, -1), following, tf.constant(False)
 
     return _scan(read, 12, step)
 
