@@ -65,7 +65,7 @@ def decode_wav(contents):
     ...     w.writeframes(np.array([[100, 300], [-50, -150]], "<i2").tobytes())
     >>> waveform, rate = decode_wav(buffer.getvalue())
     >>> waveform.numpy().tolist(), int(rate)
-    [200.0, -100.0]
+    ([200.0, -100.0], 8000)
     """
     tf = _tf()
     return _functions()["decode"](tf.convert_to_tensor(contents, tf.string))
@@ -190,7 +190,7 @@ def resample(waveform, rate_in, rate_out=SAMPLE_RATE):
 
     Example:
     >>> y = resample(np.ones(441, "float32"), 44100, 16000)
-    >>> y.shape[-1], round(float(y[80]), 4)
+    >>> y.shape[-1], round(float(y[80]), 2)
     (160, 1.0)
     """
     tf = _tf()
@@ -617,8 +617,9 @@ class AudioAugmentation:
     drawn from `snr_db`, then a gain drawn from +-`gain_db`; the result is
     clipped to the int16 range. `noise`, an array `[K, n]` of background
     recordings (16 kHz, int16 scale, n >= clip samples), replaces the
-    synthetic noise. Seeded: the same seed gives the same sequence, each
-    epoch a different draw.
+    synthetic noise. Seeded: the same seed gives the same draws, each epoch
+    new ones (a parallel `tf.data` map may hand them to batches in another
+    order).
 
     Example:
     >>> augment = AudioAugmentation(seed=0)

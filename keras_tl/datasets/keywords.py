@@ -37,7 +37,7 @@ def mu_law_decode(codes):
 
     Example:
     >>> mu_law_decode(mu_law_encode(np.array([1000.0]))).round().tolist()
-    [996.0]
+    [978.0]
     """
     y = np.asarray(codes, "float64") / 255 * 2 - 1
     return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(_MU)) / _MU * 32768.0).astype("float32")
