@@ -101,14 +101,16 @@ def finetune(
     stages = list(stages or task.default_stages())
     if class_weight == "balanced":
         class_weight = balanced_class_weight(prepared)
-    settings = _settings(prepared, stages, common, class_weight, task_options)
+    settings = _settings(prepared, stages, common, class_weight, task_options,
+                         data=data, validation_data=validation_data)
 
     from keras_tl.training.loop import run_stages
 
-    histories = run_stages(
+    outcome = run_stages(
         prepared, stages, os.path.join(output_dir, "checkpoint"), settings,
         class_weight=class_weight, patience=patience, verbose=verbose,
     )
+    histories = outcome.histories
     metrics = {
         "validation": task.evaluate(prepared.model, prepared.validation),
         "test": task.evaluate(prepared.model, prepared.test),
@@ -118,7 +120,13 @@ def finetune(
         metrics=metrics, info=prepared.info, config=settings, output_dir=output_dir,
         stages=stages, task=prepared, verification_sample=prepared.sample,
     )
-    result.save(output_dir)
+    from keras_tl.result import MODEL_FILE
+
+    if outcome.reloaded and os.path.exists(os.path.join(output_dir, MODEL_FILE)):
+        # a finished run's folder is left as it was: a reload never overwrites its model
+        result.output_dir = output_dir
+    else:
+        result.save(output_dir)
     if export:
         from keras_tl.export import export as export_model
 
@@ -145,16 +153,23 @@ def balanced_class_weight(prepared):
     }
 
 
-def _settings(prepared, stages, common, class_weight, task_options):
+def _settings(prepared, stages, common, class_weight, task_options, data=None,
+              validation_data=None):
+    from keras_tl.training.fingerprint import data_fingerprint
+
     settings = dict(
         info={k: v for k, v in prepared.info.items() if not k.startswith("num_")},
         class_names=prepared.class_names,
         stages=[s.to_config() for s in stages],
-        batch_size=common["batch_size"], validation_split=common["validation_split"],
+        batch_size=common["batch_size"],
         seed=common["seed"], dropout=common["dropout"],
         class_weight=class_weight,
         task_options={k: v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
                       for k, v in task_options.items()},
+        # what the model is trained on: a rerun on changed data is refused
+        data=dict(train=data_fingerprint(data), validation=data_fingerprint(validation_data)),
     )
+    if validation_data is None and common["validation_split"]:
+        settings["validation_split"] = common["validation_split"]
     # round-trip through JSON so it compares equal to the saved copy
     return json.loads(json.dumps(settings, default=str))
