@@ -1,6 +1,36 @@
-"""Training-curve and confusion-matrix plots written beside a run."""
+"""Training-curve and confusion-matrix plots written beside a run, and the
+machine description every benchmark result names."""
 
 import numpy as np
+
+
+def machine_info():
+    """What a measured number ran on: CPU model, core count, backend and
+    versions, and that the machine may have been shared.
+
+    Example:
+    >>> sorted(machine_info())
+    ['cpu', 'cpus', 'keras', 'keras_backend', 'keras_tl', 'python', 'tensorflow']
+    """
+    import os
+    import platform
+
+    import keras
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    import tensorflow as tf
+
+    from keras_tl.version import __version__
+
+    return dict(cpu=cpu, cpus=os.cpu_count(), python=platform.python_version(),
+                keras=keras.__version__, keras_backend=keras.backend.backend(),
+                tensorflow=tf.__version__, keras_tl=__version__)
 
 
 def plot_training_curves(histories, path):

@@ -14,10 +14,11 @@ from keras_tl.tasks.base import Task
 OUTPUT_NAME = "probabilities"
 
 
-def classification_head(features, num_classes, dropout, pool_mask=None):
+def classification_head(features, num_classes, dropout, pool_mask=None, normalize=False):
     """Pooling (for sequence or spatial features), dropout and a softmax
     `Dense` named `"probabilities"`: the head every classifier puts on its
-    backbone.
+    backbone. `normalize=True` adds a `LayerNormalization` after pooling,
+    for backbones whose features are not on a unit scale.
 
     Example:
     >>> import keras
@@ -33,6 +34,8 @@ def classification_head(features, num_classes, dropout, pool_mask=None):
         features = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     elif len(features.shape) == 3:
         features = keras.layers.GlobalAveragePooling1D(name="pool")(features, mask=pool_mask)
+    if normalize:
+        features = keras.layers.LayerNormalization(name="head_norm")(features)
     x = keras.layers.Dropout(dropout, name="dropout")(features)
     return keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME)(x)
 

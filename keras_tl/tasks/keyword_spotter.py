@@ -19,7 +19,9 @@ DEFAULT_BACKBONE = "speech_embedding"
 
 def build_keyword_spotter(encoder, num_classes, dropout=0.2, name="keyword_spotter"):
     """Puts a classification head on the speech encoder: the embeddings of
-    the clip's windows are averaged, then dropout and a softmax layer.
+    the clip's windows are averaged and layer-normalised (they range over
+    tens, with offsets; openWakeWord's own heads normalise them too), then
+    dropout and a softmax layer.
 
     Example:
     >>> from keras_tl.backbones.speech_embedding import load_speech_encoder
@@ -30,7 +32,7 @@ def build_keyword_spotter(encoder, num_classes, dropout=0.2, name="keyword_spott
     import keras
 
     inputs = keras.Input(shape=encoder.input.shape[1:], name=INPUT_NAME, dtype="float32")
-    outputs = classification_head(encoder(inputs), num_classes, dropout)
+    outputs = classification_head(encoder(inputs), num_classes, dropout, normalize=True)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -83,6 +85,23 @@ class KeywordSpotting(Classification):
     modality = "audio"
     default_backbone = DEFAULT_BACKBONE
     options = dict(clip_seconds=1.0, augment=False, skip_corrupt=False)
+
+    def default_stages(self, head_epochs=10, finetune_epochs=10):
+        """Head warm-up at 1e-2 (a linear head on frozen, normalised
+        embeddings converges in few epochs at that rate, as for text), then
+        the encoder unfrozen at 1e-4 with 10% warm-up and cosine decay.
+
+        Example:
+        >>> [(s.name, s.learning_rate, s.unfreeze) for s in get_task("keyword_spotting").default_stages()]
+        [('head', 0.01, None), ('finetune', 0.0001, 'all')]
+        """
+        from keras_tl.training.stages import Stage
+
+        return [
+            Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=1e-2),
+            Stage("finetune", unfreeze="all", epochs=finetune_epochs, learning_rate=1e-4,
+                  warmup=0.1, schedule="cosine"),
+        ]
 
     def recognizes(self, data, backbone=None):
         """A folder of `.wav` files per class, `(waveforms, labels)` with
