@@ -1,0 +1,262 @@
+"""RetinaNet on a keras_tl backbone: keras_hub's detector (anchors, focal
+loss, box regression, NMS) fed by any keras_tl image backbone.
+
+keras_hub's `RetinaNetObjectDetector` wants a `RetinaNetBackbone`, which
+wants an image encoder with `pyramid_outputs` (`{"P3": stride-8 features,
+"P4": stride 16, "P5": stride 32}`). `PyramidImageEncoder` is that encoder
+for a keras_tl backbone: the backbone's preprocessing layer then its own
+layers, re-applied flat (not nested) so that keras_hub's feature extractor,
+the layer named `"backbone"` inside `detector.backbone`, holds exactly the
+pretrained layers (plus the weightless preprocessing):
+
+    detector = build_detector(load_backbone("mobilenet_v2_torch"), num_classes=4)
+    detector_backbone(detector).trainable = False   # the frozen-backbone stage
+    # == detector.backbone.get_layer("backbone")
+
+The model takes float32 RGB pixels in [0, 255] (`[batch, H, W, 3]`), trains
+with `fit` on `(images, {"boxes": [batch, n, 4], "labels": [batch, n]})`
+(pixel `xmin, ymin, xmax, ymax`, padding -1, as `make_detection_dataset`
+gives), and `predict` returns NMS-ed `{"boxes", "confidence", "labels",
+"num_detections"}`, boxes in pixels of the input (clipped to it), padding -1.
+"""
+
+import keras
+from keras import ops
+from keras_hub.layers import AnchorGenerator, NonMaxSuppression
+from keras_hub.models import FeaturePyramidBackbone, RetinaNetBackbone, RetinaNetObjectDetector
+
+from keras_tl.errors import BackboneError, ConfigError
+
+BOX_FORMAT = "xyxy"
+PYRAMID_STRIDES = {"P3": 8, "P4": 16, "P5": 32}
+FEATURE_EXTRACTOR = "backbone"  # keras_hub's name for it inside RetinaNetBackbone
+_NOT_FEATURES = (keras.layers.InputLayer, keras.layers.ZeroPadding2D)
+
+
+def pyramid_layer_names(model, strides=PYRAMID_STRIDES):
+    """For each pyramid level, the last layer of `model` whose output is the
+    input downsampled by exactly that stride.
+
+    Padding layers are skipped (their outputs are a few pixels larger); the
+    model needs a fixed input size divisible by the largest stride.
+
+    Example:
+    >>> import keras_tl
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> pyramid_layer_names(loaded.model)
+    {'P3': 'block_6_expand_relu', 'P4': 'block_13_expand_relu', 'P5': 'out_relu'}
+    """
+    height, width = model.input_shape[1:3]
+    found = {}
+    for layer in model.layers:
+        if isinstance(layer, _NOT_FEATURES) or not isinstance(getattr(layer, "output", None),
+                                                              keras.KerasTensor):
+            continue
+        shape = layer.output.shape
+        if len(shape) != 4 or not shape[1] or not shape[2]:
+            continue
+        if height % shape[1] or width % shape[2] or height // shape[1] != width // shape[2]:
+            continue
+        for level, stride in strides.items():
+            if height // shape[1] == stride:
+                found[level] = layer.name
+    missing = [f"{level} (stride {strides[level]})" for level in strides if level not in found]
+    if missing:
+        raise BackboneError(
+            f"Backbone {model.name!r} at {height}x{width} has no feature map for {', '.join(missing)}; "
+            "a detector needs a convolutional backbone and an image size divisible by 32."
+        )
+    return {level: found[level] for level in strides}
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class PyramidImageEncoder(FeaturePyramidBackbone):
+    """A keras_hub `FeaturePyramidBackbone` made of a keras_tl backbone.
+
+    Raw RGB 0-255 pixels go through the preprocessing layer, then the
+    backbone's layers; `pyramid_outputs` are its stride 8/16/32 features.
+
+    Args:
+        feature_model: a functional model from raw pixels to a dict
+            `{"P3": ..., "P4": ..., "P5": ...}`; `from_backbone` builds it.
+
+    Example:
+    >>> import keras_tl
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> encoder = PyramidImageEncoder.from_backbone(loaded)
+    >>> {level: tuple(t.shape) for level, t in encoder.pyramid_outputs.items()}
+    {'P3': (None, 8, 8, 192), 'P4': (None, 4, 4, 576), 'P5': (None, 2, 2, 1280)}
+    """
+
+    def __init__(self, feature_model, **kwargs):
+        # A functional model on the same tensors: the layers stay flat.
+        super().__init__(inputs=feature_model.inputs, outputs=feature_model.outputs, **kwargs)
+        self.pyramid_outputs = dict(zip(sorted(PYRAMID_STRIDES), self.outputs))
+
+    @classmethod
+    def from_backbone(cls, loaded, name="pyramid_image_encoder"):
+        """Builds the encoder of a `LoadedBackbone` (its layers and weights
+        shared, not copied).
+
+        Example:
+        >>> import keras_tl
+        >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+        >>> encoder = PyramidImageEncoder.from_backbone(loaded)
+        >>> encoder.get_layer("Conv1") is loaded.model.get_layer("Conv1")
+        True
+        """
+        model = loaded.model
+        names = pyramid_layer_names(model)
+        height, width = loaded.input_size
+        images = keras.Input((height, width, 3), name="images", dtype="float32")
+        pixels = loaded.spec.preprocessing.layer()(images)
+        # Re-apply the backbone's own layers to the preprocessed pixels,
+        # keeping the outputs of the pyramid layers.
+        captured = {}
+
+        def keep_outputs(layer, *args, **kwargs):
+            outputs = layer(*args, **kwargs)
+            captured[layer.name] = outputs
+            return outputs
+
+        keras.models.clone_model(model, input_tensors=pixels, clone_function=lambda layer: layer,
+                                 call_function=keep_outputs)
+        outputs = {level: captured[names[level]] for level in sorted(names)}
+        return cls(keras.Model(images, outputs), name=name)
+
+    def get_config(self):
+        config = super().get_config()
+        config["feature_model"] = keras.layers.serialize(keras.Model(self.inputs, self.outputs))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["feature_model"] = keras.layers.deserialize(config["feature_model"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class ClippedNonMaxSuppression(NonMaxSuppression):
+    """keras_hub's `NonMaxSuppression` on `xyxy` boxes first clipped to the
+    image: keras_hub decodes boxes reaching past the edges, which would
+    then come out of `predict` (and overlap less in NMS). A box wholly
+    outside the image is dropped.
+
+    Example:
+    >>> import numpy as np
+    >>> nms = ClippedNonMaxSuppression(bounding_box_format="xyxy", from_logits=False,
+    ...                                confidence_threshold=0.5, max_detections=2)
+    >>> boxes = np.array([[[-5., 2., 20., 40.], [40., 0., 50., 9.]]])  # the second is outside
+    >>> out = nms(boxes, np.array([[[0.9], [0.8]]]), images=np.zeros((1, 32, 32, 3)))
+    >>> np.asarray(out["boxes"])[0, 0].tolist(), int(out["num_detections"][0])
+    ([0.0, 2.0, 20.0, 32.0], 1)
+    """
+
+    def __init__(self, bounding_box_format=BOX_FORMAT, **kwargs):
+        if bounding_box_format != BOX_FORMAT:
+            raise ConfigError(f"ClippedNonMaxSuppression takes {BOX_FORMAT!r} boxes, not {bounding_box_format!r}.")
+        super().__init__(bounding_box_format=bounding_box_format, **kwargs)
+
+    def call(self, box_prediction, class_prediction, images=None):
+        if images is not None:
+            height, width = ops.shape(images)[1], ops.shape(images)[2]
+            limit = ops.cast(ops.stack([width, height, width, height]), box_prediction.dtype)
+            box_prediction = ops.minimum(ops.maximum(box_prediction, 0.0), limit)
+            # a box wholly outside is empty now: never a detection
+            inside = ops.logical_and(box_prediction[..., 2] > box_prediction[..., 0],
+                                     box_prediction[..., 3] > box_prediction[..., 1])
+            lowest = -1e9 if self.from_logits else 0.0
+            class_prediction = ops.where(inside[..., None], class_prediction,
+                                         ops.cast(lowest, class_prediction.dtype))
+        return super().call(box_prediction, class_prediction, images=images)
+
+
+def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3, max_level=7,
+                   anchor_size=4.0, head_conv_layers=4, fpn_batch_norm=False,
+                   confidence_threshold=0.05, iou_threshold=0.5, max_detections=100,
+                   name="retinanet"):
+    """A keras_hub `RetinaNetObjectDetector` on a keras_tl backbone.
+
+    Args:
+        loaded_backbone: a `keras_tl.backbones.LoadedBackbone` (from
+            `keras_tl.load_backbone(name, image_size=...)`), built at the
+            detector's image size.
+        num_classes: number of object classes (no background class).
+        image_size: `(height, width)` or an int, divisible by 32; defaults
+            to the backbone's input size (which must then match).
+        min_level, max_level: the pyramid levels with anchors (3..7 as in
+            RetinaNet: strides 8 to 128; P6 and P7 come from P5).
+        anchor_size: anchors at level `l` are `anchor_size * 2**l` pixels
+            (3 scales, aspect ratios 1/2, 1, 2): with 4, 32 px at P3. Lower
+            it for small objects in small images (2 -> 16 px).
+        head_conv_layers: convolutions (256 filters) in each head before
+            its output layer.
+        fpn_batch_norm: BatchNormalization in the feature pyramid.
+        confidence_threshold, iou_threshold, max_detections: the NMS of
+            `predict`.
+
+    Returns:
+        The detector, compiled with keras_hub's defaults (recompile it with
+        `detector.compile(optimizer=..., box_loss=..., classification_loss=...)`;
+        keras_hub's `ObjectDetector.compile` refuses `metrics`).
+
+    Example:
+    >>> import keras_tl, numpy as np
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> detector = build_detector(loaded, num_classes=2, head_conv_layers=1)
+    >>> out = detector.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0)
+    >>> out["boxes"].shape, out["labels"].shape, detector_backbone(detector).name
+    ((1, 100, 4), (1, 100), 'backbone')
+    """
+    if num_classes < 1:
+        raise ConfigError(f"A detector needs at least one class, got num_classes={num_classes}.")
+    size = tuple(loaded_backbone.input_size)
+    if image_size is not None:
+        wanted = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if wanted != size:
+            raise ConfigError(
+                f"The backbone was built for {size} images, not {wanted}; load it with "
+                f"keras_tl.load_backbone(..., image_size={wanted})."
+            )
+    if size[0] % 32 or size[1] % 32:
+        raise ConfigError(f"A detector's image size must be divisible by 32, got {size}.")
+    if not 3 <= min_level <= 5 or max_level < 5:
+        raise ConfigError(
+            f"Pyramid levels {min_level}..{max_level}: min_level must be 3, 4 or 5 (the backbone "
+            "gives P3-P5) and max_level at least 5."
+        )
+    encoder = PyramidImageEncoder.from_backbone(loaded_backbone)
+    backbone = RetinaNetBackbone(
+        image_encoder=encoder, min_level=min_level, max_level=max_level, use_p5=False,
+        use_fpn_batch_norm=fpn_batch_norm, image_shape=size + (3,), name="retinanet_backbone")
+    anchors = AnchorGenerator(BOX_FORMAT, min_level=min_level, max_level=max_level, num_scales=3,
+                              aspect_ratios=[0.5, 1.0, 2.0], anchor_size=anchor_size)
+    decoder = ClippedNonMaxSuppression(from_logits=True,
+                                iou_threshold=iou_threshold, confidence_threshold=confidence_threshold,
+                                max_detections=max_detections)
+    return RetinaNetObjectDetector(
+        backbone=backbone, num_classes=num_classes, bounding_box_format=BOX_FORMAT,
+        anchor_generator=anchors, prediction_decoder=decoder,
+        pre_logits_num_conv_layers=head_conv_layers, name=name)
+
+
+def detector_backbone(detector):
+    """The pretrained part of a detector built by `build_detector`: set its
+    `trainable` to freeze or unfreeze the backbone (then recompile).
+
+    Example:
+    >>> import keras_tl
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> detector = build_detector(loaded, num_classes=2, head_conv_layers=1)
+    >>> part = detector_backbone(detector)
+    >>> part.get_layer("Conv1") is loaded.model.get_layer("Conv1")
+    True
+    """
+    try:
+        return detector.backbone.get_layer(FEATURE_EXTRACTOR)
+    except (AttributeError, ValueError):
+        raise ConfigError(
+            f"Model {getattr(detector, 'name', detector)!r} is not a detector from build_detector "
+            f"(no {FEATURE_EXTRACTOR!r} layer in its RetinaNet backbone)."
+        ) from None

@@ -1,0 +1,142 @@
+"""The RetinaNet detector on keras_tl backbones: builds, trains, predicts,
+saves and reloads."""
+
+import numpy as np
+import pytest
+
+import keras_tl
+from keras_tl.errors import BackboneError, ConfigError
+
+pytestmark = pytest.mark.core
+
+SIZE = 64
+
+
+def tiny_pyramid_backbone(size=SIZE):
+    """Five stride-2 convolutions: feature maps at strides 2 to 32 (no
+    BatchNormalization, whose moving statistics lag behind a few steps)."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
+    for block, filters in enumerate((4, 8, 8, 16, 16), 1):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", name=f"block{block}_conv")(x)
+        x = keras.layers.ReLU(name=f"block{block}_relu")(x)
+    return keras.Model(inputs, x, name="tiny")
+
+
+def squares(count=8, seed=0):
+    """Grey images with one or two filled squares: bright = class 0, dark = class 1."""
+    rng = np.random.default_rng(seed)
+    images = np.full((count, SIZE, SIZE, 3), 128, "float32")
+    boxes = np.full((count, 2, 4), -1, "float32")
+    labels = np.full((count, 2), -1, "int32")
+    for i in range(count):
+        for j in range(1 + i % 2):
+            side = int(rng.integers(16, 28))
+            x0 = int(rng.integers(0, SIZE - side)) if j == 0 else 0
+            y0 = int(rng.integers(0, SIZE // 2 - side // 2)) if j == 0 else SIZE - side
+            cls = int(rng.integers(2))
+            images[i, y0:y0 + side, x0:x0 + side] = 240 if cls == 0 else 20
+            boxes[i, j] = [x0, y0, x0 + side, y0 + side]
+            labels[i, j] = cls
+    return images, boxes, labels
+
+
+def _build(**kwargs):
+    from keras_tl.models.retinanet import build_detector
+
+    loaded = keras_tl.load_backbone(tiny_pyramid_backbone())
+    kwargs.setdefault("head_conv_layers", 1)
+    kwargs.setdefault("anchor_size", 2.0)
+    return loaded, build_detector(loaded, num_classes=2, **kwargs)
+
+
+def test_pyramid_layers_are_found_by_output_stride():
+    from keras_tl.models.retinanet import pyramid_layer_names
+
+    assert pyramid_layer_names(tiny_pyramid_backbone()) == {
+        "P3": "block3_relu", "P4": "block4_relu", "P5": "block5_relu"}
+    # the offline default: padding layers (a few pixels larger) are skipped
+    loaded = keras_tl.load_backbone("mobilenet_v2_torch", weights=None, image_size=SIZE)
+    assert pyramid_layer_names(loaded.model) == {
+        "P3": "block_6_expand_relu", "P4": "block_13_expand_relu", "P5": "out_relu"}
+
+
+def test_backbones_without_a_pyramid_and_bad_sizes_are_refused():
+    import keras
+
+    from keras_tl.models.retinanet import build_detector, pyramid_layer_names
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    flat = keras.Model(inputs, keras.layers.Conv2D(4, 3, strides=8, padding="same")(inputs), name="flat")
+    with pytest.raises(BackboneError, match=r"'flat' at 64x64 has no feature map for P4 \(stride 16\)"):
+        pyramid_layer_names(flat)
+    loaded = keras_tl.load_backbone(tiny_pyramid_backbone())
+    with pytest.raises(ConfigError, match=r"built for \(64, 64\) images, not \(96, 96\)"):
+        build_detector(loaded, 2, image_size=96)
+    odd = keras_tl.load_backbone(tiny_pyramid_backbone(48))
+    with pytest.raises(ConfigError, match="divisible by 32"):
+        build_detector(odd, 2)
+
+
+def test_detector_trains_predicts_freezes_and_reloads(tmp_path):
+    import keras
+
+    from keras_tl.data.detection import make_detection_dataset
+    from keras_tl.models.retinanet import detector_backbone
+
+    keras.utils.set_random_seed(0)
+    loaded, detector = _build()
+
+    # The backbone is the loaded model's layers, inside the detector.
+    backbone = detector_backbone(detector)
+    assert backbone is detector.backbone.get_layer("backbone")
+    assert backbone.get_layer("block1_conv") is loaded.model.get_layer("block1_conv")
+
+    images, boxes, labels = squares()
+    detector.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = detector.fit(images, {"boxes": boxes, "labels": labels}, batch_size=8, epochs=12,
+                           verbose=0)
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.5 * losses[0], losses
+
+    out = detector.predict(images[:3], verbose=0)
+    assert out["boxes"].shape == (3, 100, 4) and out["confidence"].shape == (3, 100)
+    assert out["labels"].shape == (3, 100) and out["num_detections"].shape == (3,)
+    first = int(out["num_detections"][0])
+    assert first > 0
+    kept = out["boxes"][0, :first]
+    # pixel xmin, ymin, xmax, ymax of the 64x64 input; padding is -1
+    assert (kept[:, 2] > kept[:, 0]).all() and (kept[:, 3] > kept[:, 1]).all()
+    assert kept.min() >= 0 and kept.max() <= SIZE  # clipped to the image
+
+    # Frozen backbone: only the pyramid and the heads train.
+    trainable_before = len(detector.trainable_weights)
+    in_backbone = len(loaded.model.trainable_weights)
+    assert in_backbone == 10  # 5 convolutions, kernel and bias
+    backbone.trainable = False
+    assert len(detector.trainable_weights) == trainable_before - in_backbone
+    frozen = [w.numpy().copy() for w in backbone.weights]
+    heads = [w.numpy().copy() for w in detector.classification_head.weights]
+    detector.compile(optimizer=keras.optimizers.Adam(1e-3))
+    # make_detection_dataset's augmented batches are what fit takes
+    dataset = make_detection_dataset(images.astype("uint8"), boxes, labels, batch_size=4,
+                                     shuffle=True, augment=True, seed=0)
+    history = detector.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    for before, after in zip(frozen, backbone.weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    assert any((before != after.numpy()).any()
+               for before, after in zip(heads, detector.classification_head.weights))
+    backbone.trainable = True
+
+    current = detector.predict(images[:3], verbose=0)
+    path = str(tmp_path / "detector.keras")
+    detector.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    again = reloaded.predict(images[:3], verbose=0)
+    for key in ("boxes", "confidence", "labels", "num_detections"):
+        np.testing.assert_allclose(again[key], current[key], atol=1e-4)
+    assert detector_backbone(reloaded).get_layer("block1_conv").name == "block1_conv"
