@@ -409,53 +409,12 @@ def load_audio_folder(path, clip_samples, skip_corrupt=False, sample_rate=SAMPLE
     Example:
     >>> x, y, names = load_audio_folder("keywords/", 16000)  # doctest: +SKIP
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataNotFoundError(f"Data folder not found: {path}")
-    if not os.path.isdir(path):
-        raise DataError(f"{path} is a file; pass a folder with one sub-folder of .wav files per class.")
-    entries = sorted(os.listdir(path))
-    class_names = [e for e in entries if os.path.isdir(os.path.join(path, e)) and not e.startswith(".")]
-    loose = [e for e in entries if e.lower().endswith(WAV_EXTENSIONS)]
-    if not class_names:
-        what = f"{len(loose)} WAV files but" if loose else "nothing:"
-        raise DataError(
-            f"Data folder {path} holds {what} no class sub-folders. Put the WAV "
-            "files of each class in a sub-folder named after the class, e.g. "
-            f"{os.path.join(path, 'yes', '001.wav')}."
-        )
-    if len(class_names) < 2:
-        raise DataError(
-            f"Data folder {path} has a single class ({class_names[0]!r}); a "
-            "classifier needs at least two class sub-folders."
-        )
-    waveforms, labels = [], []
-    for index, name in enumerate(class_names):
-        folder = os.path.join(path, name)
-        files = sorted(
-            f for f in os.listdir(folder)
-            if f.lower().endswith(WAV_EXTENSIONS + OTHER_AUDIO_EXTENSIONS)
-        )
-        if not files:
-            raise DataError(
-                f"Class folder {folder} has no WAV files (looked for "
-                f"{', '.join(WAV_EXTENSIONS)}). Add recordings or remove the folder."
-            )
-        loaded = 0
-        for file in files:
-            file_path = os.path.join(folder, file)
-            try:
-                waveforms.append(read_wav(file_path, clip_samples, sample_rate))
-            except DataError:
-                if not skip_corrupt:
-                    raise
-                logger.warning("Skipping unreadable audio file %s", file_path)
-                continue
-            labels.append(index)
-            loaded += 1
-        if loaded == 0:
-            raise DataError(f"Class folder {folder} has no readable WAV files.")
-    return np.stack(waveforms), np.asarray(labels, dtype="int32"), class_names
+    from keras_tl.data.folders import read_class_folders
+
+    # other audio formats count as files, so they are named as unreadable, not ignored
+    return read_class_folders(path, lambda file: read_wav(file, clip_samples, sample_rate),
+                              WAV_EXTENSIONS + OTHER_AUDIO_EXTENSIONS, "WAV files",
+                              os.path.join("yes", "001.wav"), skip_corrupt)
 
 
 # ----------------------------------------------------------------- arrays

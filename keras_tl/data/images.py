@@ -33,52 +33,10 @@ def load_image_folder(path, image_size, skip_corrupt=False):
     Example:
     >>> x, y, names = load_image_folder("flowers/", (224, 224))
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Data folder not found: {path}")
-    if not os.path.isdir(path):
-        raise ValueError(f"{path} is a file; pass a folder with one sub-folder per class.")
-    entries = sorted(os.listdir(path))
-    class_names = [e for e in entries if os.path.isdir(os.path.join(path, e)) and not e.startswith(".")]
-    loose = [e for e in entries if e.lower().endswith(IMAGE_EXTENSIONS)]
-    if not class_names:
-        what = f"{len(loose)} images but" if loose else "nothing:"
-        raise ValueError(
-            f"Data folder {path} holds {what} no class sub-folders. Put the "
-            "images of each class in a sub-folder named after the class, e.g. "
-            f"{os.path.join(path, 'cat', '001.jpg')}."
-        )
-    if len(class_names) < 2:
-        raise ValueError(
-            f"Data folder {path} has a single class ({class_names[0]!r}); a "
-            "classifier needs at least two class sub-folders."
-        )
-    images, labels = [], []
-    for index, name in enumerate(class_names):
-        folder = os.path.join(path, name)
-        files = sorted(
-            f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)
-        )
-        if not files:
-            raise ValueError(
-                f"Class folder {folder} has no images (looked for "
-                f"{', '.join(IMAGE_EXTENSIONS)}). Add images or remove the folder."
-            )
-        loaded = 0
-        for file in files:
-            file_path = os.path.join(folder, file)
-            try:
-                images.append(read_image(file_path, image_size))
-            except DataError:
-                if not skip_corrupt:
-                    raise
-                logger.warning("Skipping unreadable image %s", file_path)
-                continue
-            labels.append(index)
-            loaded += 1
-        if loaded == 0:
-            raise ValueError(f"Class folder {folder} has no readable images.")
-    return np.stack(images), np.asarray(labels, dtype="int32"), class_names
+    from keras_tl.data.folders import read_class_folders
+
+    return read_class_folders(path, lambda file: read_image(file, image_size), IMAGE_EXTENSIONS,
+                              "images", os.path.join("cat", "001.jpg"), skip_corrupt)
 
 
 def read_image(path, image_size=None):

@@ -275,25 +275,14 @@ def read_text_folder(path, fallback_encoding=None):
     Example:
     >>> texts, labels, names = read_text_folder("bbc/")  # doctest: +SKIP
     """
-    classes = sorted(
-        (e for e in os.listdir(path)
-         if os.path.isdir(os.path.join(path, e)) and not e.startswith(".")),
-        key=lambda e: class_order(class_key(e)),
-    )
-    if not classes:
-        raise DataError(
-            f"Text folder {path} has no class sub-folders; put the .txt files of "
-            f"each class in a sub-folder named after it, e.g. {os.path.join(path, 'sport', '001.txt')}."
-        )
-    texts, labels = [], []
-    for name in classes:
-        folder = os.path.join(path, name)
-        files = sorted(f for f in os.listdir(folder)
-                       if f.lower().endswith(".txt") and not f.startswith("."))
-        if not files:
-            raise DataError(f"Class folder {folder} holds no .txt files.")
+    from keras_tl.data.folders import class_folders
+
+    texts, labels, classes = [], [], []
+    for name, files in class_folders(path, (".txt",), ".txt files",
+                                     os.path.join("sport", "001.txt"), min_classes=1):
+        classes.append(name)
         for file in files:
-            texts.append(_read_txt(os.path.join(folder, file), fallback_encoding))
+            texts.append(_read_txt(file, fallback_encoding))
             labels.append(name)
     return texts, labels, classes
 
