@@ -15,6 +15,11 @@ import time
 
 import keras_tl
 from keras_tl.datasets.fashion_mnist import load_fashion_mnist_sample
+from keras_tl.reports import machine_info
+
+# A plain run (`make demo` for images) writes here; the README's numbers come from a run with
+# --results benchmarks/results/fashion_mnist_demo.json
+RESULTS = os.path.join("runs", "fashion_mnist_demo", "results.json")
 
 
 def run(name, data, test, output, stages, **options):
@@ -70,9 +75,11 @@ def compare(backbone=keras_tl.tasks.get_task("image_classification").default_bac
         results[name] = dict(test_accuracy=round(accuracy, 4), seconds=round(seconds, 1))
         print(f"== {name}: test accuracy {accuracy:.4f} ({seconds:.0f} s)", flush=True)
     results["setup"] = dict(
-        backbone=backbone,
+        backbone=backbone if isinstance(backbone, str) else backbone.spec.name,
         train_images=int(len(y)), test_images=int(len(y_test)), image_size=image_size,
-        epochs=epochs)
+        epochs=epochs, head_epochs=head_epochs, finetune_epochs=finetune_epochs,
+        batch_size=32, validation_split=0.1, patience=3, seed=seed,
+        stages={name: [s.to_config() for s in configs[name]()[0]] for name in runs})
     return results
 
 
@@ -86,6 +93,7 @@ def main():
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="sets both epoch counts")
     parser.add_argument("--output", default="runs/fashion_mnist_demo")
+    parser.add_argument("--results", default=RESULTS, help="where the results JSON goes")
     args = parser.parse_args()
     if args.epochs is not None:
         args.head_epochs = args.finetune_epochs = args.epochs
@@ -93,16 +101,16 @@ def main():
     results = compare(args.backbone, args.train_per_class, args.test_per_class,
                       args.image_size, args.head_epochs, args.finetune_epochs, args.output)
     results["setup"]["wall_seconds"] = round(time.time() - start, 1)
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "results.json"), "w") as f:
+    results["machine"] = dict(machine_info(), note="shared machine; times are indicative")
+    os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+    with open(args.results, "w") as f:
         json.dump(results, f, indent=2)
     print("\nFashion-MNIST, {train_images} training images, {test_images} test images, "
           "{image_size}px, backbone {backbone}:".format(**results["setup"]))
     for name in ("two_stage", "frozen_head_only", "from_scratch"):
         print(f"  {name:<18} test accuracy {results[name]['test_accuracy']:.4f}"
               f"  ({results[name]['seconds']:.0f} s)")
-    print(f"Total wall time {results['setup']['wall_seconds']:.0f} s; "
-          f"results in {os.path.join(args.output, 'results.json')}")
+    print(f"Total wall time {results['setup']['wall_seconds']:.0f} s; results in {args.results}")
 
 
 if __name__ == "__main__":
