@@ -199,7 +199,7 @@ def test_serving_bytes_gives_the_probabilities_of_predict(served, predicted, pho
     probabilities = np.asarray([report["files"][f]["probabilities"] for f in files.values()])
     differences = np.abs(probabilities - expected).max(axis=1)
     print("max probability difference, serving_bytes vs predict:",
-          dict(zip(files, differences.round(7).tolist())))
+          {name: f"{gap:.1e}" for name, gap in zip(files, differences)})
     assert differences.max() <= 0.01
     assert np.array_equal(probabilities.argmax(1), expected.argmax(1))
     np.testing.assert_allclose(report["batch_probabilities"], probabilities, atol=1e-5)
