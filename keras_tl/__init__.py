@@ -38,7 +38,7 @@ _PUBLIC = {
     "load": "keras_tl.result",
     "UnsafeCheckpointError": "keras_tl.errors",
     "decode_imagenet": "keras_tl.weights",
-    "imagenet_classifier": "keras_tl.weights",
+    "imagenet_classifier": "keras_tl.backbones.classifiers",
     "load_torch_state_dict": "keras_tl.weights",
     "ExportResult": "keras_tl.export",
     "predict_top": "keras_tl.export",

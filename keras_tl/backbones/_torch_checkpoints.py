@@ -1,13 +1,14 @@
-"""Finds the PyTorch checkpoints pip packages ship, imports them into Keras
-models and caches the result as Keras weights files.
+"""PyTorch checkpoints: those pip packages ship, how one fills a Keras model
+(`TorchPort`, the `"torch"` port of a `BackboneSpec`), and the cache of the
+result as Keras weights files.
 
-`weights` for these backbones is `"imagenet"` (the packaged checkpoint, no
-network), `None` (random init) or the path of a `.pth` / `.pt` / `.bin`
-state dict. Imported weights are saved under `$KERAS_TL_CACHE` (default
-`~/.cache/keras_tl`) in `torch_weights/`, keyed by the sha256 of the bytes
-that were parsed and checked, so the next load reads one Keras file. Weights
-holding NaN or Inf are never cached, and a cached file holding them is
-ignored and replaced.
+A checkpoint is a `PretrainedWeights` of format `"torch"` (a spec's tag,
+e.g. the packaged `"imagenet"`, no network) or the path of a `.pth` /
+`.pt` / `.bin` / `.ckpt` state dict. Imported weights are saved under
+`$KERAS_TL_CACHE` (default `~/.cache/keras_tl`) in `torch_weights/`, keyed by
+the sha256 of the bytes that were parsed and checked, so the next load reads
+one Keras file. Weights holding NaN or Inf are never cached, and a cached
+file holding them is ignored and replaced.
 """
 
 import dataclasses
@@ -15,15 +16,17 @@ import importlib.util
 import os
 import tempfile
 import warnings
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
+from keras_tl.backbones._weights_file import FILE_SUFFIXES, weights_file_format
+from keras_tl.backbones.spec import PretrainedWeights
 from keras_tl.errors import BackboneError, ConfigError
 
 # Bump when a port changes what ends up in the Keras variables, or when older
 # caches may be wrong (2: those written before hostile checkpoints were refused).
 PORT_VERSION = 2
-TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
 
 class CheckpointNotInstalledError(ImportError):
@@ -72,6 +75,19 @@ class PackagedCheckpoint:
             "afterwards), or pass weights='/path/to/checkpoint.pth' or weights=None."
         )
 
+    def as_weights(self, tag="imagenet", **config):
+        """The `PretrainedWeights` (format `"torch"`) of this file under `tag`;
+        `config` sets their other fields (`preprocessing`, `input_size`).
+
+        Example:
+        >>> checkpoint = PackagedCheckpoint("no_such_package", "no-such-package", "m.pth", "0" * 64)
+        >>> weights = checkpoint.as_weights()
+        >>> weights.tag, weights.format, weights.location
+        ('imagenet', 'torch', 'pip package no-such-package: m.pth')
+        """
+        return PretrainedWeights(tag, "torch", f"pip package {self.pip_name}: {self.relpath}",
+                                 sha256=self.sha256, locate=self.path, **config)
+
 
 def cache_dir():
     """Where imported weights are cached: `$KERAS_TL_CACHE/torch_weights`,
@@ -87,46 +103,90 @@ def cache_dir():
     return os.path.join(root, "torch_weights")
 
 
-def is_torch_checkpoint_path(weights):
-    """Whether `weights` names a PyTorch checkpoint file (by its suffix).
+@dataclasses.dataclass(frozen=True)
+class TorchPort:
+    """How a PyTorch state dict fills a Keras architecture: the `"torch"`
+    port of a `BackboneSpec` (`ports={"torch": TorchPort(...)}`).
+
+    Attributes:
+        architecture: `(input_shape, pretrained=False, **options) ->
+            keras.Model`; with `pretrained=True` it may skip random
+            initialisation, the weights being about to be overwritten.
+        mapping: `() -> {keras layer name: torch module prefix}`, as for
+            `keras_tl.weights.port_state_dict`.
+        skip: regular expressions of tensors deliberately left unused.
+        cache_tag: names the layout in the cache files (default: the
+            model's name).
 
     Example:
-    >>> is_torch_checkpoint_path("/data/efficientnet-lite0.pth")
-    True
+    >>> from keras_tl.backbones import get_backbone_spec
+    >>> port = get_backbone_spec("mobilenet_v2_torch").ports["torch"]
+    >>> port.cache_tag, port.mapping()["Conv1"]
+    ('mobilenet_v2_torch_notop', 'features.0.0')
     """
-    return isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(
-        TORCH_SUFFIXES
-    )
+
+    architecture: Callable
+    mapping: Callable
+    skip: Tuple[str, ...] = ()
+    cache_tag: Optional[str] = None
+
+    def build(self, spec, checkpoint, input_shape, **options):
+        """The architecture filled from `checkpoint` (a `PretrainedWeights`
+        of format `"torch"` or a checkpoint path; `None`: randomly
+        initialised). `spec` is unused: ports all take it.
+
+        Example:
+        >>> from keras_tl.backbones import get_backbone_spec
+        >>> spec = get_backbone_spec("mobilenet_v2_torch")
+        >>> spec.ports["torch"].build(spec, None, (64, 64, 3)).output.shape
+        (None, 2, 2, 1280)
+        """
+        model = self.architecture(input_shape, pretrained=checkpoint is not None, **options)
+        if checkpoint is not None:
+            load_torch_weights(model, checkpoint, self.mapping(), self.skip, self.cache_tag)
+        return model
 
 
-def load_torch_weights(model, weights, checkpoint, mapping, skip=(), tag=None):
+def load_torch_weights(model, checkpoint, mapping, skip=(), tag=None):
     """Fills `model` from a PyTorch checkpoint, through the Keras cache.
 
     Args:
         model: the freshly built Keras model.
-        weights: `"imagenet"` for `checkpoint`, or a `.pth` path.
-        checkpoint: the `PackagedCheckpoint` behind `"imagenet"`.
+        checkpoint: a `PretrainedWeights` of format `"torch"` (its sha256
+            keys the cache, so a cached import never looks for the file),
+            or the path of a PyTorch checkpoint.
         mapping, skip: as for `keras_tl.weights.port_state_dict`.
         tag: names the layout in the cache file (default `model.name`).
 
+    Returns:
+        The file the weights were read from: the cache entry or the checkpoint.
+
     Example:
-    >>> load_torch_weights(model, "imagenet", CHECKPOINT, mapping, skip=[r"^_fc\\."])  # doctest: +SKIP
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="fc")])
+    >>> load_torch_weights(model, "/no/such/file.onnx", {"fc": "head"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.ConfigError: A PyTorch checkpoint is a torch weights tag or the path of a ... file; got '/no/such/file.onnx'.
     """
     from keras_tl.weights.porting import port_state_dict
     from keras_tl.weights.torch_state_dict import load_torch_state_dict, sha256_file
 
-    if weights == "imagenet":
+    if isinstance(checkpoint, PretrainedWeights) and checkpoint.format == "torch":
         path, digest = None, checkpoint.sha256
-    elif is_torch_checkpoint_path(weights):
-        path = os.fspath(weights)
+    elif isinstance(checkpoint, (str, os.PathLike)) and weights_file_format(checkpoint) == "torch":
+        path = os.fspath(checkpoint)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+            raise BackboneError(f"Checkpoint file not found: {path}")
         digest = sha256_file(path)
     else:
         raise ConfigError(
-            f"weights must be 'imagenet', None or the path of a PyTorch checkpoint "
-            f"({', '.join(TORCH_SUFFIXES)}); got {weights!r}."
+            "A PyTorch checkpoint is a torch weights tag or the path of a "
+            f"{' / '.join(FILE_SUFFIXES['torch'])} file; got {checkpoint!r}."
         )
+    if digest is None:  # a source without a pinned digest: hash what is there
+        path = _locate(checkpoint)
+        digest = sha256_file(path)
     cached = os.path.join(
         cache_dir(), f"{tag or model.name}-{digest[:16]}-v{PORT_VERSION}.weights.h5"
     )
@@ -136,12 +196,20 @@ def load_torch_weights(model, weights, checkpoint, mapping, skip=(), tag=None):
             return cached
         warnings.warn(f"Ignoring cached weights {cached} ({problem}); importing them again.")
     if path is None:
-        path = checkpoint.path()
+        path = _locate(checkpoint)
     # Parsed bytes are checked against `digest`, so the cache key names them.
     state_dict = load_torch_state_dict(path, expected_sha256=digest)
     port_state_dict(model, state_dict, mapping, skip=skip, source=f"checkpoint {path}")
     _save_cache(model, cached)
     return path
+
+
+def _locate(source):
+    if source.locate is None:
+        raise BackboneError(
+            f"The {source.tag!r} weights ({source.location or 'no location'}) have no "
+            "local file to import; pass the path of a checkpoint instead.")
+    return source.locate()
 
 
 def _non_finite_weight(model):
@@ -185,17 +253,3 @@ def _save_cache(model, cached):
                 os.remove(tmp)
     except OSError as error:
         warnings.warn(f"Could not cache imported weights in {cached}: {error}")
-
-
-# name -> build_classifier(weights, input_shape, classifier_activation)
-CLASSIFIERS = {}
-
-
-def register_classifier(name, build):
-    """Declares the 1000-class ImageNet classifier of a registered backbone.
-
-    Example:
-    >>> register_classifier("efficientnet_lite0", build_classifier)  # doctest: +SKIP
-    """
-    CLASSIFIERS[name] = build
-    return build

@@ -1,53 +1,60 @@
-"""Building a registered backbone with pretrained, random or file weights."""
+"""Weights files: their format, told by the file name, and Keras weights
+loaded with a check of every layer."""
 
 import os
+import re
 
 from keras_tl.errors import BackboneError
 
-
-def build_with_weights(spec, weights, size):
-    """Builds `spec` at `size` with `weights`: a name the builder knows
-    (`"imagenet"`), `None`, or a Keras weights file checked layer by layer."""
-    input_shape = tuple(size) + (3,)
-    if weights is None or not _is_path(weights):
-        try:
-            return spec.build(weights=weights, input_shape=input_shape)
-        except Exception as error:
-            if "URL fetch failure" in str(error) or isinstance(error, OSError):
-                raise ConnectionError(
-                    f"Could not download the {weights!r} weights of backbone "
-                    f"{spec.name!r}: {error}. Without network, pass weights=None, a "
-                    "local weights file, or an offline backbone such as "
-                    "'efficientnet_lite0' or 'mobilenet_v2_torch'."
-                ) from error
-            if not isinstance(error, ValueError):
-                raise
-            raise BackboneError(
-                f"Could not build backbone {spec.name!r} with weights={weights!r} "
-                f"at input shape {input_shape}: {error}"
-            ) from error
-    path = os.fspath(weights)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Weights file not found: {path}")
-    if path.lower().endswith(getattr(spec.build, "torch_checkpoint_suffixes", ())):
-        # a PyTorch checkpoint: the builder imports it (keras_tl.weights)
-        return spec.build(weights=path, input_shape=input_shape)
-    model = spec.build(weights=None, input_shape=input_shape)
-    load_weights_checked(model, path)
-    return model
+# format -> file name endings, longest first within a format
+FILE_SUFFIXES = {
+    "keras": (".weights.h5", ".h5", ".keras"),
+    "torch": (".pth", ".pt", ".bin", ".ckpt"),
+    "onnx": (".onnx",),
+}
 
 
-def _is_path(weights):
-    return isinstance(weights, os.PathLike) or (
-        isinstance(weights, str) and (os.sep in weights or weights.endswith(".h5"))
-    )
+def weights_file_format(path):
+    """The format of a weights file by the end of its name (`"keras"`,
+    `"torch"`, `"onnx"`), or `None` when the name says nothing.
+
+    Example:
+    >>> weights_file_format("ckpt.PTH"), weights_file_format("my.weights.h5")
+    ('torch', 'keras')
+    >>> weights_file_format("imagenet") is None
+    True
+    """
+    name = os.fspath(path).lower()
+    for fmt, suffixes in FILE_SUFFIXES.items():
+        if name.endswith(suffixes):
+            return fmt
+    return None
+
+
+def describe_formats(formats):
+    """`"keras (.weights.h5, .h5, .keras)"` & co. for error messages.
+
+    Example:
+    >>> describe_formats(["torch"])
+    'torch (.pth, .pt, .bin, .ckpt)'
+    """
+    return ", ".join(f"{fmt} ({', '.join(FILE_SUFFIXES[fmt])})" for fmt in formats)
 
 
 def load_weights_checked(model, path):
     """Loads a Keras weights file, naming the first layer that does not fit.
 
     Example:
-    >>> load_weights_checked(model, "backbone.weights.h5")  # doctest: +SKIP
+    >>> import keras, tempfile
+    >>> def dense(units):
+    ...     return keras.Sequential([keras.Input((3,)), keras.layers.Dense(units, name="fc")])
+    >>> path = os.path.join(tempfile.mkdtemp(), "fc.weights.h5")
+    >>> dense(2).save_weights(path)
+    >>> load_weights_checked(dense(2), path)
+    >>> load_weights_checked(dense(4), path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.BackboneError: Weights file ... does not match backbone 'sequential...': layer 'fc' expects weights of shapes [(3, 4), (4,)] but the file holds [(3, 2), (2,)]. ...
     """
     if path.endswith(".weights.h5"):
         mismatch = _first_mismatch(model, path)
@@ -106,8 +113,6 @@ def _compare_layers(model, group):
 
 
 def _snake(name):
-    import re
-
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()

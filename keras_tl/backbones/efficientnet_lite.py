@@ -12,9 +12,12 @@ Inputs are normalised as `(x - 127) / 128`, by keras_tl's preprocessing
 layer, not inside the backbone.
 """
 
+import functools
+
 from keras_tl.backbones import _torch_checkpoints as ckpts
+from keras_tl.backbones import builder
 from keras_tl.backbones.registry import register_backbone
-from keras_tl.backbones.spec import BackboneSpec, locatable, Preprocessing
+from keras_tl.backbones.spec import BackboneSpec, Preprocessing
 
 PREPROCESSING = Preprocessing(mean=127.0, std=128.0)
 
@@ -153,13 +156,53 @@ def _check_variant(variant):
         raise ValueError(f"Unknown EfficientNet-Lite {variant!r}; use one of {sorted(VARIANTS)}.")
 
 
+def _input(variant, input_shape):
+    import keras
+
+    size = VARIANTS[variant][0]
+    return keras.Input(input_shape or (size, size, 3), name="input_layer")
+
+
+def _backbone_model(variant, input_shape=None, pretrained=False):
+    """The feature extractor; `pretrained`: zeros, to be overwritten."""
+    import keras
+
+    inputs = _input(variant, input_shape)
+    return keras.Model(inputs, _features(inputs, variant, pretrained), name=variant)
+
+
+def _classifier_model(variant, input_shape=None, pretrained=False,
+                      classifier_activation="softmax"):
+    """The 1000-class classifier, preprocessing included."""
+    import keras
+
+    inputs = _input(variant, input_shape)
+    x = PREPROCESSING.layer()(inputs)
+    x = _features(x, variant, pretrained)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.Dense(1000, activation=classifier_activation, name="predictions",
+                           kernel_initializer="zeros" if pretrained else "glorot_uniform")(x)
+    return keras.Model(inputs, x, name=f"{variant}_imagenet")
+
+
+def _torch_port(variant, include_top):
+    return ckpts.TorchPort(
+        architecture=functools.partial(
+            _classifier_model if include_top else _backbone_model, variant),
+        mapping=functools.partial(_mapping, variant, include_top),
+        skip=() if include_top else (r"^_fc\.",),
+        cache_tag=f"{variant}_{'top' if include_top else 'notop'}",
+    )
+
+
 def build_backbone(variant, weights="imagenet", input_shape=None):
     """EfficientNet-Lite feature extractor (no top), taking normalised pixels.
 
     Args:
         variant: `"efficientnet_lite0"` or `"efficientnet_lite1"`.
-        weights: `"imagenet"` (the packaged PyTorch checkpoint), `None` or
-            a `.pth` path.
+        weights: `"imagenet"` (the packaged PyTorch checkpoint), `None`, a
+            `.pth` path or a Keras weights file (see
+            `keras_tl.backbones.builder`).
         input_shape: `(height, width, 3)`; defaults to the variant's size.
 
     Example:
@@ -167,17 +210,11 @@ def build_backbone(variant, weights="imagenet", input_shape=None):
     >>> model.output.shape
     (None, 7, 7, 1280)
     """
-    import keras
-
     _check_variant(variant)
-    size = VARIANTS[variant][0]
-    inputs = keras.Input(input_shape or (size, size, 3), name="input_layer")
-    model = keras.Model(inputs, _features(inputs, variant, weights is not None), name=variant)
-    if weights is not None:
-        ckpts.load_torch_weights(model, weights, VARIANTS[variant][2],
-                                 _mapping(variant, False), skip=[r"^_fc\."],
-                                 tag=f"{variant}_notop")
-    return model
+    if weights is None:  # what the builder asks of the spec's `build`
+        return _backbone_model(variant, input_shape)
+    size = tuple(input_shape[:2]) if input_shape else None
+    return builder.build_backbone(SPECS[variant], weights, size).model
 
 
 def build_classifier(variant, weights="imagenet", input_shape=None,
@@ -191,49 +228,30 @@ def build_classifier(variant, weights="imagenet", input_shape=None,
         classifier_activation: `"softmax"`, or `None` for logits.
 
     Example:
-    >>> model = build_classifier("efficientnet_lite0")
-    >>> probs = model.predict(images_0_255)          # (n, 1000)
-    >>> keras_tl.weights.decode_imagenet(probs, top=3)
+    >>> model = build_classifier("efficientnet_lite0", input_shape=(96, 96, 3))
+    >>> model.output.shape
+    (None, 1000)
     """
-    import keras
-
     _check_variant(variant)
-    size = VARIANTS[variant][0]
-    inputs = keras.Input(input_shape or (size, size, 3), name="input_layer")
-    x = PREPROCESSING.layer()(inputs)
-    x = _features(x, variant, weights is not None)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = keras.layers.Dense(1000, activation=classifier_activation, name="predictions",
-                           kernel_initializer="zeros" if weights is not None else "glorot_uniform")(x)
-    model = keras.Model(inputs, x, name=f"{variant}_imagenet")
-    if weights is not None:
-        ckpts.load_torch_weights(model, weights, VARIANTS[variant][2],
-                                 _mapping(variant, True), tag=f"{variant}_top")
-    return model
+    checkpoint = builder.resolve_weights(SPECS[variant], weights).checkpoint
+    return _torch_port(variant, include_top=True).build(
+        SPECS[variant], checkpoint, input_shape, classifier_activation=classifier_activation)
 
 
 def _spec(variant):
-    def build(weights, input_shape):
-        return build_backbone(variant, weights=weights, input_shape=input_shape)
-
-    build.torch_checkpoint_suffixes = ckpts.TORCH_SUFFIXES
     size, _, checkpoint = VARIANTS[variant]
-    ckpts.register_classifier(
-        variant,
-        lambda weights="imagenet", input_shape=None, classifier_activation="softmax":
-            build_classifier(variant, weights, input_shape, classifier_activation),
-    )
     return BackboneSpec(
         name=variant,
-        build=build,
+        build=functools.partial(build_backbone, variant),
         input_size=(size, size),
         preprocessing=PREPROCESSING,
         default_weights="imagenet",
         source=f"PyTorch checkpoint from pip package {checkpoint.pip_name}",
         aliases=("EfficientNetLite" + variant[-1],),
-        offline_check=locatable(checkpoint.path),
+        pretrained=[checkpoint.as_weights("imagenet")],
+        ports={"torch": _torch_port(variant, include_top=False)},
+        classifier=functools.partial(build_classifier, variant),
     )
 
 
-for _variant in VARIANTS:
-    register_backbone(_spec(_variant))
+SPECS = {variant: register_backbone(_spec(variant)) for variant in VARIANTS}

@@ -1,7 +1,9 @@
-"""Every image model of `keras.applications`, registered by name."""
+"""Every image model of `keras.applications`, registered by name, with its
+`"imagenet"` weights (which keras.applications downloads on first use) and
+its ImageNet classifier."""
 
 from keras_tl.backbones.registry import register_backbone
-from keras_tl.backbones.spec import BackboneSpec, Preprocessing
+from keras_tl.backbones.spec import BackboneSpec, PretrainedWeights, Preprocessing
 
 # name: (keras.applications attribute, input size, preprocessing mode, min size)
 _TABLE = {
@@ -61,16 +63,33 @@ def _builder(attribute):
     return build
 
 
+def _classifier(name, attribute, preprocessing):
+    def build_classifier(weights="imagenet", input_shape=None, classifier_activation="softmax"):
+        import keras
+
+        constructor = getattr(keras.applications, attribute)
+        body = constructor(include_top=True, weights=weights, input_shape=input_shape,
+                           classifier_activation=classifier_activation)
+        inputs = keras.Input(input_shape or body.input_shape[1:])
+        return keras.Model(inputs, body(preprocessing.layer()(inputs)), name=f"{name}_imagenet")
+
+    return build_classifier
+
+
 for _name, (_attr, _size, _mode, _min) in _TABLE.items():
+    _preprocessing = Preprocessing.from_mode(_mode)
     register_backbone(
         BackboneSpec(
             name=_name,
             build=_builder(_attr),
             input_size=(_size, _size),
-            preprocessing=Preprocessing.from_mode(_mode),
+            preprocessing=_preprocessing,
             min_input_size=_min,
             fixed_input_size=_name.startswith("nasnet"),
             source=f"keras.applications.{_attr}",
             aliases=(_attr,),
+            pretrained=[PretrainedWeights("imagenet", "keras.applications",
+                                          f"keras.applications.{_attr}")],
+            classifier=_classifier(_name, _attr, _preprocessing),
         )
     )

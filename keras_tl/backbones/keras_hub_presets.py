@@ -1,44 +1,67 @@
 """keras_hub image backbones, from a local preset folder or a remote handle."""
 
+import functools
 import os
 
-from keras_tl.backbones.registry import LoadedBackbone
-from keras_tl.backbones.spec import BackboneSpec, Preprocessing
+from keras_tl.backbones.builder import build_backbone
+from keras_tl.backbones.spec import BackboneSpec, PretrainedWeights, Preprocessing
+from keras_tl.errors import BackboneError
 
 
 def load_preset_backbone(preset, weights="default", image_size=None):
     """Loads a keras_hub image backbone and the preprocessing of its preset.
 
-    Example:
-    >>> loaded = load_preset_backbone("./presets/resnet_tiny")
-    """
-    import keras_hub
+    `weights` is `"default"` or `"preset"` (the preset's), `None` (random
+    initialisation) or a Keras weights file.
 
+    Example:
+    >>> load_preset_backbone("/no/such/preset")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.BackboneError: '/no/such/preset' is a folder but not a keras_hub preset ...
+    """
+    spec = preset_spec(preset)
+    return build_backbone(spec, weights, image_size)
+
+
+def preset_spec(preset):
+    """The `BackboneSpec` of a keras_hub image preset: its image size and
+    preprocessing from the preset's image converter, and the weights tag
+    `"preset"`.
+
+    Example:
+    >>> preset_spec("./presets/resnet_tiny").pretrained["preset"].format  # doctest: +SKIP
+    'keras_hub'
+    """
     if "://" not in preset and not os.path.exists(os.path.join(preset, "config.json")):
-        raise ValueError(
+        raise BackboneError(
             f"{preset!r} is a folder but not a keras_hub preset (no config.json). "
             "Save one with backbone.save_to_preset(folder)."
         )
-    load_weights = weights is not None
-    backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=load_weights)
+    preprocessing, size = _preset_preprocessing(preset)
+    return BackboneSpec(
+        name=os.path.basename(os.path.normpath(preset)),
+        build=functools.partial(_build_preset, preset),
+        input_size=tuple(size or (224, 224)),
+        preprocessing=preprocessing,
+        default_weights="preset",
+        source=f"keras_hub preset {preset}",
+        pretrained=[PretrainedWeights("preset", "keras_hub", preset)],
+    )
+
+
+def _build_preset(preset, weights, input_shape):
+    """The preset's backbone (its weights unless `weights` is None); keras_hub
+    image backbones take any input size, so `input_shape` is not needed."""
+    import keras_hub
+
+    backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=weights is not None)
     if getattr(backbone, "token_embedding", None) is not None:
-        raise ValueError(
+        raise BackboneError(
             f"{preset!r} is a text backbone ({type(backbone).__name__}); pass text "
             "data to keras_tl.finetune to fine-tune it."
         )
-    preprocessing, default_size = _preset_preprocessing(preset)
-    size = image_size or default_size or (224, 224)
-    if isinstance(size, int):
-        size = (size, size)
-    spec = BackboneSpec(
-        name=os.path.basename(os.path.normpath(preset)),
-        build=lambda weights, input_shape: backbone,
-        input_size=tuple(size),
-        preprocessing=preprocessing,
-        default_weights="preset" if load_weights else None,
-        source=f"keras_hub preset {preset}",
-    )
-    return LoadedBackbone(backbone, spec, tuple(size), spec.default_weights or "None")
+    return backbone
 
 
 def _preset_preprocessing(preset):

@@ -1,11 +1,11 @@
 """Name -> backbone resolution: the one place a backbone name is looked up."""
 
-import dataclasses
 import difflib
 import os
 import re
 
-from keras_tl.backbones.spec import BackboneSpec, Preprocessing
+from keras_tl.backbones.builder import build_backbone, resolve_weights
+from keras_tl.backbones.spec import BackboneSpec, LoadedBackbone, Preprocessing
 from keras_tl.errors import BackboneError, ConfigError
 
 _REGISTRY = {}
@@ -81,49 +81,6 @@ def get_backbone_spec(name):
     )
 
 
-@dataclasses.dataclass
-class LoadedBackbone:
-    """A built backbone with what is needed to put a head on it: the Keras
-    model (named `"backbone"`), its spec (preprocessing, modality...), the
-    input size, the weights used and, for text, the preprocessor that turns
-    strings into the model's int inputs.
-
-    Example:
-    >>> loaded = load_backbone("resnet50", weights=None, image_size=64)
-    >>> loaded.input_size, loaded.spec.preprocessing.channel_order
-    ((64, 64), 'bgr')
-    """
-
-    model: object
-    spec: BackboneSpec
-    input_size: tuple
-    weights: str
-    preprocessor: object = None
-
-    @property
-    def tokenizer(self):
-        """The text preprocessor's tokenizer (text backbones only).
-
-        Example:
-        >>> load_backbone("resnet50", weights=None, image_size=64).tokenizer is None
-        True
-        """
-        return getattr(self.preprocessor, "tokenizer", None)
-
-    @property
-    def input_names(self):
-        """Names of the model's inputs, sorted (text: `padding_mask`, ...).
-
-        Example:
-        >>> load_backbone("resnet50", weights=None, image_size=64).input_names
-        ['input_layer']
-        """
-        inputs = self.model.input
-        if isinstance(inputs, dict):
-            return sorted(inputs)
-        return [tensor.name.split(":")[0] for tensor in self.model.inputs]
-
-
 def load_backbone(backbone, weights="default", image_size=None, input_size=None,
                   preprocessing=None):
     """Builds the feature extractor named by `backbone`, image, text or audio.
@@ -136,9 +93,10 @@ def load_backbone(backbone, weights="default", image_size=None, input_size=None,
             to start from (a run folder, a `FinetuneResult`, a `.keras`
             file or the model itself): its trained backbone and
             preprocessing are kept, its head dropped.
-        weights: `"default"` (the spec's own, `"imagenet"` for
-            keras.applications), `"imagenet"`, `None` (random init) or the
-            path of a weights file.
+        weights: `"default"` (the spec's `default_weights`), one of the
+            spec's tags (`spec.pretrained`, e.g. `"imagenet"`), `None`
+            (random init) or the path of an existing weights file; see
+            `keras_tl.backbones.builder`.
         image_size: for images, `(height, width)` or an int.
         input_size: the input size in the spec's terms (`(height, width)`,
             `(samples,)`, `(tokens,)`); defaults to the backbone's.
@@ -173,18 +131,9 @@ def load_backbone(backbone, weights="default", image_size=None, input_size=None,
 
         return keras_hub_presets.load_preset_backbone(backbone, weights, size)
     spec = get_backbone_spec(backbone)
-    size = _check_input_size(spec, size)
-    if weights == "default":
-        weights = spec.default_weights
-    if spec.modality != "image":  # the spec's builder takes its own weights forms
-        built = spec.build(weights=weights, input_shape=spec.input_shape(size))
-        if isinstance(built, LoadedBackbone):
-            return built
-        return LoadedBackbone(built, spec, size, str(weights))
-    from keras_tl.backbones._weights_file import build_with_weights
-
-    model = build_with_weights(spec, weights, size)
-    return LoadedBackbone(model, spec, size, str(weights))
+    resolved = resolve_weights(spec, weights)
+    spec = spec.for_weights(resolved.tag)  # the preprocessing and input size of those weights
+    return build_backbone(spec, resolved, _check_input_size(spec, size))
 
 
 def _looks_like_preset(name):
@@ -204,8 +153,8 @@ def _check_input_size(spec, image_size):
     if min(size) < spec.min_input_size:
         raise ConfigError(
             f"Input size {size} is too small for backbone {spec.name!r}: it needs "
-            f"at least {spec.min_input_size} per side. Pass a larger size (its "
-            f"default is {spec.input_size})."
+            f"at least {'x'.join([str(spec.min_input_size)] * len(size))}. Pass a larger "
+            f"size (its default is {spec.input_size})."
         )
     if spec.fixed_input_size and size != tuple(spec.input_size):
         raise ConfigError(

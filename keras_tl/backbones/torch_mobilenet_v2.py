@@ -11,9 +11,12 @@ MobileNetV2 (`Conv1`, `block_1_expand`, ..., `Conv_1`), with the first
 block named `block_0_*`, so `unfreeze_backbone(model, "block_13")` works.
 """
 
+import functools
+
 from keras_tl.backbones import _torch_checkpoints as ckpts
+from keras_tl.backbones import builder
 from keras_tl.backbones.registry import register_backbone
-from keras_tl.backbones.spec import BackboneSpec, locatable, Preprocessing
+from keras_tl.backbones.spec import BackboneSpec, Preprocessing
 
 NAME = "mobilenet_v2_torch"
 PREPROCESSING = Preprocessing.from_mode("torch")
@@ -99,12 +102,43 @@ def _mapping(include_top):
     return mapping
 
 
+def _backbone_model(input_shape=None, pretrained=False):
+    """The feature extractor; `pretrained`: zeros, to be overwritten."""
+    import keras
+
+    inputs = keras.Input(input_shape or (224, 224, 3), name="input_layer")
+    return keras.Model(inputs, _features(inputs, pretrained), name=NAME)
+
+
+def _classifier_model(input_shape=None, pretrained=False, classifier_activation="softmax"):
+    """The 1000-class classifier, preprocessing included."""
+    import keras
+
+    inputs = keras.Input(input_shape or (224, 224, 3), name="input_layer")
+    x = PREPROCESSING.layer()(inputs)
+    x = _features(x, pretrained)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.Dense(1000, activation=classifier_activation, name="predictions",
+                           kernel_initializer="zeros" if pretrained else "glorot_uniform")(x)
+    return keras.Model(inputs, x, name=f"{NAME}_imagenet")
+
+
+def _torch_port(include_top):
+    return ckpts.TorchPort(
+        architecture=_classifier_model if include_top else _backbone_model,
+        mapping=functools.partial(_mapping, include_top),
+        skip=() if include_top else (r"^classifier\.",),
+        cache_tag=f"{NAME}_{'top' if include_top else 'notop'}",
+    )
+
+
 def build_backbone(weights="imagenet", input_shape=(224, 224, 3)):
     """The MobileNetV2 feature extractor (no top), taking normalised pixels.
 
     Args:
         weights: `"imagenet"` (torchvision's, from the packaged checkpoint),
-            `None` or a `.pth` path.
+            `None`, a `.pth` path or a Keras weights file (see
+            `keras_tl.backbones.builder`).
         input_shape: `(height, width, 3)`.
 
     Example:
@@ -112,14 +146,10 @@ def build_backbone(weights="imagenet", input_shape=(224, 224, 3)):
     >>> model.output.shape
     (None, 3, 3, 1280)
     """
-    import keras
-
-    inputs = keras.Input(input_shape or (224, 224, 3), name="input_layer")
-    model = keras.Model(inputs, _features(inputs, weights is not None), name=NAME)
-    if weights is not None:
-        ckpts.load_torch_weights(model, weights, CHECKPOINT, _mapping(False),
-                                 skip=[r"^classifier\."], tag=f"{NAME}_notop")
-    return model
+    if weights is None:  # what the builder asks of the spec's `build`
+        return _backbone_model(input_shape)
+    size = tuple(input_shape[:2]) if input_shape else None
+    return builder.build_backbone(SPEC, weights, size).model
 
 
 def build_classifier(weights="imagenet", input_shape=(224, 224, 3),
@@ -132,39 +162,25 @@ def build_classifier(weights="imagenet", input_shape=(224, 224, 3),
         classifier_activation: `"softmax"`, or `None` for logits.
 
     Example:
-    >>> model = build_classifier()
-    >>> keras_tl.weights.decode_imagenet(model.predict(images_0_255), top=3)
+    >>> build_classifier(input_shape=(96, 96, 3)).output.shape
+    (None, 1000)
     """
-    import keras
-
-    inputs = keras.Input(input_shape or (224, 224, 3), name="input_layer")
-    x = PREPROCESSING.layer()(inputs)
-    x = _features(x, weights is not None)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = keras.layers.Dense(1000, activation=classifier_activation, name="predictions",
-                           kernel_initializer="zeros" if weights is not None else "glorot_uniform")(x)
-    model = keras.Model(inputs, x, name=f"{NAME}_imagenet")
-    if weights is not None:
-        ckpts.load_torch_weights(model, weights, CHECKPOINT, _mapping(True),
-                                 tag=f"{NAME}_top")
-    return model
+    checkpoint = builder.resolve_weights(SPEC, weights).checkpoint
+    return _torch_port(include_top=True).build(
+        SPEC, checkpoint, input_shape, classifier_activation=classifier_activation)
 
 
-def _build(weights, input_shape):
-    return build_backbone(weights=weights, input_shape=input_shape)
-
-
-_build.torch_checkpoint_suffixes = ckpts.TORCH_SUFFIXES
-ckpts.register_classifier(NAME, build_classifier)
-register_backbone(
+SPEC = register_backbone(
     BackboneSpec(
         name=NAME,
-        build=_build,
+        build=build_backbone,
         input_size=(224, 224),
         preprocessing=PREPROCESSING,
         default_weights="imagenet",
         source=f"torchvision ImageNet weights from pip package {CHECKPOINT.pip_name}",
         aliases=("MobileNetV2Torch", "torchvision_mobilenet_v2"),
-        offline_check=locatable(CHECKPOINT.path),
+        pretrained=[CHECKPOINT.as_weights("imagenet")],
+        ports={"torch": _torch_port(include_top=False)},
+        classifier=build_classifier,
     )
 )

@@ -1,4 +1,5 @@
-"""ImageNet classifiers and offline decoding of their 1000 classes."""
+"""Offline decoding of the 1000 ImageNet classes (the classifiers are
+`keras_tl.imagenet_classifier`)."""
 
 import functools
 import os
@@ -39,8 +40,10 @@ def decode_imagenet(probs, top=5):
         A list (one per row) of lists of `(wnid, name, score)`, best first.
 
     Example:
-    >>> decode_imagenet(model.predict(images), top=1)
-    [[('n07920052', 'espresso', 0.94)]]
+    >>> scores = np.zeros(1000)
+    >>> scores[[967, 281]] = [0.75, 0.25]
+    >>> decode_imagenet(scores, top=2)
+    [[('n07920052', 'espresso', 0.75), ('n02123045', 'tabby', 0.25)]]
     """
     probs = np.asarray(probs)
     if probs.ndim == 1:
@@ -53,43 +56,3 @@ def decode_imagenet(probs, top=5):
         best = np.argsort(-row, kind="stable")[:top]
         results.append([(*classes[i], float(row[i])) for i in best])
     return results
-
-
-def imagenet_classifier(name, weights="imagenet", image_size=None,
-                        classifier_activation="softmax"):
-    """A registered backbone's 1000-class ImageNet classifier, taking RGB
-    pixels in [0, 255] and returning probabilities (or logits with
-    `classifier_activation=None`).
-
-    Backbones imported from PyTorch checkpoints (`efficientnet_lite0`,
-    `efficientnet_lite1`, `mobilenet_v2_torch`) need no network;
-    `keras.applications` ones download their weights as Keras does.
-
-    Example:
-    >>> model = imagenet_classifier("efficientnet_lite0")
-    >>> decode_imagenet(model.predict(images_0_255), top=3)
-    """
-    import keras
-
-    from keras_tl.backbones import get_backbone_spec
-    from keras_tl.backbones._torch_checkpoints import CLASSIFIERS
-
-    spec = get_backbone_spec(name)
-    size = image_size or spec.input_size
-    if isinstance(size, int):
-        size = (size, size)
-    input_shape = tuple(size) + (3,)
-    if spec.name in CLASSIFIERS:
-        return CLASSIFIERS[spec.name](
-            weights=weights, input_shape=input_shape,
-            classifier_activation=classifier_activation,
-        )
-    prefix = "keras.applications."
-    if spec.source.startswith(prefix):
-        app = getattr(keras.applications, spec.source[len(prefix):])
-        inputs = keras.Input(input_shape)
-        body = app(include_top=True, weights=weights, input_shape=input_shape,
-                   classifier_activation=classifier_activation)
-        outputs = body(spec.preprocessing.layer()(inputs))
-        return keras.Model(inputs, outputs, name=f"{spec.name}_imagenet")
-    raise ValueError(f"Backbone {spec.name!r} has no ImageNet classifier.")
