@@ -26,7 +26,8 @@ def register_backbone(spec, overwrite=False):
     """Adds a `BackboneSpec` to the registry under its name and aliases.
 
     Example:
-    >>> register_backbone(BackboneSpec("my_net", build=my_builder))
+    >>> register_backbone(get_backbone_spec("resnet50"), overwrite=True).name
+    'resnet50'
     """
     if not isinstance(spec, BackboneSpec):
         raise TypeError(f"Expected a BackboneSpec, got {type(spec).__name__}.")
