@@ -194,6 +194,37 @@ def test_two_layouts_in_one_folder_ask_for_format(tmp_path):
     _assert_records_match(load_detection_data(root, format="yolo"))
 
 
+def test_split_picks_one_split_of_each_layout(tmp_path):
+    root = write_voc(tmp_path / "voc")
+    os.makedirs(os.path.join(root, "ImageSets", "Main"))
+    with open(os.path.join(root, "ImageSets", "Main", "train.txt"), "w") as file:
+        file.write("a\nc\n")
+    names = lambda data: sorted(os.path.basename(r.image_path) for r in data.records)  # noqa: E731
+    assert names(load_detection_data(root, split="train")) == ["a.png", "c.png"]
+    with pytest.raises(DataError, match="no ImageSets/Main/val.txt"):
+        load_detection_data(root, split="val")
+
+    root = write_coco(tmp_path / "coco", IMAGES[:2], json_name="instances_train2017.json")
+    write_coco(root, IMAGES[2:] + [("d.png", 8, 8, [(0, 1, 1, 5, 5)])], json_name="instances_val2017.json")
+    with pytest.raises(DataError, match="several COCO JSON files.*split="):
+        load_detection_data(root)
+    assert names(load_detection_data(root, split="val")) == ["c.png", "d.png"]
+    assert names(load_detection_data(root, split="train")) == ["a.png", "b.png"]
+
+    root = tmp_path / "yolo"
+    for split, images in (("train", IMAGES[:2]), ("val", IMAGES[2:] + [("d.png", 8, 8, [(1, 0, 0, 4, 4)])])):
+        write_yolo(tmp_path / split, images)
+        for kind in ("images", "labels"):
+            os.renames(tmp_path / split / kind, root / kind / split)
+    os.rename(tmp_path / "train" / "classes.txt", root / "classes.txt")
+    with pytest.raises(DataError, match="holds the splits train, val; pass split="):
+        load_detection_data(root)
+    assert names(load_detection_data(root, split="val")) == ["c.png", "d.png"]
+    assert names(load_detection_data(root, split="train")) == ["a.png", "b.png"]
+    with pytest.raises(DataError, match="no images/test and labels/test"):
+        load_detection_data(root, split="test")
+
+
 # --- bad input ---------------------------------------------------------------
 
 

@@ -10,15 +10,20 @@ stored, int32 `[n]` class ids) plus the class names. Conventions:
   indices are 1-based and inclusive, so `xmin`/`ymin` lose 1 (as in
   Detectron2). Every image needs its XML: an image without one is refused,
   since it may be unlabelled rather than empty (write an XML without
-  `<object>` for a negative image).
+  `<object>` for a negative image). `split="train"` reads the images
+  listed in `ImageSets/Main/train.txt`.
 - COCO: a JSON file with `images`, `annotations` and `categories`; class ids
   follow the category ids in increasing order. The JSON is the index: images
   it lists without annotations are negatives, files it does not list are
   ignored. `iscrowd` annotations are skipped (COCO evaluation ignores them).
+  A folder with several JSON files (`instances_train2017.json`,
+  `instances_val2017.json`) needs `split=` (a part of the file name) or the
+  file itself.
 - YOLO: `images/` and `labels/` mirroring each other (`images/a/b.jpg` <->
   `labels/a/b.txt`), normalised `class cx cy w h` lines (a polygon line
   gives its bounding box), names from `classes.txt` or `data.yaml`. As in
-  Ultralytics, an image without a label file is a negative.
+  Ultralytics, an image without a label file is a negative. Split folders
+  (`images/train`, `labels/train`, ...) need `split=`.
 
 A box reaching past the image by up to a pixel is clipped silently (VOC
 tools disagree on the off-by-one); further out it is clipped with a warning,
@@ -42,6 +47,7 @@ FORMATS = ("voc", "coco", "yolo")
 _VOC_ANNOTATION_DIRS = ("Annotations", "annotations")
 _VOC_IMAGE_DIRS = ("JPEGImages", "images")
 _YOLO_NAME_FILES = ("data.yaml", "data.yml", "dataset.yaml", "classes.txt", "labels/classes.txt")
+_SPLIT_NAMES = ("train", "val", "valid", "validation", "test")
 _LISTED = 5  # names quoted in an error message before "... and N more"
 logger = logging.getLogger("keras_tl")
 
@@ -234,7 +240,7 @@ _LAYOUT_TESTS = (
 # Loading
 
 
-def load_detection_data(path, format=None, class_names=None):
+def load_detection_data(path, format=None, class_names=None, split=None):
     """Reads a VOC, COCO or YOLO detection dataset.
 
     Args:
@@ -245,6 +251,9 @@ def load_detection_data(path, format=None, class_names=None):
             split's (validation or test data); a class not among them is a
             `DataError`. By default: VOC names sorted, COCO categories by id,
             YOLO names from `classes.txt`/`data.yaml`.
+        split: one split of a dataset that holds several: VOC
+            `ImageSets/Main/<split>.txt`, the COCO JSON whose name holds
+            it, YOLO `images/<split>` with `labels/<split>`.
 
     Returns:
         `DetectionData(records, class_names, format)`.
@@ -265,7 +274,7 @@ def load_detection_data(path, format=None, class_names=None):
     if class_names is not None:
         class_names = [str(name) for name in class_names]
     reader = {"voc": _read_voc, "coco": _read_coco, "yolo": _read_yolo}[format]
-    records, names, clipped = reader(path, class_names)
+    records, names, clipped = reader(path, class_names, split)
     if not records:
         raise DataError(f"{path} holds no annotated images; add images with their {format} annotations.")
     if not any(record.num_objects for record in records):
@@ -351,7 +360,7 @@ def _index_images(folder, recursive=False):
 # --- VOC ---------------------------------------------------------------------
 
 
-def _read_voc(root, class_names):
+def _read_voc(root, class_names, split):
     annotation_dir = _voc_annotation_dir(root) if os.path.isdir(root) else None
     if annotation_dir is None:
         raise DataError(f"{root} has no VOC XML annotations (Annotations/*.xml); check the folder or format=.")
@@ -361,8 +370,16 @@ def _read_voc(root, class_names):
             f"{root} has VOC annotations but no JPEGImages/ or images/ folder; put the images there."
         )
     images = _index_images(image_dir)
+    xml_files = _files(annotation_dir, (".xml",))
+    if split is not None:
+        listed = _voc_split_ids(root, split)
+        images = {key: value for key, value in images.items() if key in listed}
+        xml_files = [f for f in xml_files if os.path.splitext(f)[0] in listed]
+        _refuse_unpaired(f"images listed in ImageSets/Main/{split}.txt have no XML in {annotation_dir}",
+                         sorted(listed - {os.path.splitext(f)[0] for f in xml_files}),
+                         "add their annotations or remove them from the list.")
     parsed, missing = [], []
-    for xml_file in _files(annotation_dir, (".xml",)):
+    for xml_file in xml_files:
         xml_path = os.path.join(annotation_dir, xml_file)
         try:
             tree = ElementTree.parse(xml_path).getroot()
@@ -417,6 +434,15 @@ def _read_voc(root, class_names):
     return records, names, clipped
 
 
+def _voc_split_ids(root, split):
+    path = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+    if not os.path.isfile(path):
+        raise DataError(f"{root} has no ImageSets/Main/{split}.txt listing the {split!r} images; "
+                        "pass another split or none.")
+    with open(path, encoding="utf-8") as file:
+        return {line.split()[0] for line in file if line.strip()}
+
+
 def _int_text(tree, path):
     try:
         return int(float(tree.findtext(path)))
@@ -427,15 +453,18 @@ def _int_text(tree, path):
 # --- COCO --------------------------------------------------------------------
 
 
-def _read_coco(path, class_names):
+def _read_coco(path, class_names, split):
     if os.path.isdir(path):
         jsons = _coco_jsons(path)
+        if split is not None:
+            jsons = [j for j in jsons if split in os.path.basename(j)]
         if not jsons:
-            raise DataError(f"{path} has no COCO JSON file; check the folder or format=.")
+            which = f" for split {split!r}" if split is not None else ""
+            raise DataError(f"{path} has no COCO JSON file{which}; check the folder, split= or format=.")
         if len(jsons) > 1:
             raise DataError(
                 f"{path} holds several COCO JSON files ({', '.join(os.path.basename(j) for j in jsons)}); "
-                "pass the one to read."
+                "pass split= (part of a file name) or the file to read."
             )
         json_path, root = jsons[0], path
     else:
@@ -450,6 +479,9 @@ def _read_coco(path, class_names):
     categories = sorted(coco.get("categories") or [], key=lambda c: c["id"])
     if not categories:
         raise DataError(f"{json_path} has no 'categories'; COCO JSON names its classes there.")
+    if any(not isinstance(image, dict) or "file_name" not in image or "id" not in image
+           for image in coco["images"]):
+        raise DataError(f"An entry of 'images' in {json_path} has no 'id' or 'file_name'; fix the JSON.")
     file_names = [image["file_name"] for image in coco["images"]]
     image_dir = _coco_image_dir(json_path, root, file_names)
     missing = [f for f in file_names if not os.path.isfile(os.path.join(image_dir, f))]
@@ -480,6 +512,8 @@ def _read_coco(path, class_names):
             )
         if annotation.get("iscrowd"):
             continue
+        if len(annotation.get("bbox") or ()) != 4:
+            raise DataError(f"{where} has no 'bbox' [x, y, width, height]; fix the JSON.")
         if by_image[image_id] is None:
             image = images[image_id]
             width, height = image.get("width"), image.get("height")
@@ -526,11 +560,11 @@ def _coco_image_dir(json_path, root, file_names):
 # --- YOLO --------------------------------------------------------------------
 
 
-def _read_yolo(root, class_names):
+def _read_yolo(root, class_names, split):
     dirs = _yolo_dirs(root) if os.path.isdir(root) else None
     if dirs is None:
         raise DataError(f"{root} has no YOLO layout (images/ and labels/*.txt); check the folder or format=.")
-    image_dir, label_dir = dirs
+    image_dir, label_dir = _yolo_split_dirs(root, *dirs, split)
     file_names = _yolo_class_names(root)
     if file_names is None and class_names is None:
         raise DataError(
@@ -566,6 +600,23 @@ def _read_yolo(root, class_names):
             _read_yolo_labels(labels[key], own, index, boxes)
         records.append(boxes.record(image_path))
     return records, names, clipped
+
+
+def _yolo_split_dirs(root, image_dir, label_dir, split):
+    if split is not None:
+        image_dir, label_dir = os.path.join(image_dir, split), os.path.join(label_dir, split)
+        if not (os.path.isdir(image_dir) and os.path.isdir(label_dir)):
+            raise DataError(f"{root} has no images/{split} and labels/{split} folders; pass another "
+                            "split or none.")
+        return image_dir, label_dir
+    splits = sorted(d for d in os.listdir(image_dir) if d.lower() in _SPLIT_NAMES
+                    and os.path.isdir(os.path.join(image_dir, d)))
+    if len(splits) > 1:
+        raise DataError(
+            f"{image_dir} holds the splits {', '.join(splits)}; pass split= one of them "
+            "(reading all would mix them)."
+        )
+    return image_dir, label_dir
 
 
 def _read_yolo_labels(label_path, own_names, index, boxes):
