@@ -338,7 +338,8 @@ def _image_size(path):
 
 def _refuse_unpaired(what, paths, advice):
     if paths:
-        shown = ", ".join(paths[:_LISTED]) + (f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else "")
+        more = f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else ""
+        shown = ", ".join(paths[:_LISTED]) + more
         raise DataError(f"{len(paths)} {what}: {shown}; {advice}")
 
 
@@ -363,7 +364,8 @@ def _index_images(folder, recursive=False):
 def _read_voc(root, class_names, split):
     annotation_dir = _voc_annotation_dir(root) if os.path.isdir(root) else None
     if annotation_dir is None:
-        raise DataError(f"{root} has no VOC XML annotations (Annotations/*.xml); check the folder or format=.")
+        raise DataError(
+            f"{root} has no VOC XML annotations (Annotations/*.xml); check the folder or format=.")
     image_dir = root if annotation_dir == root else _first_dir(root, _VOC_IMAGE_DIRS)
     if image_dir is None:
         raise DataError(
@@ -504,7 +506,8 @@ def _read_coco(path, class_names, split):
         image_id = annotation.get("image_id")
         where = f"{json_path} (annotation id {annotation.get('id')})"
         if image_id not in images:
-            raise DataError(f"{where} refers to image id {image_id!r}, which 'images' does not list; fix the JSON.")
+            raise DataError(
+                f"{where} refers to image id {image_id!r}, which 'images' does not list; fix the JSON.")
         if annotation.get("category_id") not in class_of:
             raise DataError(
                 f"{where} has category_id {annotation.get('category_id')!r}, which 'categories' does "

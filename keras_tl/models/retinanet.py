@@ -155,7 +155,8 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
 
     def __init__(self, bounding_box_format=BOX_FORMAT, **kwargs):
         if bounding_box_format != BOX_FORMAT:
-            raise ConfigError(f"ClippedNonMaxSuppression takes {BOX_FORMAT!r} boxes, not {bounding_box_format!r}.")
+            raise ConfigError(
+                f"ClippedNonMaxSuppression takes {BOX_FORMAT!r} boxes, not {bounding_box_format!r}.")
         super().__init__(bounding_box_format=bounding_box_format, **kwargs)
 
     def call(self, box_prediction, class_prediction, images=None):
