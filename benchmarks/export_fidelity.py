@@ -1,9 +1,9 @@
 """How closely each exported format follows the Keras model on real data.
 
 Exports a finished run (by default the demo's two-stage Fashion-MNIST model)
-with the whole Fashion-MNIST test sample as verification images, and writes
-the max differences, argmax agreements (int8 LiteRT included) and file sizes
-to a JSON file.
+with the whole Fashion-MNIST test sample as verification inputs, and writes
+each format's report (max differences, argmax agreements, int8 LiteRT
+included, file sizes) to a JSON file.
 
     python benchmarks/export_fidelity.py [--run runs/fashion_mnist_demo/two_stage]
 """
@@ -32,7 +32,7 @@ def main():
         result.model.predict(images, verbose=0).argmax(axis=1) == y_test))
     with tempfile.TemporaryDirectory() as folder:
         exported = keras_tl.export(result, os.path.join(folder, "fashion"),
-                                   verification_images=images)
+                                   verification_inputs=images)
         verification = exported.verification
     report = dict(run=args.run, test_images=int(len(images)),
                   keras_test_accuracy=round(keras_accuracy, 4), verification=verification)

@@ -125,9 +125,7 @@ def main(argv=None):
                               os.path.join(args.output, "finetune"), not args.no_baseline,
                               seed=args.seed)
     if args.export:
-        from keras_tl.export.text import export_text
-
-        exported = export_text(result, args.export)
+        exported = keras_tl.export(result, args.export)
         print(exported.summary())
     report(results, args.output, "Amazon Fine Food sentiment", time.time() - start)
     return results

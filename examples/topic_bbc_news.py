@@ -46,9 +46,9 @@ def main(argv=None):
                               os.path.join(args.output, "finetune"), not args.no_baseline,
                               seed=args.seed)
     if args.export:
-        from keras_tl.export.text import export_text
+        import keras_tl
 
-        print(export_text(result, args.export).summary())
+        print(keras_tl.export(result, args.export).summary())
     report(results, args.output, "BBC News topics", time.time() - start)
     return results
 

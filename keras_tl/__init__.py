@@ -40,8 +40,8 @@ _PUBLIC = {
     "decode_imagenet": "keras_tl.weights",
     "imagenet_classifier": "keras_tl.backbones.classifiers",
     "load_torch_state_dict": "keras_tl.weights",
-    "ExportResult": "keras_tl.export",
-    "predict_top": "keras_tl.export",
+    "ExportResult": "keras_tl.exporters",
+    "predict_top": "keras_tl.exporters",
     "get_task": "keras_tl.tasks",
     "list_tasks": "keras_tl.tasks",
     "default_text_stages": "keras_tl.tasks.text_classifier",
@@ -60,8 +60,8 @@ __all__ = sorted(_PUBLIC) + ["KerasTLError", "__version__", "export"]
 
 
 def __getattr__(name):
-    if name == "export":  # the package keras_tl.export, callable as keras_tl.export(...)
-        return importlib.import_module("keras_tl.export")
+    if name == "export":  # the function; the package is keras_tl.exporters
+        return importlib.import_module("keras_tl.exporters").export
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")

@@ -128,7 +128,7 @@ def finetune(
     else:
         result.save(output_dir)
     if export:
-        from keras_tl.export import export as export_model
+        from keras_tl.exporters import export as export_model
 
         result.exports = export_model(result, export)
     return result

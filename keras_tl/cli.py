@@ -149,26 +149,24 @@ def _finetune(args):
 
 
 def _export(args):
-    from keras_tl.export import export
+    from keras_tl.exporters import export
     from keras_tl.result import FinetuneResult
 
     result = FinetuneResult.load(args.run_dir)
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    formats = None  # every format the run's task supports
+    if args.formats and args.formats != "saved_model,onnx,litert":  # the parser's default
+        formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     report = export(result, os.path.join(args.root, args.name), formats=formats)
     print(report.summary())
     return 0
 
 
 def _predict(args):
-    from keras_tl.export.predict import export_modality, predict_top
+    from keras_tl.exporters.predict import format_prediction, load_export
 
-    if export_modality(args.export_path) == "text":
-        from keras_tl.export.text import predict_texts as predict
-    else:
-        predict = predict_top
-    for path, classes in predict(args.export_path, args.inputs, top=args.top):
-        shown = ", ".join(f"{name} {prob:.3f}" for name, prob in classes)
-        print(f"{path}: {shown}")
+    exported = load_export(args.export_path)
+    for given, prediction in zip(args.inputs, exported.predict(args.inputs, top=args.top)):
+        print(f"{given}: {format_prediction(prediction)}")
     return 0
 
 

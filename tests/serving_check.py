@@ -3,6 +3,7 @@ TensorFlow: no keras, no keras_tl.
 
 Usage: python tests/serving_check.py VERSION_DIR ARRAYS.npz
        python tests/serving_check.py --files REQUEST.json
+       python tests/serving_check.py --texts VERSION_DIR TEXTS.json
 
 ARRAYS.npz holds `images` (float32 [n, H, W, 3], integer values 0-255) and
 `reference` (the Keras model's probabilities for them). Prints one JSON
@@ -14,6 +15,12 @@ their own (its probabilities, or the error's message), then all the
 readable ones in one batch; and a batch of twice the model's size goes to
 `serving_default`. Prints `{"reports": {VERSION_DIR: report},
 "keras_modules_loaded": [...]}`; tests/test_image_reading.py asserts on it.
+
+With --texts (a text classifier's export, TEXTS.json a list of strings):
+the SavedModel's `serving_default` on the raw strings (TensorFlow Text
+registers the tokenizer's ops), and `model.onnx` in ONNX Runtime fed by the
+export's own `tokenizer/wordpiece.py`, without keras_tl or keras_hub;
+tests/test_text_export.py asserts on that report.
 """
 
 import sys
@@ -22,7 +29,9 @@ import sys
 # try/except ImportError); a None entry makes any such import fail, so the
 # checks below run on TensorFlow alone. The entries are removed at the end to
 # show that no real keras / keras_tl module was loaded.
-_BLOCKED = ("keras", "keras_tl", "tf_keras")
+# TensorFlow Text (--texts) subclasses tf.keras layers, so Keras itself stays
+# importable there; keras_tl and keras_hub never are.
+_BLOCKED = ("keras_tl", "keras_hub") + (() if "--texts" in sys.argv else ("keras", "tf_keras"))
 for _name in _BLOCKED:
     sys.modules[_name] = None
 
@@ -147,8 +156,40 @@ def files_main(request_path):
     print(json.dumps({"reports": reports, "keras_modules_loaded": loaded}))
 
 
+def texts_report(path, texts_path):
+    import importlib.util
+
+    import onnxruntime
+    import tensorflow_text  # noqa: F401  (registers the tokenizer's ops)
+
+    with open(texts_path, encoding="utf-8") as f:
+        texts = json.load(f)
+    out = tf.saved_model.load(path).signatures["serving_default"](texts=tf.constant(texts))
+    spec = importlib.util.spec_from_file_location(
+        "wordpiece", os.path.join(path, "tokenizer", "wordpiece.py"))
+    wordpiece = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wordpiece)
+    arrays = wordpiece.load_tokenizer(os.path.join(path, "tokenizer")).encode(texts)
+    session = onnxruntime.InferenceSession(os.path.join(path, "model.onnx"))
+    feed = {name: np.asarray(rows, dtype="int32") for name, rows in arrays.items()}
+    (onnx_probabilities,) = session.run(["probabilities"], feed)
+    for name in _BLOCKED:
+        del sys.modules[name]
+    return {
+        "signatures": signature_defs(path),
+        "probabilities": out["probabilities"].numpy().tolist(),
+        "class_ids": out["class_ids"].numpy().tolist(),
+        "class_names": [n.decode() for n in out["class_names"].numpy()],
+        "onnx_inputs": sorted(i.name for i in session.get_inputs()),
+        "onnx_probabilities": onnx_probabilities.tolist(),
+        "keras_modules_loaded": sorted(m for m in sys.modules if m.split(".")[0] in _BLOCKED),
+    }
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "--files":
+    if sys.argv[1] == "--texts":
+        print(json.dumps(texts_report(sys.argv[2], sys.argv[3])))
+    elif sys.argv[1] == "--files":
         files_main(sys.argv[2])
     else:
         main(sys.argv[1], sys.argv[2])

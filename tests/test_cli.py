@@ -81,12 +81,16 @@ def test_export_then_predict_commands(image_folder, tmp_path, capsys):
                      "--formats", "saved_model,onnx"]) == 0
     assert (root / "colours" / "1" / "saved_model.pb").exists()
     assert (root / "colours" / "1" / "model.onnx").exists()
+    # the reloaded run is verified on its own validation images
+    meta = json.loads((root / "colours" / "1" / "keras_tl.json").read_text())
+    assert meta["verification"]["inputs"] == result.info["num_validation"]
     capsys.readouterr()
     image = os.path.join(image_folder, "green", sorted(os.listdir(os.path.join(image_folder, "green")))[0])
-    assert cli.main(["predict", str(root / "colours"), image, "--top", "2"]) == 0
-    line = capsys.readouterr().out.strip().splitlines()[-1]
     expected = result.predict(keras_tl.data.images.read_image(image, (20, 20))[None], top=2)[0]
-    assert line.startswith(image) and f"{expected[0][0]} {expected[0][1]:.3f}" in line
+    for source in (root / "colours", root / "colours" / "1" / "model.onnx"):
+        assert cli.main(["predict", str(source), image, "--top", "2"]) == 0
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        assert line.startswith(image) and f"{expected[0][0]} {expected[0][1]:.3f}" in line
     # exporting again makes version 2 and never touches version 1
     assert cli.main(["export", str(run), "--name", "colours", "--root", str(root),
                      "--formats", "saved_model"]) == 0
@@ -109,4 +113,4 @@ def test_finetune_export_option_writes_a_verified_version(image_folder, tmp_path
     assert meta["class_names"] == ["blue", "green", "red"]
     assert meta["verification"]["onnx"]["max_abs_diff"] <= 1e-4
     # checked on the run's validation images, not on noise
-    assert meta["verification"]["images"] == result.info["num_validation"]
+    assert meta["verification"]["inputs"] == result.info["num_validation"]

@@ -1,72 +1,207 @@
-"""Text export: a SavedModel taking raw strings and ONNX on token ids, each
-checked in a fresh process against the Keras model; versions never overwritten."""
+"""Text export: a SavedModel on raw strings, and ONNX on token ids with the
+tokenizer written beside it in a form other code reads (vocab.txt,
+tokenizer_config.json, the pure-Python wordpiece.py), checked against
+keras_hub's token ids and served without keras_tl."""
 
 import json
 import os
+import subprocess
+import sys
+import types
 
 import numpy as np
 import pytest
 
 from keras_tl.tasks import get_task
-from tests.test_text_helpers import sentiment_texts, tiny_preset  # noqa: F401
+from keras_tl.tasks.text_classifier import TOKENIZER_CHECK_TEXTS
+from tests.test_text_helpers import VOCABULARY, sentiment_texts, tiny_preset  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Corners of keras_hub's rules beyond TOKENIZER_CHECK_TEXTS.
+HARD_TEXTS = [
+    "", "   ", "İstanbul ΣΊΣΥΦΟΣ ǅ ß ﬀ Å Ⅻ ① ㎏", "a\u0301 e\u0308 n\u0303", "한국어 텍스트 ᄀ\u1161",
+    "नमस्ते दुनिया", "\u3000x\u2028y\u0085z\u000bw\u200dv", "[CLS] [PAD] hello [SEP]",
+    "x" * 120, "é" * 60, "email: me@example.com, price $3.50 (50% off!)", "日本語と中文の混合テキスト",
+]
 
 
 @pytest.fixture(scope="module")
-def task(tiny_preset):  # noqa: F811
-    return get_task("text_classification").prepare(sentiment_texts(8), tiny_preset, sequence_length=16, batch_size=8)
+def prepared(tiny_preset):  # noqa: F811
+    return get_task("text_classification").prepare(
+        sentiment_texts(8), tiny_preset, sequence_length=16, batch_size=8)
 
 
-def test_string_saved_model_and_onnx(task, tmp_path):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401
+@pytest.fixture(scope="module")
+def exported(prepared, tmp_path_factory):
+    from keras_tl.exporters import export
 
-    from keras_tl.export.text import export_text
+    return export(prepared, tmp_path_factory.mktemp("saved_models") / "reviews")
 
-    base = str(tmp_path / "saved_models" / "reviews")
-    result = export_text(task, base)
-    assert result.version == 1 and result.path == os.path.join(base, "1")
-    for key in ("saved_model", "onnx"):
-        check = result.verification[key]
-        assert check["max_abs_diff"] < 1e-5 and check["top_class_match"]
-        assert check["fresh_process_imported"] == []  # no keras_tl/keras_hub there
-    names = sorted(os.listdir(result.path))
-    assert {"saved_model.pb", "model.onnx", "vocabulary.txt", "tokenizer.json",
-            "keras_tl.json"} <= set(names)
-    assert not [n for n in os.listdir(base) if n.startswith(".tmp")]
 
-    texts = ["This tea was great", "awful coffee", ""]
-    signature = tf.saved_model.load(result.path).signatures["serving_default"]
-    assert list(signature.structured_input_signature[1]) == ["texts"]
-    out = signature(texts=tf.constant(texts))
-    expected = task.inference_model.predict(texts)
-    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
-    assert out["class_ids"].dtype == tf.int64
-    assert [n.decode() for n in out["class_names"].numpy()] == [
-        task.class_names[i] for i in expected.argmax(-1)]
+def test_text_export_layout_and_verification(exported, prepared):
+    from keras_tl.errors import ConfigError
+    from keras_tl.exporters import export
 
-    with open(result.files["tokenizer"]) as f:
-        tokenizer = json.load(f)
-    assert tokenizer["sequence_length"] == 16 and tokenizer["special_token_ids"]["cls_token"] == 2
-    with open(result.files["vocabulary"]) as f:
-        assert f.read().split("\n")[:3] == ["[PAD]", "[UNK]", "[CLS]"]
-    with open(result.files["metadata"]) as f:
-        meta = json.load(f)
-    assert meta["modality"] == "text" and meta["input"]["name"] == "texts"
+    assert exported.version == 1
+    assert sorted(os.listdir(exported.path)) == [
+        "assets", "fingerprint.pb", "keras_tl.json", "model.onnx", "saved_model.pb",
+        "tokenizer", "variables"]
+    assert sorted(os.listdir(os.path.join(exported.path, "tokenizer"))) == [
+        "tokenizer_config.json", "vocab.txt", "wordpiece.py"]
+    v = exported.verification
+    # the run's validation texts, then the tokenizer's corner cases
+    assert v["inputs"] == len(prepared.sample[:8]) + len(TOKENIZER_CHECK_TEXTS)
+    for key in ("saved_model/serving_default", "onnx"):
+        assert v[key]["enforced"] and v[key]["max_abs_diff"] <= 1e-5, key
+    meta = exported.metadata
+    assert meta["task"] == "text_classification" and meta["class_names"] == prepared.class_names
+    assert meta["signatures"]["serving_default"]["inputs"] == {
+        "texts": {"dtype": "string", "shape": [None]}}
+    onnx_inputs = meta["formats"]["onnx"]["inputs"]
+    assert onnx_inputs == {name: {"dtype": "int32", "shape": [None, None]}
+                           for name in ("padding_mask", "segment_ids", "token_ids")}
+    with open(exported.files["tokenizer_config"]) as f:
+        config = json.load(f)
+    assert sorted(config["model_input_names"]) == sorted(onnx_inputs)
+    assert config["model_max_length"] == 16 and config["do_lower_case"] is True
+    with open(exported.files["vocabulary"], encoding="utf-8") as f:
+        assert f.read().splitlines() == VOCABULARY
+    with pytest.raises(ConfigError, match="export to saved_model, onnx; not to litert"):
+        export(prepared, os.path.dirname(exported.path), formats=("litert",))
 
-    from keras_tl.export.text import predict_texts
 
-    (text, top), = predict_texts(base, ["This tea was great"], top=2)
-    assert text == "This tea was great" and len(top) == 2
-    assert top[0][0] == task.class_names[int(expected[0].argmax())]
+def test_predict_from_every_format_and_the_cli(exported, prepared, capsys):
+    from keras_tl import cli
+    from keras_tl.exporters.predict import predict
 
-    again = export_text(task.inference_model, base, formats=("saved_model",))
+    texts = ["This tea was great!", "awful, stale coffee", "Crème brûlée 😀"]
+    expected = prepared.inference_model.predict(texts)
+    for source in (os.path.dirname(exported.path), exported.files["onnx"]):
+        predictions = predict(source, texts, top=2)
+        for prediction, row in zip(predictions, expected):
+            order = np.argsort(-row)[:2]
+            assert [name for name, _ in prediction] == [prepared.class_names[i] for i in order]
+            assert np.allclose([p for _, p in prediction], row[order], atol=1e-5), source
+    assert cli.main(["predict", exported.files["onnx"], texts[0], "--top", "1"]) == 0
+    name = prepared.class_names[int(expected[0].argmax())]
+    assert capsys.readouterr().out.strip() == f"{texts[0]}: {name} {expected[0].max():.3f}"
+
+
+def test_served_without_keras_tl(exported, prepared, tmp_path):
+    """SavedModel with TensorFlow (+ Text) only; ONNX Runtime fed by the
+    export's own wordpiece.py: neither keras_tl nor keras_hub loaded."""
+    texts = sentiment_texts(3, seed=5)[0] + list(TOKENIZER_CHECK_TEXTS) + HARD_TEXTS
+    path = tmp_path / "texts.json"
+    path.write_text(json.dumps(texts))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "serving_check.py"),
+                           "--texts", exported.path, str(path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["keras_modules_loaded"] == []
+    expected = prepared.inference_model.predict(texts)
+    assert report["signatures"]["serving_default"]["inputs"] == {"texts": ["string", [None]]}
+    np.testing.assert_allclose(report["probabilities"], expected, atol=1e-5)
+    np.testing.assert_allclose(report["onnx_probabilities"], expected, atol=1e-5)
+    assert report["class_names"] == [prepared.class_names[i] for i in expected.argmax(-1)]
+
+
+def test_serving_doc_snippet_runs(exported, prepared):
+    """docs/serving.md's ONNX Runtime snippet for text, as written."""
+    import re
+
+    with open(os.path.join(ROOT, "docs", "serving.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("## Text classifiers"):text.index("## Other tasks")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    code = code.replace("saved_models/reviews/1", exported.path)
+    code += "print(json.dumps(probabilities.tolist()))\n"
+    done = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=""), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = prepared.inference_model.predict(["Tasty and fresh!"])
+    np.testing.assert_allclose(json.loads(done.stdout), expected, atol=1e-5)
+
+
+def test_versions_and_saved_model_only(exported, prepared):
+    from keras_tl.errors import ExportError
+    from keras_tl.exporters import export
+
+    base = os.path.dirname(exported.path)
+    again = export(prepared.inference_model, base, formats=("saved_model",),
+                   class_names=prepared.class_names)
     assert again.version == 2 and "onnx" not in again.files
-    with pytest.raises(FileExistsError, match="never overwrite"):
-        export_text(task, base, version=1)
+    assert again.metadata["task"] == "text_classification"  # recognised from the model
+    with pytest.raises(ExportError, match="never overwrite"):
+        export(prepared, base, version=1)
 
 
-def test_export_refuses_non_text_models(tmp_path):
-    from keras_tl.export.text import export_text
+def _bert_tokenizer(**options):
+    import keras_hub
 
-    with pytest.raises(TypeError, match="text classifier"):
-        export_text(object(), str(tmp_path / "m"))
+    from keras_tl.backbones.text_encoders import default_text_encoder_path
+
+    if not options:  # the offline MiniLM's real 30,522-token vocabulary
+        return keras_hub.models.BertTokenizer.from_preset(default_text_encoder_path())
+    return keras_hub.models.BertTokenizer(vocabulary=VOCABULARY, **options)
+
+
+def _written_tokenizer(tokenizer, folder, sequence_length=128):
+    """What a text export writes into tokenizer/ for this keras_hub tokenizer."""
+    import keras_hub
+
+    from keras_tl.tasks.wordpiece import load_tokenizer
+
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer, sequence_length=sequence_length)
+    pipeline = types.SimpleNamespace(
+        preprocessor=preprocessor,
+        classifier=types.SimpleNamespace(input=dict.fromkeys(
+            ("token_ids", "segment_ids", "padding_mask"))))
+    files = get_task("text_classification").write_assets(str(folder), pipeline, {})
+    return preprocessor, load_tokenizer(os.path.dirname(files["vocabulary"])), files
+
+
+def _review_texts(count):
+    from keras_tl.datasets.text_datasets import load_amazon_fine_foods
+
+    (texts, _), _, _ = load_amazon_fine_foods(max_train=count)
+    return texts
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("options", [{}, {"lowercase": True, "strip_accents": True},
+                                     {"lowercase": False}])
+def test_wordpiece_reference_gives_keras_hubs_token_ids(options, tmp_path):
+    texts = _review_texts(100) + list(TOKENIZER_CHECK_TEXTS) + HARD_TEXTS
+    preprocessor, reference, _ = _written_tokenizer(_bert_tokenizer(**options), tmp_path)
+    expected = preprocessor(texts)
+    ours = reference.encode(texts)
+    for name in ("token_ids", "segment_ids", "padding_mask"):
+        wanted = np.asarray(expected[name]).astype("int32")
+        got = np.asarray(ours[name], dtype="int32")
+        different = [texts[i] for i in np.flatnonzero((wanted != got).any(axis=1))]
+        assert not different, (name, different[:3])
+
+
+@pytest.mark.core
+def test_hugging_face_tokenizers_reads_the_written_vocabulary(tmp_path):
+    """`tokenizers.BertWordPieceTokenizer` on vocab.txt with the config's
+    settings gives keras_hub's ids on real reviews (docs/serving.md lists
+    where its Unicode rules differ)."""
+    from tokenizers import BertWordPieceTokenizer
+
+    texts = _review_texts(1000)
+    preprocessor, _, files = _written_tokenizer(_bert_tokenizer(), tmp_path)
+    with open(files["tokenizer_config"]) as f:
+        config = json.load(f)
+    hf = BertWordPieceTokenizer(files["vocabulary"], lowercase=config["do_lower_case"],
+                                strip_accents=config["strip_accents"],
+                                handle_chinese_chars=config["tokenize_chinese_chars"],
+                                clean_text=False)  # keep U+FFFD and control characters
+    hf.enable_truncation(config["model_max_length"])
+    hf.enable_padding(length=config["model_max_length"])
+    got = np.asarray([encoding.ids for encoding in hf.encode_batch(texts)])
+    wanted = np.asarray(preprocessor(texts)["token_ids"])
+    assert np.array_equal(got, wanted)

@@ -14,7 +14,8 @@ modality. They ask the run's `Task` (found in `keras_tl.tasks.registry`):
   inputs and outputs), `verification_inputs`;
 - export (asked by `keras_tl.exporters`, each with a default):
   `supported_formats`, `model_info` (a bare model's info),
-  `predict_outputs` (the Keras reference), `signature_inputs` and
+  `predict_outputs` and `serving_reference` (the Keras reference),
+  `signature_inputs` and
   `onnx_inputs` (a format's feed), `onnx_model`, `write_assets`;
 - reports: `write_reports` (plots beside a run).
 
@@ -230,6 +231,19 @@ class Task:
         names = list(getattr(model, "output_names", None) or [])
         names += [f"output_{i}" for i in range(len(names), len(outputs))]
         return {name: np.asarray(value) for name, value in zip(names, outputs)}
+
+    def serving_reference(self, model_outputs, class_names):
+        """What every exported signature should return, computed with NumPy
+        from `predict_outputs` (outputs a format returns that are not here
+        are not compared). Default: the model's outputs themselves; a
+        classifier may add the `class_ids` and `class_names` its signatures
+        derive from the probabilities.
+
+        Example:
+        >>> Task().serving_reference({"scores": [0.5]}, ["a"])
+        {'scores': [0.5]}
+        """
+        return model_outputs
 
     def signature_inputs(self, signature, inputs, info):
         """The feed of SavedModel (and LiteRT) signature `signature` for

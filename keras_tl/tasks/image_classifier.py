@@ -202,6 +202,7 @@ class ImageClassification(Classification):
         files (lossless, so both must match the Keras model).
 
         Example:
+        >>> from keras_tl.tasks import get_task
         >>> import numpy as np
         >>> feed = get_task("image_classification").signature_inputs(
         ...     "serving_bytes", np.zeros((2, 8, 8, 3)), {"input_size": [8, 8]})
@@ -220,6 +221,7 @@ class ImageClassification(Classification):
         >>> import keras
         >>> x = keras.Input((32, 32, 3))
         >>> model = keras.Model(x, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+        >>> from keras_tl.tasks import get_task
         >>> get_task("image_classification").model_info(model)
         {'input_size': [32, 32], 'preprocessing': None}
         """
@@ -263,6 +265,7 @@ class ImageClassification(Classification):
         `count` seeded random ones; rounded to integers like decoded pixels.
 
         Example:
+        >>> from keras_tl.tasks import get_task
         >>> get_task("image_classification").verification_inputs(
         ...     {"input_size": [16, 16]}, count=2).shape
         (2, 16, 16, 3)

@@ -5,6 +5,8 @@ The training model takes the tokenizer's int arrays (`token_ids`,
 so `predict` takes raw strings.
 """
 
+import os
+
 import keras
 
 from keras_tl.freezing import get_backbone
@@ -13,6 +15,15 @@ from keras_tl.tasks.classification import Classification, classification_head
 from keras_tl.training.stages import Stage
 
 POOLINGS = ("mean", "pooled")
+TEXTS_NAME = "texts"  # the SavedModel's input: raw UTF-8 strings
+TOKENIZER_DIR = "tokenizer"  # in an export: vocab.txt, tokenizer_config.json, wordpiece.py
+# Verified on every export, beside real texts: the tokenizer rules' corners.
+TOKENIZER_CHECK_TEXTS = (
+    "Crème brûlée, naïve café — ÜNÏCÖDÉ text!",
+    "全角ＡＢＣ, 中文 and ﬁne Straße 😀",
+    "soft\u00adhyphen, zero\u200bwidth, tab\tand\u00a0no-break space",
+    " ".join(["a very long text"] * 100),
+)
 _EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding",
                      "embeddings_layer_norm", "embeddings")
 
@@ -378,38 +389,157 @@ class TextClassification(Classification):
         return inputs
 
     def serving_functions(self, model, info, class_names):
-        from keras_tl.export.text import build_text_serving_module
+        """`serving_default` on raw UTF-8 strings `[batch]`: the pipeline's
+        keras_hub tokenizer runs in the graph (TensorFlow Text ops, so a
+        loader needs `import tensorflow_text`), then the classifier.
 
-        _, signatures = build_text_serving_module(model)
-        return signatures
+        Example:
+        >>> get_task("text_classification").serving_functions(
+        ...     pipeline, info, ["neg", "pos"])  # doctest: +SKIP
+        {'serving_default': <tf.function>}
+        """
+        import tensorflow as tf
+
+        classifier, preprocessor = model.classifier, model.preprocessor
+        keys = list(classifier.input)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXTS_NAME)])
+        def serve(texts):
+            features = preprocessor(texts)
+            features = {key: tf.cast(features[key], tf.int32) for key in keys}
+            return self.classification_outputs(classifier(features, training=False), class_names)
+
+        return {"serving_default": serve}
+
+    def predict_outputs(self, model, inputs):
+        """The pipeline's probabilities for raw texts, under the classifier's
+        output name.
+
+        Example:
+        >>> get_task("text_classification").predict_outputs(pipeline, ["tasty"])  # doctest: +SKIP
+        {'probabilities': array([[0.1, 0.9]], dtype=float32)}
+        """
+        import numpy as np
+
+        return {model.classifier.output_names[0]: np.asarray(model.predict(list(inputs)))}
+
+    def supported_formats(self, model, info):
+        """The SavedModel (tokenizer inside); ONNX too when the tokenizer is
+        a BERT-style WordPiece one that `tokenizer/wordpiece.py` reproduces.
+
+        Example:
+        >>> from keras_tl.tasks import get_task
+        >>> get_task("text_classification").supported_formats(None, {})
+        ('saved_model',)
+        """
+        if _wordpiece_settings(model) is None:
+            return ("saved_model",)
+        return tuple(self.export_formats)
+
+    def model_info(self, model):
+        """For a bare `TextClassifierPipeline`: its sequence length and
+        tokenizer; else `None`.
+
+        Example:
+        >>> from keras_tl.tasks import get_task
+        >>> get_task("text_classification").model_info(object()) is None
+        True
+        """
+        if not isinstance(model, TextClassifierPipeline):
+            return None
+        tokenizer = model.preprocessor.tokenizer
+        return dict(sequence_length=int(model.preprocessor.sequence_length),
+                    preprocessing=dict(tokenizer=type(tokenizer).__name__,
+                                       vocabulary_size=int(tokenizer.vocabulary_size()),
+                                       inputs=list(model.classifier.input)))
+
+    def onnx_model(self, model, info):
+        """The classifier on token arrays (the tokenizer stays outside ONNX).
+
+        Example:
+        >>> get_task("text_classification").onnx_model(pipeline, info).input  # doctest: +SKIP
+        {'token_ids': ..., 'segment_ids': ..., 'padding_mask': ...}
+        """
+        return model.classifier
+
+    def onnx_inputs(self, inputs, info, export_dir):
+        """Token arrays for raw texts, built by the export's own
+        `tokenizer/wordpiece.py` rules from its `vocab.txt`.
+
+        Example:
+        >>> get_task("text_classification").onnx_inputs(
+        ...     ["tasty"], info, "saved_models/reviews/1")["token_ids"].shape  # doctest: +SKIP
+        (1, 128)
+        """
+        import numpy as np
+
+        from keras_tl.tasks.wordpiece import load_tokenizer
+
+        arrays = load_tokenizer(os.path.join(export_dir, TOKENIZER_DIR)).encode(
+            [str(text) for text in inputs])
+        return {name: np.asarray(rows, dtype="int32") for name, rows in arrays.items()}
+
+    def write_assets(self, stage_dir, model, info):
+        """`tokenizer/`: `vocab.txt`, `tokenizer_config.json` (Hugging Face
+        `BertTokenizer` keys, and the exact rules under `keras_tl`) and
+        `wordpiece.py`, the pure-Python tokenizer that feeds `model.onnx`.
+
+        Example:
+        >>> get_task("text_classification").write_assets("stage", pipeline, info)  # doctest: +SKIP
+        {'vocabulary': 'stage/tokenizer/vocab.txt', ...}
+        """
+        import json
+        import shutil
+
+        from keras_tl.tasks import wordpiece
+
+        settings = _wordpiece_settings(model)
+        if settings is None:
+            return {}
+        folder = os.path.join(stage_dir, TOKENIZER_DIR)
+        os.makedirs(folder, exist_ok=True)
+        files = {"vocabulary": os.path.join(folder, "vocab.txt"),
+                 "tokenizer_config": os.path.join(folder, "tokenizer_config.json"),
+                 "tokenizer_reference": os.path.join(folder, "wordpiece.py")}
+        with open(files["vocabulary"], "w", encoding="utf-8") as f:
+            f.write("".join(f"{token}\n" for token in model.preprocessor.tokenizer.get_vocabulary()))
+        with open(files["tokenizer_config"], "w", encoding="utf-8") as f:
+            json.dump(settings, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        shutil.copyfile(wordpiece.__file__, files["tokenizer_reference"])
+        return files
 
     def signature_contract(self, info, class_names):
         """Example:
+        >>> from keras_tl.tasks import get_task
         >>> get_task("text_classification").signature_contract({}, ["a", "b"])[
         ...     "serving_default"]["inputs"]
         {'texts': {'dtype': 'string', 'shape': [None]}}
         """
         return {
             "serving_default": {
-                "inputs": {"texts": {"dtype": "string", "shape": [None]}},
+                "inputs": {TEXTS_NAME: {"dtype": "string", "shape": [None]}},
                 "outputs": self.output_contract(class_names),
             },
         }
 
     def verification_inputs(self, info, sample=None, count=8):
-        """Texts to compare formats on: `sample` when given, else a few
-        fixed sentences of varied length.
+        """Texts to compare formats on: up to `count` of `sample` (real
+        validation texts) when given, else fixed sentences; then texts that
+        test the tokenizer's rules (accents, CJK, full-width and invisible
+        characters, a text longer than the sequence).
 
         Example:
-        >>> len(get_task("text_classification").verification_inputs({}, count=3))
-        3
+        >>> from keras_tl.tasks import get_task
+        >>> texts = get_task("text_classification").verification_inputs({}, ["tasty", "bad"])
+        >>> texts[:2], len(texts)
+        (['tasty', 'bad'], 6)
         """
-        if sample is not None:
-            return [str(t) for t in sample][:max(count, 1)]
         fixed = ["great value, would buy again", "stale and bland", "ok",
                  "the delivery was late but the product itself is excellent",
                  "terrible", "not bad at all", "I love it", "never again"]
-        return fixed[:count]
+        texts = fixed if sample is None else [str(t) for t in sample]
+        return texts[:max(count, 1)] + list(TOKENIZER_CHECK_TEXTS)
 
 
 def embed_texts(encoder, texts, batch_size=64):
@@ -452,3 +582,51 @@ def linear_probe(train_features, train_labels, test_features, test_labels, C=1.0
     classifier = LogisticRegression(C=C, max_iter=2000)
     classifier.fit(train_features, train_labels)
     return float(np.mean(classifier.predict(test_features) == np.asarray(test_labels)))
+
+
+def _wordpiece_settings(pipeline):
+    """`tokenizer_config.json` for a pipeline whose tokenizer and packer
+    follow the rules of `keras_tl.tasks.wordpiece`, else None."""
+    import keras_hub
+
+    preprocessor = getattr(pipeline, "preprocessor", None)
+    tokenizer = getattr(preprocessor, "tokenizer", None)
+    if not isinstance(tokenizer, keras_hub.tokenizers.WordPieceTokenizer) or \
+            not tokenizer.split or tokenizer.special_tokens_in_strings or \
+            tokenizer.suffix_indicator != "##" or \
+            not all(hasattr(tokenizer, name) for name in ("cls_token", "sep_token", "pad_token")):
+        return None
+    if (tokenizer.start_token_id, tokenizer.end_token_id) != (
+            tokenizer.token_to_id(tokenizer.cls_token), tokenizer.token_to_id(tokenizer.sep_token)):
+        return None
+    length = int(preprocessor.sequence_length)
+    return {
+        "tokenizer_class": "BertTokenizer",
+        "do_lower_case": bool(tokenizer.lowercase),
+        "strip_accents": bool(tokenizer.strip_accents),
+        "tokenize_chinese_chars": bool(tokenizer.split_on_cjk),
+        "unk_token": tokenizer.oov_token,
+        "cls_token": tokenizer.cls_token,
+        "sep_token": tokenizer.sep_token,
+        "pad_token": tokenizer.pad_token,
+        "model_max_length": length,
+        "padding_side": "right",
+        "truncation_side": "right",
+        "model_input_names": list(pipeline.classifier.input),
+        "keras_tl": {
+            "reference": "wordpiece.py in this folder reproduces keras_hub's token ids exactly: "
+                         "python wordpiece.py FOLDER TEXT...",
+            "lowercase": "per word, after splitting: Unicode NFKC_Casefold (NFKC, full case "
+                         "folding, NFKC, default-ignorable code points removed)",
+            "strip_accents": "before splitting: NFD, then marks (Mn) removed",
+            "split": "on ASCII whitespace and Cc/Cf characters (dropped); on ASCII "
+                     "non-alphanumerics, Unicode punctuation (P*) and CJK ideographs (kept)",
+            "wordpiece": "greedy longest match first, '##' on continuation pieces; a word "
+                         "over 100 UTF-8 bytes or without a match is the unk_token",
+            "packing": f"cls_token, the first {length - 2} pieces, sep_token, then pad_token "
+                       f"(id {tokenizer.pad_token_id}) up to {length} ids",
+            "inputs": {"token_ids": "int32 [batch, length] token ids",
+                       "padding_mask": "int32 [batch, length]: 1 on real tokens, 0 on padding",
+                       "segment_ids": "int32 [batch, length]: all 0"},
+        },
+    }

@@ -1,0 +1,101 @@
+"""LiteRT (TFLite) models converted from the SavedModel's `serving_default`.
+
+Two files: `model_float32.tflite` and `model_int8.tflite` (dynamic-range
+quantization: int8 weights, float32 activations, the same inputs and
+outputs). Each has one signature, `serving_default`, with the SavedModel's
+inputs and outputs. The int8 model is verified but not held to the
+tolerance (quantization changes its outputs by design).
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+from keras_tl.exporters.base import Exporter, Runner
+
+FLOAT32_FILE = "model_float32.tflite"
+INT8_FILE = "model_int8.tflite"
+SIGNATURE = "serving_default"
+
+
+class LiteRTExporter(Exporter):
+    """Writes the float32 and int8 `.tflite` files.
+
+    Example:
+    >>> from keras_tl.exporters import get_exporter
+    >>> get_exporter("litert").suffixes
+    ('.tflite',)
+    """
+
+    name = "litert"
+    needs_tensorflow = True
+    suffixes = (".tflite",)
+
+    def write(self, model, stage_dir, task, info, class_names):
+        if os.path.exists(os.path.join(stage_dir, "saved_model.pb")):
+            return convert_litert(stage_dir, stage_dir)
+        from keras_tl.exporters.saved_model import write_saved_model
+
+        with tempfile.TemporaryDirectory(prefix="keras_tl_litert_") as tmp:
+            write_saved_model(model, tmp, task, info, class_names)
+            return convert_litert(tmp, stage_dir)
+
+    def open(self, path, task, info):
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = os.fspath(path)
+        runner = Interpreter(model_path=path).get_signature_runner(SIGNATURE)
+
+        def run(inputs):
+            feed = task.signature_inputs(SIGNATURE, inputs, info)
+            return dict(runner(**{key: np.asarray(value) for key, value in feed.items()}))
+
+        return Runner(run, path)
+
+    def runners(self, files, task, info):
+        int8 = self.open(files["litert_int8"], task, info)
+        int8.enforced = False
+        return {"litert_float32": self.open(files["litert_float32"], task, info),
+                "litert_int8": int8}
+
+    def describe(self, files):
+        from ai_edge_litert.interpreter import Interpreter
+
+        runner = Interpreter(model_path=files["litert_float32"]).get_signature_runner(SIGNATURE)
+
+        def specs(details):
+            return {name: {"dtype": _dtype_name(d["dtype"]),
+                           "shape": [None if s < 0 else int(s) for s in d["shape_signature"]]}
+                    for name, d in details.items()}
+
+        return {"signature": SIGNATURE, "inputs": specs(runner.get_input_details()),
+                "outputs": specs(runner.get_output_details())}
+
+
+def convert_litert(saved_model_dir, out_dir):
+    """Writes the float32 and int8 `.tflite` files of a SavedModel's
+    `serving_default`; returns their paths.
+
+    Example:
+    >>> convert_litert("saved_models/flowers/1", "saved_models/flowers/1")  # doctest: +SKIP
+    {'litert_float32': '.../model_float32.tflite', 'litert_int8': '.../model_int8.tflite'}
+    """
+    import tensorflow as tf
+
+    paths = {}
+    for key, filename, quantize in (("litert_float32", FLOAT32_FILE, False),
+                                    ("litert_int8", INT8_FILE, True)):
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            saved_model_dir, signature_keys=[SIGNATURE])
+        if quantize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        paths[key] = os.path.join(out_dir, filename)
+        with open(paths[key], "wb") as f:
+            f.write(converter.convert())
+    return paths
+
+
+def _dtype_name(dtype):
+    name = np.dtype(dtype).name
+    return "string" if name in ("bytes", "object", "str") else name
