@@ -22,10 +22,14 @@ def _stage_args(parser):
                        help="epochs of stage 1, backbone frozen (default: the task's)")
     group.add_argument("--finetune-epochs", type=int, default=None,
                        help="epochs of stage 2, backbone unfrozen; 0 skips it (default: the task's)")
-    group.add_argument("--learning-rate", type=float, default=None,
-                       help="stage 1 learning rate (default: the task's)")
-    group.add_argument("--finetune-learning-rate", type=float, default=None,
-                       help="stage 2 learning rate (default: the task's)")
+    group.add_argument("--learning-rate", type=_rate, default=None,
+                       help="stage 1 learning rate, or 'auto' (the learning-rate finder's "
+                            "suggestion; default: the task's)")
+    group.add_argument("--finetune-learning-rate", type=_rate, default=None,
+                       help="stage 2 learning rate, or 'auto' (default: the task's)")
+    group.add_argument("--layer-decay", type=float, default=None,
+                       help="layer-wise rates in the stages that train the backbone: each "
+                            "block's rate times DECAY^(distance from the top), e.g. 0.8")
     group.add_argument("--unfreeze", default=None,
                        help="what stage 2 unfreezes: 'all', N top layers, or a layer/block name")
     group.add_argument("--gradual", default=None,
@@ -67,14 +71,56 @@ def build_parser():
     text.add_argument("--text-column", default=None, help="CSV column of the texts (default 'text')")
     text.add_argument("--label-column", default=None, help="CSV column of the labels (default 'label')")
     text.add_argument("--sequence-length", type=int, default=None, help="tokens per text (default 128)")
+    ft.add_argument("--validation-data", default=None,
+                    help="validation data, same form as DATA (replaces --validation-split)")
+    ft.add_argument("--dropout", type=float, default=None,
+                    help="dropout before the classification layer (default: the task's)")
+    ft.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
+                    help="Keras progress output: 0 silent, 1 bars, 2 one line per epoch")
+    training = ft.add_argument_group("training")
+    training.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    training.add_argument("--weight-decay", type=float, default=None,
+                          help="AdamW weight decay (needs --optimizer adamw; default 1e-4)")
+    training.add_argument("--label-smoothing", type=float, default=0.0)
+    training.add_argument("--cache-features", choices=["auto", "on", "off"], default="auto",
+                          help="train a frozen-backbone stage on backbone features computed "
+                               "once (auto: when there is no augmentation)")
+    training.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                          default=None, help="mixed precision (the output layer stays float32)")
+    training.add_argument("--distribute", choices=["auto", "data_parallel"], default=None,
+                          help="data-parallel over this machine's devices (JAX, TensorFlow); "
+                               "--batch-size is the global batch")
     _stage_args(ft)
+
+    lr = commands.add_parser("lr-find", help="learning-rate finder: plot loss against rate, "
+                                             "print the suggested rate")
+    lr.add_argument("data", help="the data `keras-tl finetune` would train on")
+    lr.add_argument("--output", required=True, help="folder for lr_find.png and lr_find.json")
+    lr.add_argument("--backbone", default=None)
+    lr.add_argument("--weights", default="default", help="'imagenet', 'none' or a weights file")
+    lr.add_argument("--image-size", type=int, default=None)
+    lr.add_argument("--batch-size", type=int, default=32)
+    lr.add_argument("--validation-split", type=float, default=0.2)
+    lr.add_argument("--augment", action="store_true")
+    lr.add_argument("--seed", type=int, default=0)
+    lr.add_argument("--stage", choices=["head", "finetune"], default="head",
+                    help="sweep the head stage (backbone frozen) or the fine-tuning stage")
+    lr.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    lr.add_argument("--weight-decay", type=float, default=None)
+    lr.add_argument("--num-steps", type=int, default=100, help="training steps of the sweep")
+    lr.add_argument("--start-lr", type=float, default=1e-7)
+    lr.add_argument("--end-lr", type=float, default=10.0)
+    lr_text = lr.add_argument_group("text data")
+    lr_text.add_argument("--text-column", default=None)
+    lr_text.add_argument("--label-column", default=None)
+    lr_text.add_argument("--sequence-length", type=int, default=None)
 
     ex = commands.add_parser("export", help="export a finished run for serving")
     ex.add_argument("run_dir", help="output folder of `keras-tl finetune`")
     ex.add_argument("--name", required=True, help="model name: writes saved_models/NAME/<version>")
     ex.add_argument("--root", default="saved_models", help="export root folder (default saved_models)")
-    ex.add_argument("--formats", default="saved_model,onnx,litert",
-                    help="comma-separated: saved_model, onnx, litert")
+    ex.add_argument("--formats", default=None,
+                    help="comma-separated: saved_model, onnx, litert (default: every format the task supports)")
 
     pr = commands.add_parser("predict", help="top classes of images (or texts) from an export")
     pr.add_argument("export_path", help="saved_models/NAME[/VERSION], a .onnx or a .tflite file")
@@ -97,14 +143,20 @@ def _stages(args, task):
                                               learning_rate=args.learning_rate))
     if args.gradual:
         blocks = [_int_or_str(b) for b in args.gradual.split(",")]
-        return gradual_stages(blocks, epochs=_first(args.finetune_epochs, finetune.epochs),
-                              learning_rate=head.learning_rate, head_epochs=head.epochs,
-                              finetune_learning_rate=_first(args.finetune_learning_rate,
-                                                            finetune.learning_rate))
-    finetune = dataclasses.replace(finetune, **_given(
-        epochs=args.finetune_epochs, learning_rate=args.finetune_learning_rate,
-        unfreeze=None if args.unfreeze is None else _int_or_str(args.unfreeze)))
-    return [head, finetune] if finetune.epochs > 0 else [head]
+        stages = gradual_stages(blocks, epochs=_first(args.finetune_epochs, finetune.epochs),
+                                learning_rate=head.learning_rate, head_epochs=head.epochs,
+                                finetune_learning_rate=_first(args.finetune_learning_rate,
+                                                              finetune.learning_rate))
+    else:
+        finetune = dataclasses.replace(finetune, **_given(
+            epochs=args.finetune_epochs, learning_rate=args.finetune_learning_rate,
+            unfreeze=None if args.unfreeze is None else _int_or_str(args.unfreeze)))
+        stages = [head, finetune] if finetune.epochs > 0 else [head]
+    layer_decay = getattr(args, "layer_decay", None)
+    if layer_decay is not None:
+        stages = [dataclasses.replace(s, layer_decay=layer_decay) if s.trains_backbone else s
+                  for s in stages]
+    return stages
 
 
 def _given(**values):
@@ -119,32 +171,71 @@ def _int_or_str(value):
     return int(value) if str(value).isdigit() else value
 
 
-def _finetune(args):
-    import keras_tl
-    from keras_tl.tasks import find_task
+def _rate(value):
+    """A learning rate from the command line: a number or 'auto'."""
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or 'auto': {value!r}") from None
 
-    task = find_task(args.data, args.backbone)
+
+def _task_options(args, task):
+    """The task options the command line gives, checked against the task."""
     given = dict(
         text_column=args.text_column, label_column=args.label_column,
         sequence_length=args.sequence_length, image_size=args.image_size,
-        augment=args.augment or None, skip_corrupt=args.skip_corrupt or None,
+        augment=args.augment or None, skip_corrupt=getattr(args, "skip_corrupt", None) or None,
     )
     task_options = {k: v for k, v in given.items() if v is not None}
     wrong = sorted(set(task_options) - set(task.options))
     if wrong:
         flag = "--" + wrong[0].replace("_", "-")
         raise ConfigError(f"{flag} does not apply to {task.name} data ({args.data}).")
+    return task_options
+
+
+def _finetune(args):
+    import keras_tl
+    from keras_tl.tasks import find_task
+
+    task = find_task(args.data, args.backbone)
+    task_options = _task_options(args, task)
     weights = None if str(args.weights).lower() == "none" else args.weights
     result = keras_tl.finetune(
         args.data, backbone=args.backbone, task=task, stages=_stages(args, task),
         output_dir=args.output, weights=weights, batch_size=args.batch_size,
-        validation_split=args.validation_split, test_data=args.test_data,
+        validation_split=args.validation_split, validation_data=args.validation_data,
+        test_data=args.test_data, dropout=args.dropout,
         class_weight=args.class_weight, patience=args.patience, seed=args.seed,
         export=os.path.join("saved_models", args.export) if args.export else None,
-        verbose=1, **task_options,
+        verbose=args.verbose, optimizer=args.optimizer, weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing, precision=args.precision,
+        cache_features={"on": True, "off": False}.get(args.cache_features, "auto"),
+        distribute=args.distribute, **task_options,
     )
     print(json.dumps({k: v for k, v in result.metrics.items() if v}, indent=2))
     print(f"Run folder: {result.output_dir}")
+    return 0
+
+
+def _lr_find(args):
+    from keras_tl.tasks import find_task
+    from keras_tl.training.lr_finder import find_learning_rate
+
+    task = find_task(args.data, args.backbone)
+    stages = task.default_stages()
+    stage = stages[0] if args.stage == "head" else stages[-1]
+    result = find_learning_rate(
+        args.data, args.backbone, task=task, stage=stage, output_dir=args.output,
+        weights=None if str(args.weights).lower() == "none" else args.weights,
+        batch_size=args.batch_size, validation_split=args.validation_split, seed=args.seed,
+        start_lr=args.start_lr, end_lr=args.end_lr, num_steps=args.num_steps,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, verbose=True,
+        **_task_options(args, task))
+    print(f"steep: {result.steep:.3g}, minimum/10: {result.minimum:.3g}")
+    print(f"Plot: {os.path.join(args.output, 'lr_find.png')}")
     return 0
 
 
@@ -154,7 +245,7 @@ def _export(args):
 
     result = FinetuneResult.load(args.run_dir)
     formats = None  # every format the run's task supports
-    if args.formats and args.formats != "saved_model,onnx,litert":  # the parser's default
+    if args.formats:
         formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     report = export(result, os.path.join(args.root, args.name), formats=formats)
     print(report.summary())
@@ -191,7 +282,7 @@ def _backbones(args):
 # Lines TensorFlow and XLA write from C++ straight to file descriptor 2,
 # before Python logging is configured.
 _NATIVE_LOG = re.compile(
-    rb"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWEF]\d{4} [\d:. ]+ *\d+ [\w.]+:\d+\])")
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\)|INFO: Created TensorFlow Lite|[IWEF]\d{4} [\d:. ]+ *\d+ [\w.]+:\d+\])")
 
 
 class _NativeLogFilter:
@@ -271,7 +362,7 @@ def _one_line(error):
 
 def _run(args):
     handler = {"finetune": _finetune, "export": _export, "predict": _predict,
-               "backbones": _backbones}[args.command]
+               "backbones": _backbones, "lr-find": _lr_find}[args.command]
     return handler(args)
 
 

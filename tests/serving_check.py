@@ -21,6 +21,9 @@ the SavedModel's `serving_default` on the raw strings (TensorFlow Text
 registers the tokenizer's ops), and `model.onnx` in ONNX Runtime fed by the
 export's own `tokenizer/wordpiece.py`, without keras_tl or keras_hub;
 tests/test_text_export.py asserts on that report.
+
+With --wav VERSION_DIR FILES.json (a keyword model's export): each WAV
+file's bytes go to `serving_wav`; tests/test_keyword_task.py asserts on it.
 """
 
 import sys
@@ -156,6 +159,23 @@ def files_main(request_path):
     print(json.dumps({"reports": reports, "keras_modules_loaded": loaded}))
 
 
+def wav_main(path, request_path):
+    """`serving_wav` of a keyword model on each WAV file's bytes."""
+    with open(request_path, encoding="utf-8") as f:
+        files = json.load(f)
+    serve_wav = tf.saved_model.load(path).signatures["serving_wav"]
+    report = {}
+    for file in files:
+        with open(file, "rb") as f:
+            out = serve_wav(wav_bytes=tf.constant([f.read()]))
+        report[file] = {"probabilities": out["probabilities"].numpy()[0].tolist(),
+                        "class_name": out["class_names"].numpy()[0].decode()}
+    for name in _BLOCKED:
+        del sys.modules[name]
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in _BLOCKED)
+    print(json.dumps({"files": report, "keras_modules_loaded": loaded}))
+
+
 def texts_report(path, texts_path):
     import importlib.util
 
@@ -191,5 +211,7 @@ if __name__ == "__main__":
         print(json.dumps(texts_report(sys.argv[2], sys.argv[3])))
     elif sys.argv[1] == "--files":
         files_main(sys.argv[2])
+    elif sys.argv[1] == "--wav":
+        wav_main(sys.argv[2], sys.argv[3])
     else:
         main(sys.argv[1], sys.argv[2])

@@ -92,6 +92,23 @@ class Classification(Task):
             "class_names": tf.gather(names, class_ids),
         }
 
+    def serving_reference(self, model_outputs, class_names):
+        """The model's probabilities plus the `class_ids` and `class_names`
+        every classification signature derives from them: what exported
+        formats are verified against.
+
+        Example:
+        >>> get_task("image_classification").serving_reference(
+        ...     {"probabilities": np.array([[0.2, 0.8]])}, ["cat", "dog"])["class_names"]
+        array(['dog'], dtype=object)
+        """
+        import numpy as np
+
+        probabilities = np.asarray(model_outputs[OUTPUT_NAME], dtype="float32")
+        ids = probabilities.argmax(axis=-1)
+        return {**model_outputs, "class_ids": ids,
+                "class_names": np.asarray(class_names, dtype=object)[ids]}
+
     def output_contract(self, class_names):
         """The documented outputs of every classification signature.
 

@@ -237,6 +237,49 @@ class KeywordSpotting(Classification):
             },
         }
 
+    def model_info(self, model):
+        """For a bare keyword model given to `export`: its clip length, from
+        a `[batch, samples]` input.
+
+        Example:
+        >>> import keras
+        >>> x = keras.Input((16000,))
+        >>> get_task("keyword_spotting").model_info(keras.Model(x, x))["clip_samples"]
+        16000
+        """
+        shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else ()
+        if len(shape) != 2 or shape[1] is None:
+            return None
+        return dict(clip_samples=int(shape[1]), sample_rate=SAMPLE_RATE)
+
+    def signature_inputs(self, signature, inputs, info):
+        """`serving_wav` is fed the clips as 16-bit WAV files (what a client
+        sends); the other signatures as the base class feeds them.
+
+        Example:
+        >>> feed = get_task("keyword_spotting").signature_inputs(
+        ...     "serving_wav", np.zeros((2, 16000)), {"clip_samples": 16000})
+        >>> len(feed["wav_bytes"]), feed["wav_bytes"][0][:4]
+        (2, b'RIFF')
+        """
+        if signature != "serving_wav":
+            return super().signature_inputs(signature, inputs, info)
+        import io
+        import wave
+
+        import numpy as np
+
+        files = []
+        for clip in np.asarray(inputs):
+            buffer = io.BytesIO()
+            with wave.open(buffer, "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(SAMPLE_RATE)
+                out.writeframes(np.clip(np.round(clip), -32768, 32767).astype("<i2").tobytes())
+            files.append(buffer.getvalue())
+        return {"wav_bytes": np.asarray(files, dtype=object)}
+
     def verification_inputs(self, info, sample=None, count=8):
         """Real clips (`sample`) when given, else `count` seeded chirps with
         noise on the int16 scale.
@@ -248,9 +291,9 @@ class KeywordSpotting(Classification):
         import numpy as np
 
         samples = int(info["clip_samples"])
-        if sample is not None:
-            return np.asarray(sample, dtype="float32")[:, :samples]
+        if sample is not None:  # rounded like 16-bit samples, so serving_wav gets the same clips
+            return np.round(np.asarray(sample, dtype="float32")[:, :samples])
         rng = np.random.default_rng(0)
         t = np.arange(samples) / SAMPLE_RATE
         chirps = [8000 * np.sin(2 * np.pi * (200 + 300 * i) * t * (1 + t)) for i in range(count)]
-        return (np.stack(chirps) + rng.normal(0, 300, (count, samples))).astype("float32")
+        return np.round(np.stack(chirps) + rng.normal(0, 300, (count, samples))).astype("float32")
