@@ -141,7 +141,9 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
     """keras_hub's `NonMaxSuppression` on `xyxy` boxes first clipped to the
     image: keras_hub decodes boxes reaching past the edges, which would
     then come out of `predict` (and overlap less in NMS). A box wholly
-    outside the image is dropped.
+    outside the image is dropped. It also works around keras_hub 0.32's
+    NMS needing a static batch size, which TensorFlow's `predict` lacks when
+    the last batch is partial (the NMS then runs image by image).
 
     Example:
     >>> import numpy as np
@@ -170,7 +172,15 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
             lowest = -1e9 if self.from_logits else 0.0
             class_prediction = ops.where(inside[..., None], class_prediction,
                                          ops.cast(lowest, class_prediction.dtype))
-        return super().call(box_prediction, class_prediction, images=images)
+        if box_prediction.shape[0] is not None:
+            return super().call(box_prediction, class_prediction, images=images)
+
+        def one_image(inputs):
+            boxes, scores = inputs
+            found = NonMaxSuppression.call(self, boxes[None], scores[None])
+            return {key: value[0] for key, value in found.items()}
+
+        return ops.map(one_image, (box_prediction, class_prediction))
 
 
 def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3, max_level=7,
