@@ -26,6 +26,13 @@ def finetune(
     seed=0,
     export=None,
     verbose="auto",
+    optimizer="adam",
+    weight_decay=None,
+    label_smoothing=0.0,
+    callbacks=None,
+    cache_features="auto",
+    precision=None,
+    distribute=None,
     **task_options,
 ):
     """Fine-tunes a pretrained backbone on `data` and returns a `FinetuneResult`.
@@ -66,6 +73,24 @@ def finetune(
         export: a folder (e.g. `"saved_models/flowers"`) to export to at the
             end with `keras_tl.export`.
         verbose: Keras `fit` verbosity.
+        optimizer: `"adam"` (default), `"adamw"` or `"sgd"` (Nesterov
+            momentum 0.9); every stage gets a fresh one.
+        weight_decay: AdamW's decoupled weight decay (default 1e-4).
+        label_smoothing: label smoothing of the cross-entropy loss (0: none).
+        callbacks: Keras callbacks passed to every stage's `fit` (e.g.
+            `keras.callbacks.TensorBoard`); in a stage on cached features
+            their `model` is the head model.
+        cache_features: `"auto"` (default): a stage with the backbone
+            frozen and no augmentation trains the head on backbone features
+            computed once (train and validation), then puts the head back
+            on the backbone; `True` forces it (an error with augmentation),
+            `False` trains on the backbone every epoch.
+        precision: `None`/`"float32"`, `"mixed_bfloat16"` or
+            `"mixed_float16"` (16-bit compute, float32 variables; the
+            output layer stays float32).
+        distribute: `None`, `"auto"` (data-parallel when there are several
+            devices) or `"data_parallel"` (JAX or TensorFlow; `batch_size`
+            is the global batch, split between devices).
         **task_options: the task's own options, e.g. for images
             `image_size`, `augment`, `skip_corrupt`, `data_dir`; for text
             `text_column`, `label_column`, `sequence_length`
@@ -86,35 +111,53 @@ def finetune(
 
     from keras_tl.tasks import find_task
 
+    from keras_tl.training import distribution as distribution_lib
+    from keras_tl.training import precision as precision_lib
+    from keras_tl.training.loop import TrainingOptions, run_stages
+
     keras.utils.set_random_seed(seed)
     output_dir = output_dir or os.path.join(
         "runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     task = find_task(data, backbone, task)
     options = task.check_options(task_options)
+    precision = precision_lib.check_precision(precision)
+    training = dict(optimizer=optimizer, weight_decay=weight_decay,
+                    label_smoothing=label_smoothing, precision=precision,
+                    cache_features=_resolve_cache_features(cache_features, task, options))
     common = dict(
         batch_size=batch_size, validation_split=validation_split,
         validation_data=validation_data, test_data=test_data, seed=seed,
         dropout=dropout,
     )
-    prepared = task.prepare(data, backbone, weights=weights, class_names=class_names,
-                            **common, **options)
-    stages = list(stages or task.default_stages())
-    if class_weight == "balanced":
-        class_weight = balanced_class_weight(prepared)
-    settings = _settings(prepared, stages, common, class_weight, task_options,
-                         data=data, validation_data=validation_data)
-
-    from keras_tl.training.loop import run_stages
-
-    outcome = run_stages(
-        prepared, stages, os.path.join(output_dir, "checkpoint"), settings,
-        class_weight=class_weight, patience=patience, verbose=verbose,
-    )
-    histories = outcome.histories
-    metrics = {
-        "validation": task.evaluate(prepared.model, prepared.validation),
-        "test": task.evaluate(prepared.model, prepared.test),
-    }
+    with distribution_lib.distribution_scope(distribute) as distribution, \
+            precision_lib.precision_scope(precision):
+        prepared = task.prepare(data, backbone, weights=weights, class_names=class_names,
+                                **common, **options)
+        if precision != "float32":
+            precision_lib.float32_outputs(prepared.model)
+        distribution_lib.check_distributed(prepared.model, distribution)
+        stages = list(stages or task.default_stages())
+        if class_weight == "balanced":
+            class_weight = balanced_class_weight(prepared)
+        settings = _settings(prepared, stages, common, class_weight, task_options,
+                             data=data, validation_data=validation_data, training=training,
+                             distribution=distribution)
+        outcome = run_stages(
+            prepared, stages, os.path.join(output_dir, "checkpoint"), settings,
+            options=TrainingOptions(
+                class_weight=class_weight, patience=patience, verbose=verbose,
+                optimizer=optimizer, weight_decay=weight_decay,
+                label_smoothing=label_smoothing, callbacks=list(callbacks or ()),
+                cache_features=training["cache_features"], batch_size=batch_size,
+                seed=seed, report_dir=output_dir),
+        )
+        histories = outcome.histories
+        metrics = {
+            "validation": task.evaluate(prepared.model, prepared.validation),
+            "test": task.evaluate(prepared.model, prepared.test),
+        }
+    distribution_lib.for_single_device_inference(
+        [prepared.model, prepared.inference_model], distribution)
     result = FinetuneResult(
         model=prepared.model, class_names=prepared.class_names, histories=histories,
         metrics=metrics, info=prepared.info, config=settings, output_dir=output_dir,
@@ -153,8 +196,23 @@ def balanced_class_weight(prepared):
     }
 
 
+def _resolve_cache_features(cache_features, task, options):
+    """`cache_features` for this task and its options: `"auto"` is off
+    with augmentation; `True` with augmentation is a `ConfigError`."""
+    from keras_tl.errors import ConfigError
+
+    if cache_features not in ("auto", True, False):
+        raise ConfigError(f"cache_features must be 'auto', True or False; got {cache_features!r}.")
+    if cache_features and task.train_is_random(options):
+        if cache_features is True:
+            raise ConfigError("cache_features=True cannot be used with augmentation: the "
+                              "backbone sees other inputs every epoch. Use 'auto' or False.")
+        return False
+    return cache_features
+
+
 def _settings(prepared, stages, common, class_weight, task_options, data=None,
-              validation_data=None):
+              validation_data=None, training=None, distribution=None):
     from keras_tl.training.fingerprint import data_fingerprint
 
     settings = dict(
@@ -171,5 +229,9 @@ def _settings(prepared, stages, common, class_weight, task_options, data=None,
     )
     if validation_data is None and common["validation_split"]:
         settings["validation_split"] = common["validation_split"]
+    if training is not None:
+        settings["training"] = training
+    if distribution is not None:  # recorded, but a run may resume on other devices
+        settings["distribution"] = distribution
     # round-trip through JSON so it compares equal to the saved copy
     return json.loads(json.dumps(settings, default=str))

@@ -107,7 +107,8 @@ def test_a_crash_between_weights_and_state_keeps_them_consistent(tmp_path, monke
 
     monkeypatch.setattr(checkpoint, "_write_json", crash_on_second_state)
     with pytest.raises(KeyboardInterrupt):
-        _finetune((x, y), run, stages=[keras_tl.Stage("head", epochs=3)], class_names=names)
+        _finetune((x, y), run, stages=[keras_tl.Stage("head", epochs=3)], class_names=names,
+                  cache_features=False)  # on the backbone: a checkpoint every epoch
     monkeypatch.setattr(checkpoint, "_write_json", original_write)
     state = checkpoint.RunState.load(str(run / "checkpoint"))
     assert state.epoch == 1
@@ -157,11 +158,11 @@ def test_altered_weights_are_refused_on_resume(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop._EpochCheckpoint, "on_epoch_end", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        _finetune((x, y), run, stages=stages, class_names=names)
+        _finetune((x, y), run, stages=stages, class_names=names, cache_features=False)
     monkeypatch.setattr(loop._EpochCheckpoint, "on_epoch_end", original)
     _alter_weights(_weights_path(run))
     with pytest.raises(CheckpointError, match="checksum"):
-        _finetune((x, y), run, stages=stages, class_names=names)
+        _finetune((x, y), run, stages=stages, class_names=names, cache_features=False)
 
 
 def test_a_truncated_weights_file_is_named(tmp_path):

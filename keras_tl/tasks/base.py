@@ -141,6 +141,50 @@ class Task:
         """`loss` and `metrics` for `model.compile`."""
         raise NotImplementedError
 
+    def training_compile_options(self, label_smoothing=0.0):
+        """`compile_options()` for training, its cross-entropy loss with
+        `label_smoothing` when > 0 (a `ConfigError` for a loss that has no
+        smoothed form).
+
+        Example:
+        >>> from keras_tl.tasks import get_task
+        >>> options = get_task("image_classification").training_compile_options(0.1)
+        >>> type(options["loss"]).__name__, options["metrics"]
+        ('SmoothedSparseCategoricalCrossentropy', ['accuracy'])
+        """
+        from keras_tl.training.losses import with_label_smoothing
+
+        options = dict(self.compile_options())
+        try:
+            options["loss"] = with_label_smoothing(options["loss"], label_smoothing)
+        except ValueError as error:
+            raise ConfigError(f"{self.name}: {error}") from None
+        return options
+
+    def split_head(self, model):
+        """`(feature_model, head_model)` sharing `model`'s layers, where the
+        feature model is the frozen backbone (and weightless layers after
+        it) and the head model maps its features to the outputs; `None`
+        when the model cannot be split (default). Lets a frozen-backbone
+        stage train on cached features (`finetune(cache_features=)`).
+
+        Example:
+        >>> Task().split_head(None) is None
+        True
+        """
+        return None
+
+    def train_is_random(self, options):
+        """Whether the training inputs change from epoch to epoch with these
+        task `options` (augmentation): then backbone features cannot be
+        cached (default: the `augment` option).
+
+        Example:
+        >>> Task().train_is_random({"augment": True})
+        True
+        """
+        return bool(options.get("augment"))
+
     def apply_stage(self, model, stage, info):
         """Freezes/unfreezes backbone blocks for `stage`."""
         from keras_tl.freezing import freeze_backbone, unfreeze_backbone

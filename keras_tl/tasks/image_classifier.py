@@ -129,6 +129,21 @@ class ImageClassification(Classification):
             ),
         )
 
+    def split_head(self, model):
+        """Backbone and pooling / dropout and the softmax layer, for cached
+        warm-up (see `keras_tl.training.cache`).
+
+        Example:
+        >>> from keras_tl.backbones import load_backbone
+        >>> model = build_image_classifier(load_backbone("mobilenet_v2", weights=None, image_size=32), 3)
+        >>> features, head = get_task("image_classification").split_head(model)
+        >>> features.output.shape, head.output.shape
+        ((None, 1280), (None, 3))
+        """
+        from keras_tl.training.cache import split_after_backbone
+
+        return split_after_backbone(model)
+
     def prepare_inputs(self, inputs, info):
         """Images in any form the training data could take (file paths,
         grayscale or RGB arrays of any size, pixels in [0, 255]; one

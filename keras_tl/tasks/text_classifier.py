@@ -12,7 +12,7 @@ import keras
 from keras_tl.freezing import get_backbone
 from keras_tl.errors import ConfigError
 from keras_tl.tasks.classification import Classification, classification_head
-from keras_tl.training.stages import Stage
+from keras_tl.training.stages import HEAD_CACHED_EPOCHS, Stage
 
 POOLINGS = ("mean", "pooled")
 TEXTS_NAME = "texts"  # the SavedModel's input: raw UTF-8 strings
@@ -41,7 +41,8 @@ def default_text_stages(head_epochs=2, finetune_epochs=3, learning_rate=1e-2,
     [('head', 0.01), ('finetune', 3e-05)]
     """
     return [
-        Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=learning_rate),
+        Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=learning_rate,
+              cached_epochs=HEAD_CACHED_EPOCHS),
         Stage("finetune", unfreeze=None if lora_rank else unfreeze, epochs=finetune_epochs,
               learning_rate=finetune_learning_rate, warmup=0.1, schedule="cosine",
               lora_rank=lora_rank),
@@ -378,6 +379,20 @@ class TextClassification(Classification):
     def apply_stage(self, model, stage, info):
         apply_text_stage(model, stage, train_embeddings=info.get("train_embeddings", False),
                          pooling=info.get("pooling", "mean"))
+
+    def split_head(self, model):
+        """Encoder and padding-masked pooling / dropout and the softmax
+        layer, for cached warm-up: the pooled features are cached, so the
+        head needs no mask (see `keras_tl.training.cache`).
+
+        Example:
+        >>> features, head = get_task("text_classification").split_head(model)  # doctest: +SKIP
+        >>> head.input.shape
+        (None, 384)
+        """
+        from keras_tl.training.cache import split_after_backbone
+
+        return split_after_backbone(model)
 
     def prepare_inputs(self, inputs, info):
         """Texts are fed as they are: the pipeline tokenizes them.

@@ -5,15 +5,57 @@ import logging
 import math
 import os
 import warnings
+from typing import Any, Optional, Sequence
 
 import keras
 
 from keras_tl.errors import ConfigError, TrainingError
-from keras_tl.training import fingerprint
+from keras_tl.training import cache, fingerprint
 from keras_tl.training.checkpoint import RunState
 from keras_tl.training.schedules import stage_learning_rate
+from keras_tl.training.stages import AUTO
 
 logger = logging.getLogger("keras_tl")
+
+
+@dataclasses.dataclass
+class TrainingOptions:
+    """How `run_stages` trains, beyond the stages themselves.
+
+    Attributes:
+        class_weight: `{class_index: weight}` or `None`.
+        patience: early-stopping patience on validation loss (0: off).
+        verbose: Keras `fit` verbosity.
+        optimizer: `"adam"`, `"adamw"` or `"sgd"`.
+        weight_decay: AdamW's decoupled weight decay (default 1e-4).
+        label_smoothing: for the task's cross-entropy loss.
+        callbacks: Keras callbacks given to every stage's `fit` (in a stage
+            on cached features, their `model` is the head model).
+        cache_features: train frozen-backbone stages on cached backbone
+            features where the task can split its model: `True`, `False`
+            or `"auto"` (only when the features fit in memory).
+        batch_size: the batch size of cached-feature datasets.
+        seed: shuffling of cached-feature datasets.
+        lr_find: keyword arguments of `lr_sweep` for `learning_rate="auto"`.
+        report_dir: where `learning_rate="auto"` writes its plots.
+
+    Example:
+    >>> TrainingOptions(optimizer="adamw", label_smoothing=0.1).patience
+    3
+    """
+
+    class_weight: Any = None
+    patience: int = 3
+    verbose: Any = "auto"
+    optimizer: str = "adam"
+    weight_decay: Optional[float] = None
+    label_smoothing: float = 0.0
+    callbacks: Sequence = ()
+    cache_features: bool = False
+    batch_size: int = 32
+    seed: int = 0
+    lr_find: dict = dataclasses.field(default_factory=dict)
+    report_dir: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -24,6 +66,8 @@ class StagesOutcome:
         histories: `{stage_name: {metric: [per-epoch values]}}`.
         reloaded: the run had finished before: its weights were loaded and
             nothing was trained.
+        learning_rates: `{stage_name: rate}` found by `learning_rate="auto"`.
+        cached_stages: names of the stages trained on cached features.
 
     Example:
     >>> StagesOutcome(histories={}, reloaded=True).reloaded
@@ -32,17 +76,22 @@ class StagesOutcome:
 
     histories: dict
     reloaded: bool = False
+    learning_rates: dict = dataclasses.field(default_factory=dict)
+    cached_stages: list = dataclasses.field(default_factory=list)
 
 
 class _EpochCheckpoint(keras.callbacks.Callback):
     """Records the learning rate and checkpoints after every epoch; a
-    non-finite loss stops the run before anything is saved."""
+    non-finite loss stops the run before anything is saved. In a stage on
+    cached features (`save_every_epoch=False`) only the stage's end is saved:
+    its epochs are cheap, and it restarts from the stage's beginning."""
 
-    def __init__(self, state, stage_name, model_to_save=None):
+    def __init__(self, state, stage_name, model_to_save=None, save_every_epoch=True):
         super().__init__()
         self.state = state
         self.stage_name = stage_name
         self.model_to_save = model_to_save
+        self.save_every_epoch = save_every_epoch
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -60,13 +109,16 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         for key, value in logs.items():
             history.setdefault(key, []).append(float(value))
         self.state.epoch = epoch + 1
-        self.state.save(self.model_to_save or self.model)
+        if self.save_every_epoch:
+            self.state.save(self.model_to_save or self.model)
 
 
-def compile_for_stage(model, stage, steps_per_epoch, task):
-    """Recompiles `model` with Adam at the stage's learning-rate schedule and
-    the task's loss and metrics (a change of `trainable` only takes effect
-    on compile).
+def compile_for_stage(model, stage, steps_per_epoch, task, options=None, rates_model=None):
+    """Recompiles `model` for `stage`: the run's optimizer at the stage's
+    learning-rate schedule, with layer-wise rates when the stage asks
+    (computed on `rates_model`, default `model`), and the task's loss (with
+    label smoothing) and metrics. A change of `trainable` only takes effect
+    on compile.
 
     Example:
     >>> import keras
@@ -77,63 +129,152 @@ def compile_for_stage(model, stage, steps_per_epoch, task):
     >>> type(model.optimizer).__name__
     'Adam'
     """
-    model.compile(
-        optimizer=keras.optimizers.Adam(stage_learning_rate(stage, steps_per_epoch)),
-        **task.compile_options(),
-    )
+    from keras_tl.training.optimizers import build_optimizer, rate_multipliers
+
+    options = options or TrainingOptions()
+    multipliers = None
+    if stage.layer_decay or stage.lr_multipliers:
+        multipliers = rate_multipliers(rates_model or model, stage.layer_decay,
+                                       stage.lr_multipliers)
+    optimizer = build_optimizer(options.optimizer, stage_learning_rate(stage, steps_per_epoch),
+                                options.weight_decay, multipliers)
+    model.compile(optimizer=optimizer, **task.training_compile_options(options.label_smoothing))
+
+
+def validate_stages(prepared, stages):
+    """Checks every stage against the model before anything trains: what
+    it unfreezes exists, its `lr_multipliers` name real blocks, its
+    `layer_decay` has a backbone to apply to. Raises `ConfigError` naming
+    the stage; leaves the model's `trainable` flags as they were.
+
+    Example:
+    >>> validate_stages(prepared, [Stage("ft", unfreeze="block99")])  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.ConfigError: Stage 'ft': No backbone layer is named or starts with 'block99'...
+    """
+    from keras_tl.training.optimizers import backbone_groups, check_multiplier_keys
+
+    model = prepared.model
+    flags = [(layer, layer.trainable)
+             for layer in model._flatten_layers(include_self=True, recursive=True)]
+    try:
+        for stage in stages:
+            try:
+                if stage.lora_rank:
+                    if not hasattr(_backbone_or_none(model), "enable_lora"):
+                        raise ConfigError("lora_rank needs a keras_hub backbone (enable_lora).")
+                else:
+                    prepared.apply_stage(model, stage)
+                if stage.layer_decay or stage.lr_multipliers:
+                    if _backbone_or_none(model) is None:
+                        raise ConfigError("layer_decay and lr_multipliers need a backbone layer.")
+                    check_multiplier_keys(stage.lr_multipliers, backbone_groups(model))
+            except (ValueError, TypeError) as error:
+                message = str(error)
+                if not message.startswith(f"Stage {stage.name!r}"):
+                    message = f"Stage {stage.name!r}: {message}"
+                raise ConfigError(message) from None
+    finally:
+        for layer, trainable in flags:  # parents first: their setter resets the children
+            layer.trainable = trainable
+
+
+def _backbone_or_none(model):
+    from keras_tl.freezing import BACKBONE_LAYER
+
+    try:
+        return model.get_layer(BACKBONE_LAYER)
+    except ValueError:
+        return None
 
 
 def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
-               patience=3, verbose="auto"):
+               patience=3, verbose="auto", options=None):
     """Fits `task.model` stage by stage, resuming from `checkpoint_dir`.
 
-    A checkpoint made with other settings or on other data (`settings["data"]`,
+    Every stage is checked against the model first (`validate_stages`). A
+    checkpoint made with other settings or on other data (`settings["data"]`,
     see `keras_tl.training.fingerprint`) is refused with a `ConfigError`
-    naming what differs. Returns a `StagesOutcome`.
+    naming what differs. `options` (a `TrainingOptions`) overrides
+    `class_weight`, `patience` and `verbose`. Returns a `StagesOutcome`.
 
     Example:
     >>> outcome = run_stages(prepared, default_stages(), "runs/x/checkpoint", {})  # doctest: +SKIP
     """
+    options = options or TrainingOptions(class_weight=class_weight, patience=patience,
+                                         verbose=verbose)
     model = task.model
+    validate_stages(task, stages)
     state = RunState.load(checkpoint_dir)
     if state is not None:
         _check_same_run(state, settings, checkpoint_dir)
-    if stages and all(stage.epochs == 0 for stage in stages):
+    if stages and all(stage.epochs == 0 and not stage.cached_epochs for stage in stages):
         warnings.warn("Every stage has 0 epochs: the model is saved untrained.", UserWarning,
                       stacklevel=3)
     resuming = state is not None
     if state is None:
         state = RunState(checkpoint_dir, settings)
         fingerprint.write_listings(checkpoint_dir, settings.get("data") or {})
-    steps = _steps_per_epoch(task.train)
+    outcome = StagesOutcome(state.histories)
     for index, stage in enumerate(stages):
         if index < state.stage_index or (index == state.stage_index and state.stage_done):
             continue
         task.apply_stage(model, stage)
-        compile_for_stage(model, stage, steps, task.task)
-        initial_epoch = state.epoch if index == state.stage_index else 0
+        split = _cache_split(task, model, stage, options)
+        first_epoch = state.epoch if index == state.stage_index else 0
+        if split is not None:
+            first_epoch = 0  # stages on cached features restart: they are not saved per epoch
+        rate = state.learning_rates.get(stage.name) if stage.learning_rate == AUTO \
+            else stage.learning_rate
+        keep_optimizer = resuming and first_epoch > 0 and rate is not None
+        steps = _steps_per_epoch(task.train)
         if resuming:
-            state.restore(model, optimizer_too=initial_epoch > 0)
+            if keep_optimizer:
+                compile_for_stage(model, dataclasses.replace(stage, learning_rate=rate), steps,
+                                  task.task, options)
+            state.restore(model, optimizer_too=keep_optimizer)
             logger.warning(
-                "Resuming stage %r at epoch %d from %s", stage.name, initial_epoch, checkpoint_dir
+                "Resuming stage %r at epoch %d from %s", stage.name, first_epoch, checkpoint_dir
             )
             resuming = False
         if index != state.stage_index or state.stage_done:
             state.stage_index, state.epoch, state.stage_done = index, 0, False
-        if verbose:
+        train_model, train, validation = model, task.train, task.validation
+        if split is not None:
+            train, validation, size = cache.cached_datasets(
+                split[0], task.train, task.validation, options.batch_size, options.seed)
+            train_model = split[1]
+            outcome.cached_stages.append(stage.name)
+            logger.info("Stage %r trains on cached backbone features (%.1f MB).",
+                        stage.name, size / 1e6)
+        early_stopping = validation is not None and options.patience
+        epochs = stage.epochs
+        if split is not None and early_stopping and stage.cached_epochs is not None:
+            epochs = stage.cached_epochs
+        if rate is None:
+            rate = _find_rate(task, train_model, train, stage, options, rates_model=model)
+            state.learning_rates[stage.name] = rate
+        run_stage = dataclasses.replace(stage, learning_rate=rate, epochs=epochs)
+        if not keep_optimizer:
+            compile_for_stage(train_model, run_stage, steps, task.task, options, rates_model=model)
+        if options.verbose:
+            where = " on cached features" if split is not None else ""
             print(f"Stage {index + 1}/{len(stages)} {stage.name!r}: unfreeze={stage.unfreeze!r}, "
-                  f"lr={stage.learning_rate:g}, epochs={stage.epochs}")
-        callbacks = [_EpochCheckpoint(state, stage.name)]
-        if task.validation is not None and patience:
+                  f"lr={rate:g}, epochs={epochs}{where}")
+        callbacks = [_EpochCheckpoint(state, stage.name, model_to_save=model,
+                                      save_every_epoch=split is None)]
+        if early_stopping:
             callbacks.insert(0, keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=patience, restore_best_weights=True))
-        if stage.epochs > initial_epoch:
+                monitor="val_loss", patience=options.patience, restore_best_weights=True))
+        callbacks += list(options.callbacks or ())
+        if epochs > first_epoch:
             with warnings.catch_warnings():  # our datasets are shuffled already
                 warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")
-                model.fit(
-                    task.train, validation_data=task.validation, epochs=stage.epochs,
-                    initial_epoch=initial_epoch, class_weight=class_weight,
-                    callbacks=callbacks, verbose=verbose,
+                train_model.fit(
+                    train, validation_data=validation, epochs=epochs,
+                    initial_epoch=first_epoch, class_weight=options.class_weight,
+                    callbacks=callbacks, verbose=options.verbose,
                 )
         state.stage_done = True
         state.save(model)  # with the best weights restored by early stopping
@@ -141,15 +282,58 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
         logger.warning("The run in %s had finished; loaded its weights.",
                        os.path.dirname(checkpoint_dir))
         task.apply_stage(model, stages[-1])
-        compile_for_stage(model, stages[-1], steps, task.task)
         state.restore(model, optimizer_too=False)
-    return StagesOutcome(state.histories, reloaded=resuming)
+        outcome.reloaded = True
+    _compile_plain(model, task.task)
+    outcome.learning_rates = dict(state.learning_rates)
+    return outcome
+
+
+def _cache_split(task, model, stage, options):
+    """The task's (feature model, head model) when `stage` can train on
+    cached features, else `None`."""
+    if not options.cache_features or stage.trains_backbone:
+        return None
+    split = task.task.split_head(model)
+    if split is not None and options.cache_features == "auto":
+        samples = task.info.get("num_train", 0) + task.info.get("num_validation", 0)
+        if not cache.cache_fits_in_memory(split[0], samples):
+            logger.warning("Stage %r: the backbone features of %d examples would not fit the "
+                           "cache; it trains on the backbone.", stage.name, samples)
+            return None
+    return split
+
+
+def _find_rate(task, train_model, train, stage, options, rates_model):
+    from keras_tl.training.lr_finder import lr_sweep
+    from keras_tl.training.optimizers import build_optimizer, rate_multipliers
+
+    multipliers = None
+    if stage.layer_decay or stage.lr_multipliers:
+        multipliers = rate_multipliers(rates_model, stage.layer_decay, stage.lr_multipliers)
+    result = lr_sweep(
+        train_model, train, task.task.training_compile_options(options.label_smoothing)["loss"],
+        lambda rate: build_optimizer(options.optimizer, rate, options.weight_decay, multipliers),
+        class_weight=options.class_weight, **options.lr_find)
+    if options.report_dir:
+        result.save(options.report_dir, name=f"lr_find_{stage.name}")
+    if options.verbose:
+        print(f"Stage {stage.name!r}: suggested learning rate: {result.suggestion:.3g}")
+    return result.suggestion
+
+
+def _compile_plain(model, task):
+    """Leaves the model compiled with Keras' own Adam and the task's plain
+    loss, so its saved `.keras` file loads anywhere (no keras_tl optimizer
+    or loss classes in its compile config)."""
+    model.compile(optimizer=keras.optimizers.Adam(), **task.compile_options())
 
 
 def _check_same_run(state, settings, checkpoint_dir):
     run = os.path.dirname(checkpoint_dir)
     changed = sorted(k for k in set(state.settings) | set(settings)
-                     if k != "data" and state.settings.get(k) != settings.get(k))
+                     if k not in ("data", "distribution")
+                     and state.settings.get(k) != settings.get(k))
     if changed:
         raise ConfigError(
             f"{run} holds a run with other settings ({', '.join(changed)} differ); pass a "

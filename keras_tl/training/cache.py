@@ -1,0 +1,162 @@
+"""Cached warm-up: a stage that trains only the head on a frozen backbone,
+with no augmentation, sees the same backbone features every epoch. They are
+computed once (training and validation data), the head is trained on them,
+and since the head model shares its layers with the full model, the trained
+head is back on the backbone when the stage ends.
+
+A task makes this possible by splitting its model (`Task.split_head`);
+`split_after_backbone` does it for classifiers whose head is the backbone,
+weightless layers (pooling, with its padding mask for text), then trainable
+or random ones (dropout, dense).
+"""
+
+import logging
+
+import numpy as np
+
+logger = logging.getLogger("keras_tl")
+
+# Above this, "auto" trains on the backbone as usual (features held in memory).
+MAX_CACHE_BYTES = 4 << 30
+
+
+def split_after_backbone(model):
+    """`(feature_model, head_model)` sharing `model`'s layers: the feature
+    model is the backbone and the weightless layers after it (up to the
+    first layer that has weights or is random, like dropout); the head model
+    maps those features to the outputs. `None` when `model` cannot be split
+    so (no `"backbone"` layer, weights outside the head, a head that needs
+    other inputs).
+
+    Example:
+    >>> import keras, numpy as np
+    >>> from tests.helpers import tiny_backbone
+    >>> inputs = keras.Input((16, 16, 3))
+    >>> x = keras.layers.GlobalAveragePooling2D(name="pool")(tiny_backbone(name="backbone")(inputs))
+    >>> x = keras.layers.Dropout(0.2, name="dropout")(x)
+    >>> model = keras.Model(inputs, keras.layers.Dense(3, name="probabilities")(x))
+    >>> features, head = split_after_backbone(model)
+    >>> features.output.shape, [layer.name for layer in head.layers][1:]
+    ((None, 8), ['dropout', 'probabilities'])
+    >>> x = np.ones((2, 16, 16, 3), "float32")
+    >>> bool(np.allclose(head(features(x)), model(x), atol=1e-6))
+    True
+    """
+    import keras
+
+    from keras_tl.freezing import BACKBONE_LAYER
+
+    layers = list(model.layers)
+    names = [layer.name for layer in layers]
+    if BACKBONE_LAYER not in names:
+        return None
+    boundary = None
+    for layer in layers[names.index(BACKBONE_LAYER) + 1:]:
+        if layer.weights or _is_random(layer):
+            boundary = layer
+            break
+    if boundary is None or not isinstance(boundary.input, keras.KerasTensor):
+        return None
+    try:
+        feature_model = keras.Model(model.inputs, boundary.input, name="cached_features")
+        head_model = keras.Model(boundary.input, model.outputs, name="cached_head")
+    except (ValueError, KeyError, TypeError):  # the head needs more than the features
+        return None
+    head_ids = {id(layer) for layer in head_model.layers}
+    for layer in layers:  # every weight outside the backbone must train in the head model
+        if layer.name != BACKBONE_LAYER and layer.weights and id(layer) not in head_ids:
+            return None
+    return feature_model, head_model
+
+
+def _is_random(layer):
+    import keras
+
+    random_layers = (keras.layers.Dropout, keras.layers.GaussianNoise,
+                     keras.layers.GaussianDropout, keras.layers.AlphaDropout,
+                     keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
+                     keras.layers.SpatialDropout3D)
+    return isinstance(layer, random_layers)
+
+
+def extract_features(feature_model, dataset):
+    """`(features, targets)` arrays of a batched `(inputs, targets)` dataset,
+    read once (a shuffled dataset's order is kept), in inference mode.
+
+    Example:
+    >>> import keras, numpy as np, tensorflow as tf
+    >>> inputs = keras.Input((3,))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    >>> data = tf.data.Dataset.from_tensor_slices((np.ones((5, 3), "float32"), np.arange(5))).batch(2)
+    >>> features, targets = extract_features(model, data)
+    >>> features.shape, targets.tolist()
+    ((5, 2), [0, 1, 2, 3, 4])
+    """
+    import keras
+
+    predict = _feature_function(feature_model)
+    features, targets = [], []
+    # JAX and PyTorch take NumPy batches, not TensorFlow tensors
+    batches = dataset if keras.backend.backend() == "tensorflow" else dataset.as_numpy_iterator()
+    for inputs, batch_targets in batches:
+        features.append(np.asarray(predict(inputs), dtype="float32"))
+        targets.append(np.asarray(batch_targets))
+    return np.concatenate(features), np.concatenate(targets)
+
+
+def _feature_function(feature_model):
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # a plain tf.function: predict_on_batch would replicate the batch
+        # under a tf.distribute strategy instead of splitting it
+        function = tf.function(lambda x: feature_model(x, training=False), reduce_retracing=True)
+        return lambda x: function(x).numpy()
+    return lambda x: keras.ops.convert_to_numpy(feature_model.predict_on_batch(x))
+
+
+def cached_datasets(feature_model, train, validation, batch_size, seed=0):
+    """Training and validation datasets of backbone features: the training
+    one reshuffled every epoch, both batched by `batch_size`. Returns
+    `(train, validation, feature_bytes)`.
+
+    Example:
+    >>> import keras, numpy as np, tensorflow as tf
+    >>> inputs = keras.Input((3,))
+    >>> model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+    >>> data = tf.data.Dataset.from_tensor_slices((np.ones((6, 3), "float32"), np.arange(6))).batch(4)
+    >>> train, validation, size = cached_datasets(model, data, None, batch_size=4)
+    >>> [tuple(x.shape) for x, _ in train], validation, size
+    ([(4, 4), (2, 4)], None, 96)
+    """
+    import tensorflow as tf
+
+    x, y = extract_features(feature_model, train)
+    size = x.nbytes
+    train_ds = (tf.data.Dataset.from_tensor_slices((x, y))
+                .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+                .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    validation_ds = None
+    if validation is not None:
+        x_val, y_val = extract_features(feature_model, validation)
+        size += x_val.nbytes
+        validation_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch_size)
+    return train_ds, validation_ds, size
+
+
+def cache_fits_in_memory(feature_model, samples):
+    """Whether `samples` float32 feature vectors of `feature_model` fit in
+    the cache budget (4 GiB).
+
+    Example:
+    >>> import keras
+    >>> inputs = keras.Input((3,))
+    >>> cache_fits_in_memory(keras.Model(inputs, keras.layers.Dense(1280)(inputs)), 10_000)
+    True
+    """
+    size = 4
+    for dim in feature_model.output.shape[1:]:
+        size *= int(dim) if dim is not None else 1
+    return samples * size <= MAX_CACHE_BYTES

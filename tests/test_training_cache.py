@@ -1,0 +1,125 @@
+"""Cached warm-up: a frozen-backbone stage without augmentation trains the
+head on backbone features computed once, then the head is back on the
+backbone; the head stage runs to convergence on cheap epochs."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_tl
+from keras_tl.errors import ConfigError
+from keras_tl.freezing import get_backbone
+from keras_tl.tasks import get_task
+from keras_tl.training import cache
+from tests.helpers import colour_arrays, tiny_backbone, weights_of
+from tests.test_text_helpers import sentiment_texts, tiny_preset  # noqa: F401
+
+pytestmark = pytest.mark.core
+
+
+def _count_caching(monkeypatch):
+    calls = []
+    original = cache.cached_datasets
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "cached_datasets", counting)
+    return calls
+
+
+def test_image_split_computes_what_the_model_computes():
+    x, y, names = colour_arrays()
+    prepared = get_task("image_classification").prepare(
+        (x, y), tiny_backbone(), class_names=names, batch_size=8)
+    features, head = prepared.task.split_head(prepared.model)
+    images = x[:5].astype("float32")
+    np.testing.assert_allclose(head.predict(features.predict(images, verbose=0), verbose=0),
+                               prepared.model.predict(images, verbose=0), atol=1e-6)
+    assert [layer.name for layer in head.layers if layer.weights] == ["probabilities"]
+
+
+def test_features_stay_aligned_with_labels_of_a_shuffled_dataset():
+    import keras
+
+    inputs = keras.Input((1,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2.0)(inputs))
+    values = np.arange(20, dtype="float32")[:, None]
+    data = tf.data.Dataset.from_tensor_slices((values, np.arange(20))).shuffle(
+        20, seed=1, reshuffle_each_iteration=True).batch(6)
+    features, labels = cache.extract_features(model, data)
+    np.testing.assert_array_equal(features[:, 0], 2.0 * labels)
+    assert labels.tolist() != list(range(20)), "the dataset was shuffled"
+
+
+def test_cached_head_stage_trains_the_shared_head_and_leaves_the_backbone(tmp_path, monkeypatch):
+    calls = _count_caching(monkeypatch)
+    x, y, names = colour_arrays(per_class=16)
+    backbone = tiny_backbone()
+    before = [weights_of(layer) for layer in backbone.layers]
+    result = keras_tl.finetune(
+        (x, y), backbone, class_names=names, batch_size=8, verbose=0, dropout=0.0,
+        stages=[keras_tl.Stage("head", epochs=3, learning_rate=5e-2, cached_epochs=40)],
+        output_dir=str(tmp_path / "run"))
+    assert calls == [1]
+    for old, layer in zip(before, get_backbone(result.model).layers):
+        for a, b in zip(old, weights_of(layer)):
+            np.testing.assert_array_equal(a, b)
+    epochs = len(result.histories["head"]["loss"])
+    assert 3 < epochs <= 40, "cheap epochs: up to cached_epochs, ended by early stopping"
+    assert result.metrics["validation"]["accuracy"] == 1.0  # colours are easy
+    assert result.config["training"]["cache_features"] == "auto"
+
+
+def test_cached_and_uncached_head_stages_learn_alike(tmp_path):
+    x, y, names = colour_arrays(per_class=24)
+    losses = []
+    for cache_features in (True, False):
+        result = keras_tl.finetune(
+            (x, y), tiny_backbone(), class_names=names, batch_size=8, verbose=0, patience=0,
+            stages=[keras_tl.Stage("head", epochs=12, learning_rate=5e-2)],
+            cache_features=cache_features, output_dir=str(tmp_path / str(cache_features)))
+        history = result.histories["head"]["val_loss"]
+        assert history[-1] < 0.85 * history[0]
+        losses.append(history[-1])
+    cached, uncached = losses
+    assert cached < 1.15 * uncached  # the same head on the same features, other shuffles
+
+
+def test_augmentation_turns_auto_off_and_true_is_refused(tmp_path, monkeypatch):
+    calls = _count_caching(monkeypatch)
+    x, y, names = colour_arrays()
+    options = dict(class_names=names, batch_size=8, verbose=0, patience=0, augment=True,
+                   stages=[keras_tl.Stage("head", epochs=1)])
+    keras_tl.finetune((x, y), tiny_backbone(), output_dir=str(tmp_path / "auto"), **options)
+    assert calls == []
+    with pytest.raises(ConfigError, match="cache_features=True cannot be used with augmentation"):
+        keras_tl.finetune((x, y), tiny_backbone(), output_dir=str(tmp_path / "on"),
+                          cache_features=True, **options)
+
+
+def test_an_unfrozen_stage_is_never_cached(tmp_path, monkeypatch):
+    calls = _count_caching(monkeypatch)
+    x, y, names = colour_arrays()
+    keras_tl.finetune((x, y), tiny_backbone(), class_names=names, batch_size=8, verbose=0,
+                      stages=[keras_tl.Stage("ft", unfreeze="all", epochs=1)],
+                      cache_features=True, output_dir=str(tmp_path / "run"))
+    assert calls == []
+
+
+def test_text_head_is_cached_over_the_padding_mask(tiny_preset, tmp_path, monkeypatch):  # noqa: F811
+    calls = _count_caching(monkeypatch)
+    texts, labels = sentiment_texts(12)
+    prepared = get_task("text_classification").prepare(
+        (texts, labels), tiny_preset, sequence_length=16, batch_size=8)
+    features, head = prepared.task.split_head(prepared.model)
+    batch = next(iter(prepared.validation))[0]
+    np.testing.assert_allclose(head(features(batch)), prepared.model(batch), atol=1e-5)
+    assert head.input.shape == (None, 16)  # pooled: the mask was applied before the cache
+    result = keras_tl.finetune(
+        (texts, labels), tiny_preset, sequence_length=16, batch_size=8, verbose=0, patience=2,
+        stages=[keras_tl.Stage("head", epochs=2, learning_rate=1e-2, cached_epochs=30)],
+        output_dir=str(tmp_path / "run"))
+    assert calls == [1]
+    assert len(result.histories["head"]["loss"]) > 2
