@@ -55,6 +55,7 @@ _SERIALIZABLES = (
     "keras_tl.layers",
     "keras_tl.backbones",
     "keras_tl.tasks.text_classifier",
+    "keras_tl.models.retinanet",
 )
 
 __all__ = sorted(_PUBLIC) + ["KerasTLError", "__version__", "export"]

@@ -153,8 +153,8 @@ def finetune(
         )
         histories = outcome.histories
         metrics = {
-            "validation": task.evaluate(prepared.model, prepared.validation),
-            "test": task.evaluate(prepared.model, prepared.test),
+            "validation": task.evaluate(prepared.model, prepared.validation, prepared.class_names),
+            "test": task.evaluate(prepared.model, prepared.test, prepared.class_names),
         }
     distribution_lib.for_single_device_inference(
         [prepared.model, prepared.inference_model], distribution)

@@ -60,6 +60,8 @@ def build_parser():
     ft.add_argument("--batch-size", type=int, default=32)
     ft.add_argument("--validation-split", type=float, default=0.2)
     ft.add_argument("--test-data", default=None, help="optional test data, same form as DATA")
+    ft.add_argument("--format", choices=["voc", "coco", "yolo"], default=None,
+                    help="annotation layout of detection data (default: recognised)")
     ft.add_argument("--augment", action="store_true", help="random flips, rotation and zoom")
     ft.add_argument("--class-weight", choices=["balanced"], default=None)
     ft.add_argument("--patience", type=int, default=3, help="early-stopping patience (0: off)")
@@ -126,6 +128,8 @@ def build_parser():
     pr.add_argument("export_path", help="saved_models/NAME[/VERSION], a .onnx or a .tflite file")
     pr.add_argument("inputs", nargs="+", help="image files (or texts, for a text model)")
     pr.add_argument("--top", type=int, default=3)
+    pr.add_argument("--draw", default=None, metavar="FOLDER",
+                    help="detectors: write each image with its boxes drawn into FOLDER")
 
     bb = commands.add_parser("backbones", help="list registered backbones by modality")
     bb.add_argument("--modality", choices=["image", "text", "audio"], default=None)
@@ -187,6 +191,7 @@ def _task_options(args, task):
         text_column=args.text_column, label_column=args.label_column,
         sequence_length=args.sequence_length, image_size=args.image_size,
         augment=args.augment or None, skip_corrupt=getattr(args, "skip_corrupt", None) or None,
+        format=getattr(args, "format", None),
     )
     task_options = {k: v for k, v in given.items() if v is not None}
     wrong = sorted(set(task_options) - set(task.options))
@@ -256,9 +261,28 @@ def _predict(args):
     from keras_tl.exporters.predict import format_prediction, load_export
 
     exported = load_export(args.export_path)
-    for given, prediction in zip(args.inputs, exported.predict(args.inputs, top=args.top)):
+    predictions = exported.predict(args.inputs, top=args.top)
+    for given, prediction in zip(args.inputs, predictions):
         print(f"{given}: {format_prediction(prediction)}")
+    if args.draw:
+        _draw(args.inputs, predictions, args.draw)
     return 0
+
+
+def _draw(paths, predictions, folder):
+    """Writes each image with its predicted boxes into `folder`."""
+    from keras_tl.data.images import read_image
+    from keras_tl.errors import ConfigError
+    from keras_tl.reports import plot_detections
+
+    if not all(isinstance(p, list) and all(isinstance(d, dict) and "box" in d for d in p)
+               for p in predictions):
+        raise ConfigError("--draw needs a detector's export (its predictions are boxes).")
+    os.makedirs(folder, exist_ok=True)
+    for path, prediction in zip(paths, predictions):
+        out = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + "_boxes.png")
+        plot_detections(read_image(path)[None], [prediction], [], out)
+        print(f"wrote {out}")
 
 
 def _backbones(args):

@@ -14,6 +14,8 @@ import re
 
 import keras
 
+from keras_tl.errors import ConfigError
+
 BACKBONE_LAYER = "backbone"
 
 _BLOCK_PATTERNS = [
@@ -31,15 +33,24 @@ def get_backbone(model):
     """Returns the backbone layer of a keras_tl model.
 
     Example:
-    >>> backbone = get_backbone(result.model)
+    >>> from keras_tl.backbones import load_backbone
+    >>> from keras_tl.tasks.image_classifier import build_image_classifier
+    >>> model = build_image_classifier(load_backbone("mobilenet_v2", weights=None, image_size=32), 2)
+    >>> get_backbone(model).name
+    'backbone'
     """
     try:
         return model.get_layer(BACKBONE_LAYER)
     except ValueError:
-        raise ValueError(
-            f"Model {model.name!r} has no layer named {BACKBONE_LAYER!r}; keras_tl "
-            "freezing helpers work on models built by keras_tl."
-        ) from None
+        pass
+    # a task model may nest it (a detector holds it inside its feature pyramid)
+    for layer in model._flatten_layers(include_self=False):
+        if layer.name == BACKBONE_LAYER and isinstance(layer, keras.Model):
+            return layer
+    raise ConfigError(
+        f"Model {model.name!r} has no layer named {BACKBONE_LAYER!r}; keras_tl "
+        "freezing helpers work on models built by keras_tl."
+    )
 
 
 def backbone_layers(model):

@@ -60,7 +60,8 @@ def plot_training_curves(histories, path):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(metric)
-        ax.legend(fontsize=7)
+        if ax.get_lines():
+            ax.legend(fontsize=7)
     fig.suptitle("Training curves (dotted lines: stage boundaries)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -109,3 +110,54 @@ def plot_confusion_matrix(model, dataset, class_names, path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return matrix
+
+
+def plot_detections(images, predictions, class_names, path, truth=None, min_score=0.3):
+    """Draws images with predicted boxes (red, with class and score) and,
+    when given, true boxes (green); writes one PNG.
+
+    Args:
+        images: `[n, H, W, 3]` RGB 0-255.
+        predictions: per image, `[{"class_name", "score", "box"}, ...]`
+            (`ObjectDetection.postprocess`), boxes in the images' pixels.
+        truth: per image, `{"boxes": [[xmin, ymin, xmax, ymax], ...],
+            "class_ids": [...]}` in the same pixels.
+        min_score: predictions below it are not drawn.
+
+    Example:
+    >>> plot_detections(np.zeros((1, 32, 32, 3)),
+    ...                 [[{"class_name": "cat", "score": 0.9, "box": [4, 4, 20, 20]}]],
+    ...                 ["cat"], str(tmp_path / "boxes.png"),
+    ...                 truth=[{"boxes": [[5, 5, 21, 21]], "class_ids": [0]}])
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    count = len(images)
+    columns = min(3, count)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4 * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    for i, (ax, image) in enumerate(zip(axes.flat, images)):
+        ax.imshow(np.clip(np.asarray(image), 0, 255).astype("uint8"))
+        ax.axis("off")
+        image_truth = truth[i] if truth and i < len(truth) else {}
+        for box in image_truth.get("boxes", []):
+            ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
+                                   edgecolor="lime", linewidth=1.5))
+        for found in predictions[i]:
+            if found["score"] < min_score:
+                continue
+            (x0, y0, x1, y1) = found["box"]
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="red",
+                                   linewidth=1.5))
+            ax.text(x0, y0, f"{found['class_name']} {found['score']:.2f}", color="white",
+                    fontsize=7, va="bottom", bbox=dict(facecolor="red", alpha=0.6, pad=1))
+    fig.suptitle("Validation images: true boxes green, predictions red")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -71,11 +71,11 @@ class FinetuneResult:
         import numpy as np
 
         task = self.task_contract
-        inputs = task.prepare_inputs(inputs, self.info)
-        outputs = self.inference_model.predict(inputs, verbose=0)
+        model_inputs = task.prepare_inputs(inputs, self.info)
+        outputs = self.inference_model.predict(model_inputs, verbose=0)
         if not isinstance(outputs, dict):
             outputs = np.asarray(outputs)
-        return task.postprocess(outputs, self.class_names, top=top)
+        return task.postprocess(outputs, self.class_names, top=top, inputs=inputs, info=self.info)
 
     def save(self, output_dir):
         """Writes `model.keras`, `metrics.json`, `class_names.txt`,
@@ -117,9 +117,9 @@ class FinetuneResult:
                 "finished keras_tl run?")
         with open(os.path.join(output_dir, "run.json")) as f:
             run = json.load(f)
-        from keras_tl.tasks import task_of
+        import keras_tl
 
-        task_of(run["info"])  # imports the task's module: registers its layers
+        keras_tl.register_serializables()  # the command line imports lazily
         model = keras.saving.load_model(path, safe_mode=True)
         with open(os.path.join(output_dir, "metrics.json")) as f:
             metrics = json.load(f)

@@ -97,18 +97,22 @@ class LoadedExport:
             inputs = [inputs]
         predictions = []
         if isinstance(inputs, (list, tuple)):  # files or texts: read a batch at a time
-            batches = (self.task.prepare_inputs(list(inputs[i:i + _BATCH]), self.info)
-                       for i in range(0, len(inputs), _BATCH))
+            batches = ((self.task.prepare_inputs(list(inputs[i:i + _BATCH]), self.info),
+                        list(inputs[i:i + _BATCH])) for i in range(0, len(inputs), _BATCH))
         else:
             prepared = self.task.prepare_inputs(inputs, self.info)
-            batches = (prepared[i:i + _BATCH] for i in range(0, len(prepared), _BATCH))
-        for batch in batches:
+            batches = ((prepared[i:i + _BATCH], inputs[i:i + _BATCH])
+                       for i in range(0, len(prepared), _BATCH))
+        for batch, given in batches:
             outputs = self.outputs(batch)
             if len(self.model_outputs) == 1:
                 model_outputs = outputs[self.model_outputs[0]]
-            else:
+            elif all(name in outputs for name in self.model_outputs):
                 model_outputs = {name: outputs[name] for name in self.model_outputs}
-            predictions.extend(self.task.postprocess(model_outputs, self.class_names, top=top))
+            else:  # signatures that rename the model's outputs (a detector's)
+                model_outputs = outputs
+            predictions.extend(self.task.postprocess(model_outputs, self.class_names, top=top,
+                                                     inputs=given, info=self.info))
         return predictions
 
 

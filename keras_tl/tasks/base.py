@@ -194,7 +194,7 @@ class Task:
         else:
             unfreeze_backbone(model, stage.unfreeze, train_batchnorm=stage.train_batchnorm)
 
-    def evaluate(self, model, dataset):
+    def evaluate(self, model, dataset, class_names=None):
         """Metrics of `model` on a batched dataset (`None` for no data).
 
         Example:
@@ -211,8 +211,10 @@ class Task:
         """Raw inputs (files, arrays...) as the model takes them."""
         return inputs
 
-    def postprocess(self, outputs, class_names, top=3):
-        """Model outputs to one prediction per input."""
+    def postprocess(self, outputs, class_names, top=3, inputs=None, info=None):
+        """Model outputs to one prediction per input; `inputs` (the raw
+        inputs as given) and `info` let a task map outputs back to them
+        (e.g. boxes to each image's own size)."""
         raise NotImplementedError
 
     # -- serving ------------------------------------------------------------

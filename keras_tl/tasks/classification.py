@@ -52,7 +52,7 @@ class Classification(Task):
     def compile_options(self):
         return dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    def postprocess(self, outputs, class_names, top=3):
+    def postprocess(self, outputs, class_names, top=3, inputs=None, info=None):
         """`[[(class_name, probability), ...], ...]`, most probable first.
 
         Example:

@@ -37,7 +37,7 @@ def list_tasks():
 
     Example:
     >>> list_tasks()
-    ['keyword_spotting', 'text_classification', 'image_classification']
+    ['object_detection', 'keyword_spotting', 'text_classification', 'image_classification']
     """
     return list(_ENTRIES)
 
@@ -97,6 +97,7 @@ def task_of(info):
     return get_task(name)
 
 
+register_task("object_detection", "keras_tl.tasks.object_detector:ObjectDetection")
 register_task("keyword_spotting", "keras_tl.tasks.keyword_spotter:KeywordSpotting")
 register_task("text_classification", "keras_tl.tasks.text_classifier:TextClassification")
 register_task("image_classification", "keras_tl.tasks.image_classifier:ImageClassification")

@@ -1,0 +1,433 @@
+"""Object detection: RGB pixels in, boxes with classes and scores out.
+
+The model is keras_hub's RetinaNet on a keras_tl image backbone
+(`keras_tl.models.retinanet`); data are VOC, COCO or YOLO folders
+(`keras_tl.data.detection`); metrics are COCO mAP (`keras_tl.evaluation`).
+The frozen-backbone stage freezes the pretrained feature extractor; the
+feature pyramid and the box and class heads train from the start.
+
+Predictions and every signature give boxes as `(xmin, ymin, xmax, ymax)` in
+pixels of the image as given (its original size for files and bytes), NMS
+applied, padded to `max_detections` (class id -1, name "" for padding).
+"""
+
+import os
+
+import numpy as np
+
+from keras_tl.errors import ConfigError
+from keras_tl.tasks.base import Task
+
+INPUT_NAME = "images"
+DEFAULT_IMAGE_SIZE = 224  # divisible by 32, as the pyramid needs
+MAX_DETECTIONS = 100
+
+
+class ObjectDetection(Task):
+    """Fine-tunes an ImageNet backbone into a RetinaNet box detector.
+
+    Example:
+    >>> from keras_tl.tasks import get_task
+    >>> task = get_task("object_detection")
+    >>> task.modality, task.export_formats
+    ('image', ('saved_model',))
+    """
+
+    name = "object_detection"
+    modality = "image"
+    default_backbone = "mobilenet_v2_torch"
+    options = dict(image_size=None, augment=False, format=None, anchor_size=None)
+    # tf2onnx and the LiteRT converter cannot carry keras_hub's NMS (a
+    # data-dependent loop): the SavedModel is the served format.
+    export_formats = ("saved_model",)
+
+    def recognizes(self, data, backbone=None):
+        """A VOC, COCO or YOLO layout (not a folder of class sub-folders).
+
+        Example:
+        >>> get_task("object_detection").recognizes((np.zeros((2, 8, 8, 3)), [0, 1]))
+        False
+        """
+        if not isinstance(data, (str, os.PathLike)):
+            return False
+        from keras_tl.data.detection import is_detection_data
+
+        return is_detection_data(data)
+
+    def default_stages(self, head_epochs=10, finetune_epochs=10):
+        """Pyramid and heads with the backbone frozen (Adam 1e-3), then the
+        backbone unfrozen (BatchNorm frozen) at 1e-4 with warm-up and
+        cosine decay.
+
+        Example:
+        >>> [(s.name, s.learning_rate, s.unfreeze) for s in get_task("object_detection").default_stages()]
+        [('head', 0.001, None), ('finetune', 0.0001, 'all')]
+        """
+        from keras_tl.training.stages import Stage
+
+        return [
+            Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=1e-3),
+            Stage("finetune", unfreeze="all", epochs=finetune_epochs, learning_rate=1e-4,
+                  warmup=0.1, schedule="cosine"),
+        ]
+
+    def prepare(self, data, backbone=None, *, weights="default", batch_size=8,
+                validation_split=0.2, validation_data=None, test_data=None,
+                class_names=None, dropout=None, seed=0, image_size=None, augment=False,
+                format=None, anchor_size=None):
+        """Reads the annotations and images, builds the detector.
+
+        `image_size` (default 224, divisible by 32) is the square size
+        images are resized to; `format` forces `"voc"`, `"coco"` or
+        `"yolo"`; `anchor_size` (default: 4 at 224 px and above, 2 below)
+        sets the smallest anchors (`anchor_size * 8` pixels).
+
+        Example:
+        >>> prepared = get_task("object_detection").prepare("shapes/")  # doctest: +SKIP
+        """
+        from keras_tl.backbones import load_backbone
+        from keras_tl.data.detection import (load_detection_arrays, load_detection_data,
+                                             make_detection_dataset, split_records)
+        from keras_tl.models.retinanet import build_detector
+        from keras_tl.tasks.base import PreparedTask
+
+        if dropout is not None:
+            raise ConfigError("dropout does not apply to object detection; leave it unset.")
+        size = _square(image_size or DEFAULT_IMAGE_SIZE)
+        train = load_detection_data(data, format=format, class_names=class_names)
+        names = list(train.class_names)
+        records = train.records
+        if validation_data is not None:
+            validation = load_detection_data(validation_data, format=format,
+                                             class_names=names).records
+        elif validation_split:
+            records, validation = split_records(records, validation_split, seed)
+        else:
+            validation = None
+        test = None
+        if test_data is not None:
+            test = load_detection_data(test_data, format=format, class_names=names).records
+        max_boxes = max([r.num_objects for part in (records, validation, test) if part
+                         for r in part] + [1])
+
+        def dataset(part, shuffle=False, augment_part=False):
+            if not part:
+                return None
+            images, boxes, ids = load_detection_arrays(part, size, max_boxes)
+            return make_detection_dataset(images, boxes, ids, batch_size, shuffle,
+                                          augment_part, seed), images
+
+        loaded = load_backbone(backbone or self.default_backbone, weights=weights,
+                               image_size=size)
+        anchors = anchor_size or (4.0 if min(size) >= 224 else 2.0)
+        model = build_detector(loaded, len(names), anchor_size=anchors,
+                               max_detections=MAX_DETECTIONS)
+        train_set, _ = dataset(records, shuffle=True, augment_part=augment)
+        validation_set = dataset(validation)
+        test_set = dataset(test)
+        return PreparedTask(
+            task=self,
+            model=model,
+            class_names=names,
+            train=train_set,
+            validation=validation_set and validation_set[0],
+            test=test_set and test_set[0],
+            sample=None if validation_set is None else validation_set[1][:16],
+            info=dict(
+                backbone=loaded.spec.name,
+                backbone_source=loaded.spec.source,
+                weights=loaded.weights,
+                input_size=list(size),
+                preprocessing=loaded.spec.preprocessing.to_config(),
+                anchor_size=anchors,
+                max_detections=MAX_DETECTIONS,
+                annotation_format=train.format,
+                num_train=len(records),
+                num_validation=len(validation or []),
+                num_test=len(test or []),
+                validation_records=_record_summaries(validation, size),
+            ),
+        )
+
+    # -- training -----------------------------------------------------------
+    def compile_options(self):
+        """keras_hub's focal loss and smooth-L1 box loss (its defaults).
+
+        Example:
+        >>> get_task("object_detection").compile_options()
+        {}
+        """
+        return {}
+
+    def training_compile_options(self, label_smoothing=0.0):
+        if label_smoothing:
+            raise ConfigError("label_smoothing does not apply to object detection.")
+        return self.compile_options()
+
+    def evaluate(self, model, dataset, class_names=None):
+        """The detector's losses and COCO mAP (`map` = mAP@[.5:.95],
+        `map_50`, `map_75`, `per_class_ap`) on a batched dataset. Boxes are
+        compared at the model's input size: IoU does not change when both
+        axes are scaled, so the APs equal those at the original sizes.
+
+        Example:
+        >>> get_task("object_detection").evaluate(None, None) is None
+        True
+        """
+        if dataset is None:
+            return None
+        from keras_tl.data.detection import DetectionRecord
+        from keras_tl.evaluation.coco import coco_metrics
+
+        values = model.evaluate(dataset, verbose=0, return_dict=True)
+        metrics = {key: float(value) for key, value in values.items()}
+        images, records = [], []
+        for x, y in dataset.as_numpy_iterator():
+            images.append(x)
+            for boxes, ids in zip(y["boxes"], y["labels"]):
+                keep = ids >= 0
+                records.append(DetectionRecord("", x.shape[2], x.shape[1], boxes[keep], ids[keep]))
+        predictions = model.predict(np.concatenate(images), verbose=0)
+        names = class_names or [str(i) for i in range(int(model.num_classes))]
+        metrics.update(coco_metrics(records, predictions, names))
+        return metrics
+
+    # -- inference ----------------------------------------------------------
+    def prepare_inputs(self, inputs, info):
+        """Image files or arrays (any size) as float32 `[n, H, W, 3]` at the
+        model's size.
+
+        Example:
+        >>> get_task("object_detection").prepare_inputs(
+        ...     np.zeros((1, 50, 80, 3)), {"input_size": [64, 64]}).shape
+        (1, 64, 64, 3)
+        """
+        from keras_tl.data.images import prepare_images
+
+        if getattr(inputs, "ndim", 0) == 3:
+            inputs = inputs[None]
+        return prepare_images(inputs, tuple(info["input_size"])).astype("float32")
+
+    def postprocess(self, outputs, class_names, top=3, inputs=None, info=None):
+        """One list of detections per image, best first:
+        `{"class_name", "score", "box"}` with `box` in pixels of the image as
+        given (`inputs`: files or arrays; without them, model-input pixels).
+        `top` is ignored: every detection above the threshold is listed.
+
+        Example:
+        >>> out = {"boxes": np.array([[[8., 8., 24., 40.], [-1, -1, -1, -1]]]),
+        ...        "scores": np.array([[0.9, -1.]]), "class_ids": np.array([[1, -1]])}
+        >>> get_task("object_detection").postprocess(out, ["cat", "dog"])
+        [[{'class_name': 'dog', 'score': 0.9, 'box': [8.0, 8.0, 24.0, 40.0]}]]
+        """
+        boxes = np.asarray(_first(outputs, "boxes"), dtype="float32")
+        scores = np.asarray(_first(outputs, "scores", "confidence"), dtype="float32")
+        ids = np.asarray(_first(outputs, "class_ids", "labels")).astype(int)
+        scales = _scales(inputs, info, len(boxes))
+        predictions = []
+        for image_boxes, image_scores, image_ids, scale in zip(boxes, scores, ids, scales):
+            keep = image_ids >= 0
+            order = np.argsort(-image_scores[keep], kind="stable")
+            predictions.append([
+                {"class_name": class_names[c], "score": round(float(s), 4),
+                 "box": [round(float(v), 1) for v in b * scale]}
+                for b, s, c in zip(image_boxes[keep][order], image_scores[keep][order],
+                                   image_ids[keep][order])
+            ])
+        return predictions
+
+    # -- serving ------------------------------------------------------------
+    def serving_functions(self, model, info, class_names):
+        import tensorflow as tf
+
+        from keras_tl.data.image_decoding import decode_and_resize, decode_image
+
+        height, width = (int(v) for v in info["input_size"])
+        names = tf.constant([""] + [str(n) for n in class_names], dtype=tf.string)
+
+        def detect(images, original_sizes):
+            decoded = model.decode_predictions(model(images, training=False), images)
+            scale = tf.cast(original_sizes, tf.float32) / tf.constant([height, width], tf.float32)
+            boxes = tf.cast(decoded["boxes"], tf.float32)
+            ids = tf.cast(decoded["labels"], tf.int64)
+            valid = ids >= 0
+            boxes *= tf.stack([scale[:, 1], scale[:, 0], scale[:, 1], scale[:, 0]], axis=1)[:, None]
+            return {
+                "boxes": tf.where(valid[..., None], boxes, -1.0),
+                "scores": tf.cast(decoded["confidence"], tf.float32),
+                "class_ids": ids,
+                "class_names": tf.gather(names, ids + 1),
+                "num_detections": tf.cast(decoded["num_detections"], tf.int32),
+            }
+
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32,
+                                                    name=INPUT_NAME)])
+        def serve_images(images):
+            batch = tf.shape(images)[0]
+            return detect(images, tf.tile([[height, width]], [batch, 1]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve_bytes(image_bytes):
+            def one(data):
+                return (tf.cast(decode_and_resize(data, (height, width)), tf.float32),
+                        tf.shape(decode_image(data))[:2])
+
+            images, sizes = tf.map_fn(one, image_bytes, fn_output_signature=(
+                tf.TensorSpec([height, width, 3], tf.float32), tf.TensorSpec([2], tf.int32)))
+            return detect(images, sizes)
+
+        return {
+            "serving_default": serve_images.get_concrete_function(),
+            "serving_bytes": serve_bytes.get_concrete_function(),
+        }
+
+    def signature_contract(self, info, class_names):
+        """Example:
+        >>> contract = get_task("object_detection").signature_contract(
+        ...     {"input_size": [64, 64], "max_detections": 100}, ["cat"])
+        >>> contract["serving_bytes"]["outputs"]["boxes"]
+        {'dtype': 'float32', 'shape': [None, 100, 4], 'format': 'xmin, ymin, xmax, ymax in pixels of the image as given'}
+        """
+        height, width = info["input_size"]
+        n = int(info.get("max_detections", MAX_DETECTIONS))
+        outputs = {
+            "boxes": {"dtype": "float32", "shape": [None, n, 4],
+                      "format": "xmin, ymin, xmax, ymax in pixels of the image as given"},
+            "scores": {"dtype": "float32", "shape": [None, n]},
+            "class_ids": {"dtype": "int64", "shape": [None, n], "padding": -1},
+            "class_names": {"dtype": "string", "shape": [None, n], "padding": ""},
+            "num_detections": {"dtype": "int32", "shape": [None]},
+        }
+        return {
+            "serving_default": {
+                "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [None, height, width, 3]}},
+                "outputs": outputs,
+            },
+            "serving_bytes": {
+                "inputs": {"image_bytes": {"dtype": "string", "shape": [None]}},
+                "outputs": outputs,
+            },
+        }
+
+    def signature_inputs(self, signature, inputs, info):
+        """`serving_bytes` is fed the verification images as PNG files
+        (lossless, so both signatures see the same pixels).
+
+        Example:
+        >>> feed = get_task("object_detection").signature_inputs(
+        ...     "serving_bytes", np.zeros((1, 32, 32, 3)), {"input_size": [32, 32]})
+        >>> feed["image_bytes"][0][:4]
+        b'\\x89PNG'
+        """
+        if signature != "serving_bytes":
+            return super().signature_inputs(signature, inputs, info)
+        import io
+
+        from PIL import Image
+
+        files = []
+        for image in np.asarray(inputs):
+            buffer = io.BytesIO()
+            Image.fromarray(np.clip(np.round(image), 0, 255).astype("uint8")).save(buffer, "PNG")
+            files.append(buffer.getvalue())
+        return {"image_bytes": np.asarray(files, dtype=object)}
+
+    def serving_reference(self, model_outputs, class_names):
+        """The detector's decoded outputs under the signatures' names.
+
+        Example:
+        >>> ref = get_task("object_detection").serving_reference(
+        ...     {"boxes": np.zeros((1, 1, 4)), "confidence": np.array([[0.5]]),
+        ...      "labels": np.array([[0]]), "num_detections": np.array([1])}, ["cat"])
+        >>> sorted(ref), ref["class_names"].tolist()
+        (['boxes', 'class_ids', 'class_names', 'num_detections', 'scores'], [['cat']])
+        """
+        ids = np.asarray(model_outputs["labels"]).astype("int64")
+        names = np.asarray([""] + [str(n) for n in class_names], dtype=object)[ids + 1]
+        return {"boxes": np.asarray(model_outputs["boxes"], "float32"),
+                "scores": np.asarray(model_outputs["confidence"], "float32"),
+                "class_ids": ids, "class_names": names,
+                "num_detections": np.asarray(model_outputs["num_detections"]).astype("int32")}
+
+    def verification_inputs(self, info, sample=None, count=4):
+        """Real validation images when given, else seeded random ones.
+
+        Example:
+        >>> get_task("object_detection").verification_inputs({"input_size": [32, 32]}).shape
+        (4, 32, 32, 3)
+        """
+        size = tuple(info["input_size"])
+        if sample is None:
+            sample = np.random.default_rng(0).integers(0, 256, (count,) + size + (3,))
+        return np.round(np.asarray(sample, dtype="float32"))
+
+    # -- reports ------------------------------------------------------------
+    def write_reports(self, result, output_dir):
+        """Training curves, and validation photos with true (green) and
+        predicted (red, score shown) boxes: `detections.png`."""
+        super().write_reports(result, output_dir)
+        sample = getattr(result, "verification_sample", None)
+        if sample is None:
+            return
+        from keras_tl.reports import plot_detections
+
+        images = np.asarray(sample[:6], dtype="float32")
+        predictions = self.postprocess(result.model.predict(images, verbose=0),
+                                       result.class_names)
+        truth = [dict(boxes=r["boxes"], class_ids=r["class_ids"])
+                 for r in (result.info.get("validation_records") or [])[:len(images)]]
+        plot_detections(images, predictions, result.class_names,
+                        os.path.join(output_dir, "detections.png"), truth=truth)
+
+
+def _square(size):
+    if isinstance(size, int):
+        size = (size, size)
+    size = tuple(int(v) for v in size)
+    if len(size) != 2 or size[0] % 32 or size[1] % 32:
+        raise ConfigError(f"A detector's image_size must be divisible by 32 (e.g. 224, 320); "
+                          f"got {size}.")
+    return size
+
+
+def _first(outputs, *keys):
+    for key in keys:
+        if key in outputs:
+            return outputs[key]
+    raise KeyError(f"none of {keys} in the detector's outputs {sorted(outputs)}")
+
+
+def _record_summaries(records, size, limit=16):
+    """The first records' true boxes at the model's input size (as the
+    verification sample's images are), for the report."""
+    if not records:
+        return None
+    summaries = []
+    for r in records[:limit]:
+        scale = np.asarray([size[1] / r.width, size[0] / r.height] * 2, "float32")
+        summaries.append(dict(image=os.path.basename(r.image_path),
+                              boxes=(r.boxes * scale).round(1).tolist(),
+                              class_ids=r.class_ids.tolist()))
+    return summaries
+
+
+def _scales(inputs, info, count):
+    """Per image, the factor from model-input pixels to the image as given."""
+    if inputs is None or info is None:
+        return [np.ones(4, "float32")] * count
+    height, width = (float(v) for v in info["input_size"])
+    sizes = []
+    if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (str, os.PathLike)):
+        from PIL import Image, ImageOps
+
+        for path in inputs:
+            with Image.open(path) as image:
+                w, h = ImageOps.exif_transpose(image).size
+            sizes.append((h, w))
+    else:
+        arrays = np.asarray(inputs) if not isinstance(inputs, (list, tuple)) else inputs
+        if getattr(arrays, "ndim", 0) == 3:
+            arrays = arrays[None]
+        sizes = [np.shape(a)[:2] for a in arrays]
+    return [np.asarray([w / width, h / height, w / width, h / height], "float32")
+            for h, w in sizes]

@@ -1,0 +1,105 @@
+"""Object detection on the task contract: a tiny VOC folder to a served
+detector whose boxes are in pixels of the image as given."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_tl
+
+
+def _voc_folder(root, count=12, size=64):
+    """Images with one red or blue square each, and their VOC annotations."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    os.makedirs(root / "JPEGImages")
+    os.makedirs(root / "Annotations")
+    for i in range(count):
+        image = np.full((size, size, 3), 200, "uint8")
+        x0, y0 = rng.integers(4, size - 28, 2)
+        name, colour = ("red", (220, 20, 20)) if i % 2 else ("blue", (20, 20, 220))
+        image[y0:y0 + 24, x0:x0 + 24] = colour
+        Image.fromarray(image).save(root / "JPEGImages" / f"{i}.png")
+        (root / "Annotations" / f"{i}.xml").write_text(
+            f"<annotation><filename>{i}.png</filename><size><width>{size}</width>"
+            f"<height>{size}</height><depth>3</depth></size><object><name>{name}</name>"
+            f"<bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x0 + 24}</xmax>"
+            f"<ymax>{y0 + 24}</ymax></bndbox></object></annotation>")
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def detector_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("det")
+    folder = _voc_folder(root / "voc")
+    return keras_tl.finetune(
+        folder, "mobilenet_v2", weights=None, image_size=64, batch_size=4,
+        stages=[keras_tl.Stage("head", epochs=1)], verbose=0, output_dir=str(root / "run")), folder
+
+
+@pytest.mark.core
+def test_a_voc_folder_trains_a_detector_with_coco_metrics(detector_run):
+    result, folder = detector_run
+    assert result.info["task"] == "object_detection"
+    assert result.info["annotation_format"] == "voc"
+    assert result.class_names == ["blue", "red"]
+    validation = result.metrics["validation"]
+    assert {"map", "map_50", "map_75", "per_class_ap"} <= set(validation)
+    assert set(validation["per_class_ap"]) == {"blue", "red"}
+    assert os.path.getsize(os.path.join(result.output_dir, "detections.png")) > 0
+    # the backbone stayed frozen in the head stage: BN statistics untouched too
+    from keras_tl.freezing import get_backbone
+
+    assert not get_backbone(result.model).trainable
+
+
+@pytest.mark.core
+def test_predicted_boxes_are_in_pixels_of_the_image_as_given(detector_run, tmp_path):
+    from PIL import Image
+
+    result, folder = detector_run
+    image = np.asarray(Image.open(os.path.join(folder, "JPEGImages", "1.png")))
+    big = np.asarray(Image.fromarray(image).resize((256, 128)))  # 4x wider, 2x taller
+    small_boxes = result.predict(image[None])[0]
+    big_boxes = result.predict(big[None])[0]
+    assert len(small_boxes) == len(big_boxes) > 0
+    for a, b in zip(small_boxes, big_boxes):
+        assert a["class_name"] == b["class_name"]
+        np.testing.assert_allclose(np.array(b["box"]), np.array(a["box"]) * [4, 2, 4, 2], atol=1.5)
+
+
+def test_serving_bytes_returns_the_documented_outputs_in_a_tensorflow_only_process(
+        detector_run, tmp_path):
+    from PIL import Image
+
+    result, folder = detector_run
+    report = keras_tl.export(result, str(tmp_path / "saved_models" / "det"))
+    assert report.verification["saved_model/serving_bytes"]["max_abs_diff"] == 0
+    source = os.path.join(folder, "JPEGImages", "3.png")
+    wide = tmp_path / "wide.png"
+    Image.open(source).resize((192, 64)).save(wide)
+    code = (
+        "import sys, json\n"
+        "for name in ('keras', 'keras_tl', 'keras_hub'): sys.modules[name] = None\n"
+        "import tensorflow as tf\n"
+        f"serve = tf.saved_model.load({report.path!r}).signatures['serving_bytes']\n"
+        f"out = serve(image_bytes=tf.constant([open({str(wide)!r}, 'rb').read()]))\n"
+        "print(json.dumps({k: [str(v.dtype.name), v.shape.as_list()] for k, v in out.items()}))\n"
+        "print(json.dumps(out['boxes'].numpy()[0, :out['num_detections'].numpy()[0]].tolist()))\n"
+        "print(json.dumps([n.decode() for n in out['class_names'].numpy()[0]]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shapes, boxes, names = (json.loads(line) for line in done.stdout.strip().splitlines()[-3:])
+    assert shapes == {"boxes": ["float32", [1, 100, 4]], "scores": ["float32", [1, 100]],
+                      "class_ids": ["int64", [1, 100]], "class_names": ["string", [1, 100]],
+                      "num_detections": ["int32", [1]]}
+    expected = result.predict([str(wide)], top=100)[0]
+    assert len(boxes) == len(expected)
+    np.testing.assert_allclose(np.array(boxes), np.array([e["box"] for e in expected]), atol=0.2)
+    assert names[len(boxes):] == [""] * (100 - len(boxes))
