@@ -175,6 +175,7 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
         if box_prediction.shape[0] is not None:
             return super().call(box_prediction, class_prediction, images=images)
 
+        # no static batch size (TensorFlow's predict, partial last batch)
         def one_image(inputs):
             boxes, scores = inputs
             found = NonMaxSuppression.call(self, boxes[None], scores[None])
