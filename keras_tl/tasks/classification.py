@@ -105,6 +105,8 @@ class Classification(Task):
         import numpy as np
 
         probabilities = np.asarray(model_outputs[OUTPUT_NAME], dtype="float32")
+        if probabilities.shape[-1] != len(class_names):
+            return model_outputs  # the exporter names the mismatch
         ids = probabilities.argmax(axis=-1)
         return {**model_outputs, "class_ids": ids,
                 "class_names": np.asarray(class_names, dtype=object)[ids]}
