@@ -58,6 +58,9 @@ def backbone_layers(model):
     what `unfreeze_backbone(model, layers=N)` counts from the top.
 
     Example:
+    >>> from keras_tl.backbones import load_backbone
+    >>> from keras_tl.tasks.image_classifier import build_image_classifier
+    >>> model = build_image_classifier(load_backbone("mobilenet_v2", weights=None, image_size=32), 2)
     >>> [layer.name for layer in backbone_layers(model)][-2:]
     ['Conv_1', 'Conv_1_bn']
     """
@@ -68,7 +71,13 @@ def freeze_backbone(model):
     """Freezes the whole backbone (the head stays trainable).
 
     Example:
-    >>> freeze_backbone(model); model.compile(...)
+    >>> from keras_tl.backbones import load_backbone
+    >>> from keras_tl.tasks.image_classifier import build_image_classifier
+    >>> model = build_image_classifier(load_backbone("mobilenet_v2", weights=None, image_size=32), 2)
+    >>> freeze_backbone(model) is model
+    True
+    >>> model.get_layer("backbone").trainable
+    False
     """
     backbone = get_backbone(model)
     backbone.trainable = False
@@ -88,8 +97,15 @@ def unfreeze_backbone(model, layers="all", train_batchnorm=False):
             statistics and scale/offset (default `False`).
 
     Example:
-    >>> unfreeze_backbone(model, layers=20)
-    >>> unfreeze_backbone(model, layers="block6a")
+    >>> from keras_tl.backbones import load_backbone
+    >>> from keras_tl.tasks.image_classifier import build_image_classifier
+    >>> model = build_image_classifier(load_backbone("mobilenet_v2", weights=None, image_size=32), 2)
+    >>> _ = unfreeze_backbone(model, layers="block_16")
+    >>> [layer.name for layer in backbone_layers(model) if layer.trainable]
+    ['block_16_expand', 'block_16_depthwise', 'block_16_project', 'Conv_1']
+    >>> _ = unfreeze_backbone(model, layers=20)  # top 20 layers with weights
+    >>> sum(layer.trainable for layer in backbone_layers(model))  # BN layers stay frozen
+    10
     """
     backbone = get_backbone(model)
     candidates = backbone_layers(model)
@@ -163,7 +179,14 @@ def trainable_summary(model):
     fall in `"stem"` (before the first block) or `"top"` (after).
 
     Example:
-    >>> for row in trainable_summary(model): print(row)
+    >>> from keras_tl.backbones import load_backbone
+    >>> from keras_tl.tasks.image_classifier import build_image_classifier
+    >>> model = build_image_classifier(load_backbone("mobilenet_v2", weights=None, image_size=32), 2)
+    >>> _ = freeze_backbone(model)
+    >>> for row in trainable_summary(model)[-3:]: print(row)
+    {'block': 'block_16', 'trainable': 0, 'non_trainable': 478400}
+    {'block': 'top', 'trainable': 0, 'non_trainable': 414720}
+    {'block': 'head', 'trainable': 2562, 'non_trainable': 0}
     """
     rows = {}
     seen_block = False
@@ -202,7 +225,18 @@ def format_trainable_summary(model):
     """The per-block summary as an aligned text table.
 
     Example:
+    >>> from keras_tl.backbones import load_backbone
+    >>> from keras_tl.tasks.image_classifier import build_image_classifier
+    >>> model = build_image_classifier(load_backbone("mobilenet_v2", weights=None, image_size=32), 2)
+    >>> _ = freeze_backbone(model)
     >>> print(format_trainable_summary(model))
+    block        trainable   non-trainable
+    stem                 0           1,984
+    block_1              0           5,568
+    ...
+    top                  0         414,720
+    head             2,562               0
+    total            2,562       2,257,984
     """
     rows = trainable_summary(model)
     width = max(len(r["block"]) for r in rows)

@@ -37,7 +37,11 @@ def plot_training_curves(histories, path):
     """Loss and accuracy over all epochs, stage boundaries marked.
 
     Example:
-    >>> plot_training_curves(result.histories, "curves.png")
+    >>> histories = {"head": {"loss": [0.9, 0.6], "accuracy": [0.5, 0.7]},
+    ...              "fine_tune": {"loss": [0.5], "accuracy": [0.8]}}
+    >>> plot_training_curves(histories, str(tmp_path / "curves.png"))
+    >>> (tmp_path / "curves.png").exists()
+    True
     """
     import matplotlib
 
@@ -72,8 +76,14 @@ def confusion_matrix(model, dataset, num_classes):
     """Counts `[true, predicted]` over a batched `(x, y)` dataset.
 
     Example:
-    >>> confusion_matrix(model, task.validation, 3).sum()
-    60
+    >>> import keras, tensorflow as tf
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Identity()])
+    >>> scores = np.eye(3, dtype="float32")[[0, 1, 2, 2]]  # predicts 0, 1, 2, 2
+    >>> dataset = tf.data.Dataset.from_tensor_slices((scores, [0, 1, 1, 2])).batch(2)
+    >>> confusion_matrix(model, dataset, 3)
+    array([[1, 0, 0],
+           [0, 1, 1],
+           [0, 0, 1]])
     """
     matrix = np.zeros((num_classes, num_classes), dtype="int64")
     for x, y in dataset.as_numpy_iterator():
@@ -86,7 +96,13 @@ def plot_confusion_matrix(model, dataset, class_names, path):
     """Writes the validation confusion matrix as a PNG; returns the counts.
 
     Example:
-    >>> plot_confusion_matrix(model, task.validation, names, "cm.png")
+    >>> import keras, tensorflow as tf
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Identity()])
+    >>> scores = np.eye(2, dtype="float32")[[0, 1, 1]]  # predicts 0, 1, 1
+    >>> dataset = tf.data.Dataset.from_tensor_slices((scores, [0, 0, 1])).batch(2)
+    >>> plot_confusion_matrix(model, dataset, ["cat", "dog"], str(tmp_path / "cm.png"))
+    array([[1, 1],
+           [0, 1]])
     """
     import matplotlib
 

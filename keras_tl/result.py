@@ -25,8 +25,8 @@ class FinetuneResult:
         output_dir: where the run's files are.
 
     Example:
-    >>> result = keras_tl.finetune("flowers/")
-    >>> result.predict(images)[0]
+    >>> result = keras_tl.finetune("flowers/")  # doctest: +SKIP
+    >>> result.predict(["flowers/daisy/1.jpg"])[0]  # doctest: +SKIP
     [('daisy', 0.97), ('tulips', 0.02), ('roses', 0.01)]
     """
 
@@ -104,7 +104,15 @@ class FinetuneResult:
         """Reloads a finished run's model (safe mode) and metadata.
 
         Example:
-        >>> result = FinetuneResult.load("runs/flowers")
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> FinetuneResult(model=model, class_names=["cat", "dog"], histories={},
+        ...                metrics={"validation": {"accuracy": 0.5}, "test": None},
+        ...                info={"task": "image_classification"}, config={}
+        ...                ).save(str(tmp_path / "run"))
+        >>> result = FinetuneResult.load(str(tmp_path / "run"))
+        >>> result.class_names, result.metrics["validation"]
+        (['cat', 'dog'], {'accuracy': 0.5})
         """
         import keras
 

@@ -124,9 +124,11 @@ def load_text_encoder(backbone=None, sequence_length=DEFAULT_SEQUENCE_LENGTH,
             text classifier preprocessor).
 
     Example:
-    >>> encoder = load_text_encoder(sequence_length=64)
-    >>> encoder.backbone.name
-    'backbone'
+    >>> encoder = load_text_encoder(sequence_length=64)  # offline all-MiniLM-L6-v2
+    >>> encoder.model.name, encoder.input_size, encoder.weights
+    ('backbone', (64,), 'preset')
+    >>> encoder.input_names
+    ['padding_mask', 'segment_ids', 'token_ids']
     """
     import keras_hub
 
@@ -237,9 +239,12 @@ def tokenize(encoder, texts, batch_size=512):
     """Token arrays (int32 numpy, one per backbone input) for `texts`.
 
     Example:
+    >>> encoder = load_text_encoder(sequence_length=8, weights=None)
     >>> features = tokenize(encoder, ["great product", "meh"])
-    >>> features["token_ids"].shape
-    (2, 128)
+    >>> features["token_ids"].shape, features["token_ids"].dtype
+    ((2, 8), dtype('int32'))
+    >>> features["padding_mask"][1].tolist()  # [CLS] me ##h [SEP], then padding
+    [1, 1, 1, 1, 0, 0, 0, 0]
     """
     import numpy as np
 

@@ -313,6 +313,7 @@ def serving_wav_fn(clip_samples, sample_rate=SAMPLE_RATE):
     >>> with wave.open(buffer, "wb") as w:
     ...     w.setnchannels(1); w.setsampwidth(1); w.setframerate(8000)
     ...     w.writeframes(bytes([128, 160] * 2000))
+    >>> import tensorflow as tf
     >>> clips = serving_wav_fn(16000)(tf.constant([buffer.getvalue()] * 2))
     >>> tuple(clips.shape)
     (2, 16000)
@@ -499,6 +500,7 @@ def audio_dataset_to_arrays(dataset):
     list of 1-D float32 arrays and a label array.
 
     Example:
+    >>> import tensorflow as tf
     >>> ds = tf.data.Dataset.from_tensor_slices((np.zeros((3, 100), "float32"), [0, 1, 0]))
     >>> waves, labels = audio_dataset_to_arrays(ds)
     >>> len(waves), labels.tolist()
@@ -581,6 +583,7 @@ class AudioAugmentation:
     order).
 
     Example:
+    >>> import tensorflow as tf
     >>> augment = AudioAugmentation(seed=0)
     >>> out = augment(tf.fill([2, 16000], 1000.0))
     >>> tuple(out.shape), bool(tf.reduce_any(out != 1000.0))

@@ -16,8 +16,17 @@ def load_image_data(data, image_size, class_names=None, skip_corrupt=False, data
     class names.
 
     Example:
-    >>> x, y, names = load_image_data("flowers/", (224, 224))
-    >>> x, y, names = load_image_data((x_train, y_train), (96, 96))
+    >>> from PIL import Image
+    >>> for name in ("cat", "dog"):
+    ...     (tmp_path / "animals" / name).mkdir(parents=True, exist_ok=True)
+    ...     Image.new("RGB", (40, 30), "white").save(tmp_path / "animals" / name / "1.png")
+    >>> x, y, names = load_image_data(str(tmp_path / "animals"), (32, 32))
+    >>> x.shape, y.tolist(), names
+    ((2, 32, 32, 3), [0, 1], ['cat', 'dog'])
+    >>> pixels = np.full((4, 28, 28), 128, "uint8")  # grayscale arrays
+    >>> x, y, names = load_image_data((pixels, ["cat", "dog", "cat", "dog"]), (32, 32))
+    >>> x.shape, x.dtype, y.tolist(), names
+    ((4, 32, 32, 3), dtype('uint8'), [0, 1, 0, 1], ['cat', 'dog'])
     """
     if isinstance(data, (str, os.PathLike)):
         text = os.fspath(data)

@@ -31,7 +31,13 @@ def load_image_folder(path, image_size, skip_corrupt=False):
             raising.
 
     Example:
-    >>> x, y, names = load_image_folder("flowers/", (224, 224))
+    >>> from PIL import Image
+    >>> for name in ("cat", "dog"):
+    ...     (tmp_path / "pets" / name).mkdir(parents=True, exist_ok=True)
+    ...     Image.new("RGB", (40, 30), "white").save(tmp_path / "pets" / name / "1.png")
+    >>> x, y, names = load_image_folder(tmp_path / "pets", (32, 32))
+    >>> x.shape, x.dtype, y.tolist(), names
+    ((2, 32, 32, 3), dtype('uint8'), [0, 1], ['cat', 'dog'])
     """
     from keras_tl.data.folders import read_class_folders
 
@@ -127,7 +133,10 @@ def prepare_arrays(images, labels, image_size, class_names=None, min_classes=2):
     `(uint8 images resized to image_size, int32 labels, class_names)`.
 
     Example:
-    >>> x, y, names = prepare_arrays(x_train, y_train, (96, 96))
+    >>> grayscale = np.full((3, 28, 28), 200, "uint8")
+    >>> x, y, names = prepare_arrays(grayscale, ["cat", "dog", "dog"], (32, 32))
+    >>> x.shape, y.tolist(), names
+    ((3, 32, 32, 3), [0, 1, 1], ['cat', 'dog'])
     """
     labels, class_names = check_labels(labels, class_names, min_classes)
     if len(images) != len(labels):
@@ -201,7 +210,11 @@ def dataset_to_arrays(dataset):
     or not, into NumPy arrays.
 
     Example:
-    >>> x, y = dataset_to_arrays(tf.data.Dataset.from_tensor_slices((x, y)))
+    >>> import tensorflow as tf
+    >>> pairs = tf.data.Dataset.from_tensor_slices((np.zeros((5, 8, 8, 3)), np.arange(5)))
+    >>> x, y = dataset_to_arrays(pairs.batch(2))
+    >>> x.shape, y.tolist()
+    ((5, 8, 8, 3), [0, 1, 2, 3, 4])
     """
     spec = dataset.element_spec
     if not (isinstance(spec, tuple) and len(spec) == 2):
@@ -228,7 +241,9 @@ def load_tfds(name, data_dir=None, split="train"):
     Returns `(images, labels, class_names)`.
 
     Example:
-    >>> x, y, names = load_tfds("tf_flowers", data_dir="~/tensorflow_datasets")
+    >>> x, y, names = load_tfds("tf_flowers", data_dir="~/tensorflow_datasets")  # doctest: +SKIP
+    >>> names  # doctest: +SKIP
+    ['dandelion', 'daisy', 'tulips', 'sunflowers', 'roses']
     """
     import tensorflow_datasets as tfds
 

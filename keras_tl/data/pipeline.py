@@ -27,7 +27,10 @@ def make_dataset(images, labels, batch_size=32, shuffle=False, seed=0, augment=N
             Keras preprocessing layers, applied to training batches only.
 
     Example:
-    >>> ds = make_dataset(x, y, batch_size=16, shuffle=True, augment=True)
+    >>> x, y = np.zeros((10, 32, 32, 3), "uint8"), [0, 1] * 5
+    >>> ds = make_dataset(x, y, batch_size=4, shuffle=True, augment=True)
+    >>> [(batch.shape[0], batch.dtype.name, labels.dtype.name) for batch, labels in ds]
+    [(4, 'float32', 'int32'), (4, 'float32', 'int32'), (2, 'float32', 'int32')]
     """
     import tensorflow as tf
 

@@ -20,7 +20,7 @@ def read_lazy_load_object(data_dir, name):
     """One object of an R package's lazy-load data base, as Python data.
 
     Example:
-    >>> read_lazy_load_object(MODELDATA, "training_data").shape
+    >>> read_lazy_load_object(MODELDATA, "training_data").shape  # doctest: +SKIP
     (4000, 3)
     """
     import rdata
@@ -47,7 +47,7 @@ def build_fine_foods_csv(out_dir, data_dir=MODELDATA):
     a fixed mtime so the files are byte-for-byte repeatable.
 
     Example:
-    >>> build_fine_foods_csv("keras_tl/datasets")
+    >>> build_fine_foods_csv("keras_tl/datasets")  # doctest: +SKIP
     """
     for split, name in (("train", "training_data"), ("test", "testing_data")):
         frame = read_lazy_load_object(data_dir, name)

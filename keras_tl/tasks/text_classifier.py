@@ -65,7 +65,11 @@ def build_text_classifier(encoder, num_classes, dropout=0.1, pooling="mean",
             pooled [CLS] output).
 
     Example:
-    >>> model = build_text_classifier(load_text_encoder(), num_classes=5)
+    >>> from keras_tl.backbones.text_encoders import load_text_encoder
+    >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
+    >>> model = build_text_classifier(encoder, num_classes=5)
+    >>> model.output_names, model.output.shape
+    (['probabilities'], (None, 5))
     """
     if pooling not in POOLINGS:
         raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
@@ -93,7 +97,13 @@ def apply_text_stage(model, stage, train_embeddings=False, pooling="mean"):
     attention query/value projections and trains only those.
 
     Example:
-    >>> apply_text_stage(model, Stage("ft", unfreeze=2, learning_rate=3e-5))
+    >>> from keras_tl.backbones.text_encoders import load_text_encoder
+    >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
+    >>> model = build_text_classifier(encoder, num_classes=2)
+    >>> _ = apply_text_stage(model, Stage("ft", unfreeze=2, learning_rate=3e-5))
+    >>> [layer.name for layer in model.get_layer("backbone").layers
+    ...  if layer.weights and layer.trainable]
+    ['transformer_layer_4', 'transformer_layer_5']
     """
     backbone = get_backbone(model)
     if stage.lora_rank:
@@ -158,8 +168,12 @@ class TextClassifierPipeline(keras.Model):
     `.keras` with its vocabulary (load it after `import keras_tl`).
 
     Example:
+    >>> from keras_tl.backbones.text_encoders import load_text_encoder
+    >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
+    >>> model = build_text_classifier(encoder, num_classes=2)
     >>> pipeline = TextClassifierPipeline(model, encoder.preprocessor, ["neg", "pos"])
-    >>> pipeline.predict(["great value", "stale and bland"])
+    >>> pipeline.predict(["great value", "stale and bland"]).shape
+    (2, 2)
     """
 
     def __init__(self, classifier, preprocessor, class_names, **kwargs):
@@ -176,8 +190,12 @@ class TextClassifierPipeline(keras.Model):
         """Int32 arrays for `texts`, keyed like the classifier's inputs.
 
         Example:
-        >>> pipeline.tokenize(["hello"])["token_ids"].shape
-        (1, 128)
+        >>> from keras_tl.backbones.text_encoders import load_text_encoder
+        >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
+        >>> model = build_text_classifier(encoder, num_classes=2)
+        >>> pipeline = TextClassifierPipeline(model, encoder.preprocessor, ["neg", "pos"])
+        >>> pipeline.tokenize(["hello"])["token_ids"].shape  # sequence_length 8
+        (1, 8)
         """
         import numpy as np
 
@@ -194,8 +212,13 @@ class TextClassifierPipeline(keras.Model):
         """Class probabilities for raw strings (or already tokenized arrays).
 
         Example:
-        >>> pipeline.predict(["tasty", "awful"]).shape
-        (2, 2)
+        >>> from keras_tl.backbones.text_encoders import load_text_encoder
+        >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
+        >>> model = build_text_classifier(encoder, num_classes=2)
+        >>> pipeline = TextClassifierPipeline(model, encoder.preprocessor, ["neg", "pos"])
+        >>> probabilities = pipeline.predict(["tasty", "awful"])
+        >>> probabilities.shape, np.allclose(probabilities.sum(axis=-1), 1)
+        ((2, 2), True)
         """
         import numpy as np
 
@@ -215,8 +238,14 @@ class TextClassifierPipeline(keras.Model):
         """The predicted class name of each text.
 
         Example:
+        >>> from keras_tl.backbones.text_encoders import load_text_encoder
+        >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
+        >>> model = build_text_classifier(encoder, num_classes=2)
+        >>> pipeline = TextClassifierPipeline(model, encoder.preprocessor, ["neg", "pos"])
+        >>> model.get_layer("probabilities").set_weights(  # a head that always says "pos"
+        ...     [np.zeros((384, 2)), np.array([0.0, 1.0])])
         >>> pipeline.classify(["tasty", "awful"])
-        ['great', 'other']
+        ['pos', 'pos']
         """
         probabilities = self.predict(texts, batch_size=batch_size)
         return [self.class_names[i] for i in probabilities.argmax(axis=-1)]
@@ -386,9 +415,12 @@ class TextClassification(Classification):
         head needs no mask (see `keras_tl.training.cache`).
 
         Example:
-        >>> features, head = get_task("text_classification").split_head(model)  # doctest: +SKIP
-        >>> head.input.shape
-        (None, 384)
+        >>> from keras_tl.backbones.text_encoders import load_text_encoder
+        >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
+        >>> model = build_text_classifier(encoder, num_classes=2)
+        >>> features, head = get_task("text_classification").split_head(model)
+        >>> features.output.shape, head.input.shape
+        ((None, 384), (None, 384))
         """
         from keras_tl.training.cache import split_after_backbone
 
@@ -562,8 +594,10 @@ def embed_texts(encoder, texts, batch_size=64):
     a float32 `[len(texts), hidden]` array.
 
     Example:
-    >>> embed_texts(load_text_encoder(), ["hello"]).shape
-    (1, 384)
+    >>> from keras_tl.backbones.text_encoders import load_text_encoder
+    >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
+    >>> embed_texts(encoder, ["hello", "hi there"]).shape
+    (2, 384)
     """
     import numpy as np
 
@@ -588,8 +622,10 @@ def linear_probe(train_features, train_labels, test_features, test_labels, C=1.0
     features: the frozen-encoder baseline.
 
     Example:
-    >>> linear_probe(embed_texts(enc, x_train), y_train, embed_texts(enc, x_test), y_test)
-    0.78
+    >>> # features would come from embed_texts(encoder, texts)
+    >>> train = np.array([[0.0, 1.0], [0.1, 0.9], [1.0, 0.0], [0.9, 0.1]])
+    >>> linear_probe(train, [0, 0, 1, 1], np.array([[0.2, 0.8], [0.8, 0.3]]), [0, 1])
+    1.0
     """
     import numpy as np
     from sklearn.linear_model import LogisticRegression
