@@ -2,6 +2,7 @@
 
 import importlib
 import inspect
+import os
 import pkgutil
 
 import keras_tl
@@ -29,3 +30,34 @@ def test_public_functions_have_a_docstring_with_an_example():
         if "Example" not in (inspect.getdoc(obj) or "")
     ]
     assert not missing, "no docstring example: " + ", ".join(sorted(missing))
+
+
+def _modules():
+    for info in pkgutil.walk_packages(keras_tl.__path__, "keras_tl."):
+        if info.name not in SKIP_MODULES:
+            yield importlib.import_module(info.name)
+
+
+def test_docstring_examples_run_as_doctests(tmp_path, monkeypatch):
+    """Every `>>>` example runs and prints what it shows; examples that need
+    data or downloads a test cannot have are marked `# doctest: +SKIP`."""
+    import doctest
+
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    failures = []
+    environ = dict(os.environ)
+    for module in _modules():
+        # np, keras_tl and get_task are where every example may use them
+        globs = dict(vars(module), np=np, keras_tl=keras_tl, get_task=keras_tl.get_task,
+                     tmp_path=tmp_path)
+        for test in finder.find(module, module.__name__, globs=globs):
+            result = runner.run(test, out=lambda text: None)
+            if result.failed:
+                failures.append(test.name)
+            os.environ.clear()  # an example may point a cache variable elsewhere
+            os.environ.update(environ)
+    assert not failures, f"{len(failures)} failing docstring examples: " + ", ".join(failures)
