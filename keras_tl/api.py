@@ -139,6 +139,7 @@ def finetune(
         stages = list(stages or task.default_stages())
         if class_weight == "balanced":
             class_weight = balanced_class_weight(prepared)
+        _check_class_weight(class_weight, prepared.class_names)
         settings = _settings(prepared, stages, common, class_weight, task_options,
                              data=data, validation_data=validation_data, training=training,
                              distribution=distribution)
@@ -175,6 +176,21 @@ def finetune(
 
         result.exports = export_model(result, export)
     return result
+
+
+def _check_class_weight(class_weight, class_names):
+    from keras_tl.errors import ConfigError
+
+    if class_weight is None:
+        return
+    if not isinstance(class_weight, dict):
+        raise ConfigError(
+            f"class_weight must be None, 'balanced' or {{class_index: weight}}; got {class_weight!r}.")
+    unknown = sorted(set(class_weight) - set(range(len(class_names))), key=str)
+    if unknown:
+        raise ConfigError(
+            f"class_weight has keys {unknown} that are not class indices 0..{len(class_names) - 1} "
+            f"({', '.join(class_names)}).")
 
 
 def balanced_class_weight(prepared):

@@ -123,3 +123,16 @@ def test_imagenet_download_failure_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(keras.applications, "ResNet50", offline)
     with pytest.raises(ConnectionError, match="weights=None, a local weights file, or an offline"):
         keras_tl.load_backbone("resnet50")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("class_weight", "balance", "class_weight must be None, 'balanced' or"),
+    ("class_weight", {0: 1.0, 7: 2.0}, r"keys \[7\] that are not class indices 0..2"),
+    ("augment", "flip", "augment must be False, True, a Keras preprocessing layer"),
+])
+def test_wrong_argument_values_list_the_valid_ones(tmp_path, option, value, message):
+    from keras_tl.errors import ConfigError
+
+    x, y, names = colour_arrays()
+    with pytest.raises(ConfigError, match=message):
+        _run((x, y), tmp_path, class_names=names, **{option: value})

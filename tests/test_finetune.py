@@ -172,8 +172,11 @@ def test_run_folder_holds_model_metrics_and_plots(tmp_path):
         assert (folder / name).stat().st_size > 0, name
     assert (folder / "class_names.txt").read_text().split() == names
     metrics = json.load(open(folder / "metrics.json"))
-    assert 0 <= metrics["test"]["accuracy"] <= 1
+    test_accuracy = metrics["test"]["accuracy"]
     loaded = keras_tl.FinetuneResult.load(str(folder))
+    # metrics.json holds the saved model's accuracy on the 6 test images
+    predicted = loaded.model.predict(x[:6], verbose=0).argmax(axis=1)
+    assert test_accuracy == pytest.approx(float(np.mean(predicted == y[:6])))
     np.testing.assert_allclose(loaded.model.predict(x[:4], verbose=0),
                                result.model.predict(x[:4], verbose=0), atol=1e-6)
     top = result.predict(x[:1], top=2)[0]

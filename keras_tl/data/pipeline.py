@@ -56,6 +56,11 @@ def _augmentation_layers(augment, seed):
         return []
     if augment is True:
         return default_augmentation(seed)
-    if isinstance(augment, (list, tuple)):
-        return list(augment)
-    return [augment]
+    layers = list(augment) if isinstance(augment, (list, tuple)) else [augment]
+    if not all(callable(layer) and not isinstance(layer, str) for layer in layers):
+        from keras_tl.errors import ConfigError
+
+        raise ConfigError(
+            f"augment must be False, True, a Keras preprocessing layer or a list of them; "
+            f"got {augment!r}.")
+    return layers
