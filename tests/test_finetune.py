@@ -1,6 +1,7 @@
 """Two-stage fine-tuning on tiny models: freezing, BN statistics, learning
 rates, stages, resume and repeatability."""
 
+import dataclasses
 import json
 import os
 
@@ -124,6 +125,8 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
             raise KeyboardInterrupt
 
     monkeypatch.setattr(loop._EpochCheckpoint, "on_epoch_end", interrupt_in_stage_two)
+    # on the backbone, every epoch is checkpointed (a stage on cached features restarts)
+    stages = [dataclasses.replace(s, unfreeze="all") for s in stages]
     with pytest.raises(KeyboardInterrupt):
         _finetune(tmp_path, stages)
     state = json.load(open(tmp_path / "run" / "checkpoint" / "state.json"))
@@ -140,6 +143,44 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
     np.testing.assert_allclose(
         weights_of(again.model.get_layer("probabilities"))[0],
         weights_of(result.model.get_layer("probabilities"))[0])
+
+
+def test_an_interrupted_stage_on_cached_features_restarts_from_its_beginning(
+        tmp_path, monkeypatch):
+    stages = [keras_tl.Stage("head", epochs=1),
+              keras_tl.Stage("finetune", unfreeze=0.5, epochs=3)]
+    original = loop._EpochCheckpoint.on_epoch_end
+    calls, interrupted = [], []
+
+    def interrupt_once(self, epoch, logs=None):
+        original(self, epoch, logs)
+        calls.append((self.stage_name, epoch))
+        if self.stage_name == "finetune" and epoch == 1 and not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop._EpochCheckpoint, "on_epoch_end", interrupt_once)
+    with pytest.raises(KeyboardInterrupt):
+        _finetune(tmp_path, stages)
+    state = json.load(open(tmp_path / "run" / "checkpoint" / "state.json"))
+    assert (state["stage_index"], state["stage_done"]) == (0, True), "only stage ends are saved"
+    calls.clear()
+    result = _finetune(tmp_path, stages)
+    assert calls == [("finetune", 0), ("finetune", 1), ("finetune", 2)]
+    assert len(result.histories["finetune"]["loss"]) == 3
+
+
+def test_fractional_unfreeze_trains_the_top_blocks(tmp_path):
+    stage = keras_tl.Stage("finetune", unfreeze=0.5, epochs=1)
+    backbone = tiny_backbone()
+    bottom = weights_of(backbone.get_layer("block1_conv"))[0]
+    top = weights_of(backbone.get_layer("block2_conv"))[0]
+    result = _finetune(tmp_path, [stage], backbone=backbone)
+    trained = get_backbone(result.model)
+    np.testing.assert_array_equal(bottom, weights_of(trained.get_layer("block1_conv"))[0])
+    assert not np.allclose(top, weights_of(trained.get_layer("block2_conv"))[0])
+    with pytest.raises(ValueError, match="fractional unfreeze must be in"):
+        keras_tl.Stage("finetune", unfreeze=1.5)
 
 
 def test_same_output_folder_with_other_settings_is_refused(tmp_path):

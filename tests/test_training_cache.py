@@ -33,6 +33,7 @@ def test_image_split_computes_what_the_model_computes():
     x, y, names = colour_arrays()
     prepared = get_task("image_classification").prepare(
         (x, y), tiny_backbone(), class_names=names, batch_size=8)
+    prepared.apply_stage(prepared.model, keras_tl.Stage("head"))
     features, head = prepared.task.split_head(prepared.model)
     images = x[:5].astype("float32")
     np.testing.assert_allclose(head.predict(features.predict(images, verbose=0), verbose=0),
@@ -108,14 +109,40 @@ def test_an_unfrozen_stage_is_never_cached(tmp_path, monkeypatch):
     assert calls == []
 
 
+def test_a_partly_unfrozen_backbone_trains_on_its_cached_frozen_bottom(tmp_path, monkeypatch):
+    calls = _count_caching(monkeypatch)
+    x, y, names = colour_arrays(per_class=16)
+    backbone = tiny_backbone()
+    frozen_before = weights_of(backbone.get_layer("block1_conv"))
+    trained_before = weights_of(backbone.get_layer("block2_conv"))
+    result = keras_tl.finetune(
+        (x, y), backbone, class_names=names, batch_size=8, verbose=0, patience=0,
+        stages=[keras_tl.Stage("ft", unfreeze="block2", epochs=2, learning_rate=1e-2)],
+        output_dir=str(tmp_path / "run"))
+    assert calls == [1]
+    trained = get_backbone(result.model)
+    for a, b in zip(frozen_before, weights_of(trained.get_layer("block1_conv"))):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(trained_before[0], weights_of(trained.get_layer("block2_conv"))[0])
+    features, rest = get_task("image_classification").split_head(result.model)
+    assert features.output.shape == (None, 16, 16, 4)  # block1's output: block2's input
+    images = x[:3].astype("float32")
+    np.testing.assert_allclose(rest.predict(features.predict(images, verbose=0), verbose=0),
+                               result.model.predict(images, verbose=0), atol=1e-5)
+
+
 def test_text_head_is_cached_over_the_padding_mask(tiny_preset, tmp_path, monkeypatch):  # noqa: F811
     calls = _count_caching(monkeypatch)
     texts, labels = sentiment_texts(12)
     prepared = get_task("text_classification").prepare(
         (texts, labels), tiny_preset, sequence_length=16, batch_size=8)
+    prepared.apply_stage(prepared.model, keras_tl.Stage("head"))
     features, head = prepared.task.split_head(prepared.model)
-    batch = next(iter(prepared.validation))[0]
-    np.testing.assert_allclose(head(features(batch)), prepared.model(batch), atol=1e-5)
+    import keras
+
+    batch = next(prepared.validation.as_numpy_iterator())[0]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(head(features(batch))),
+                               keras.ops.convert_to_numpy(prepared.model(batch)), atol=1e-5)
     assert head.input.shape == (None, 16)  # pooled: the mask was applied before the cache
     result = keras_tl.finetune(
         (texts, labels), tiny_preset, sequence_length=16, batch_size=8, verbose=0, patience=2,

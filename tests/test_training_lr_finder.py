@@ -17,9 +17,12 @@ from tests.helpers import colour_arrays, tiny_backbone
 pytestmark = pytest.mark.core
 
 
-def _linear_problem():
-    x = np.random.default_rng(0).normal(size=(512, 8)).astype("float32")
+def _linear_problem(random_labels=False):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 8)).astype("float32")
     y = (x[:, 0] + x[:, 1] > 0).astype("int32")
+    if random_labels:  # nothing to learn: large rates only make the model overconfident
+        y = rng.integers(0, 2, len(y)).astype("int32")
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
 
 
@@ -32,8 +35,9 @@ def _linear_model():
 def test_sweep_is_exponential_smoothed_stops_at_4x_and_restores_weights():
     model = _linear_model()
     before = [w.copy() for w in model.get_weights()]
-    result = lr_sweep(model, _linear_problem(), "sparse_categorical_crossentropy",
-                      keras.optimizers.Adam, start_lr=1e-5, end_lr=1e3, num_steps=120)
+    result = lr_sweep(model, _linear_problem(random_labels=True),
+                      "sparse_categorical_crossentropy", keras.optimizers.Adam,
+                      start_lr=1e-5, end_lr=1e3, num_steps=120)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
     rates = np.asarray(result.learning_rates)
@@ -43,10 +47,15 @@ def test_sweep_is_exponential_smoothed_stops_at_4x_and_restores_weights():
     assert len(rates) < 120, "diverged before the end: stopped at 4x the best loss"
     losses = result.losses
     assert losses[-1] > 4 * min(losses) or not math.isfinite(losses[-1])
-    assert 1e-4 < result.suggestion < 1, result.suggestion
     assert result.minimum == pytest.approx(rates[int(np.argmin(losses[len(losses) // 10:
                                                                     len(losses) - 5]))
                                                  + len(losses) // 10] / 10)
+
+
+def test_the_suggestion_of_a_learnable_problem_is_a_usable_rate():
+    result = lr_sweep(_linear_model(), _linear_problem(), "sparse_categorical_crossentropy",
+                      keras.optimizers.Adam, start_lr=1e-6, end_lr=10, num_steps=100)
+    assert 1e-4 < result.suggestion < 1, result.suggestion
 
 
 def test_the_first_loss_is_debiased_not_shrunk_by_the_moving_average():

@@ -162,11 +162,12 @@ class Task:
         return options
 
     def split_head(self, model):
-        """`(feature_model, head_model)` sharing `model`'s layers, where the
-        feature model is the frozen backbone (and weightless layers after
-        it) and the head model maps its features to the outputs; `None`
-        when the model cannot be split (default). Lets a frozen-backbone
-        stage train on cached features (`finetune(cache_features=)`).
+        """`(feature_model, train_model)` sharing `model`'s layers, where the
+        feature model computes the part frozen in the current stage (the
+        backbone and weightless layers after it, or the backbone's frozen
+        bottom) and the train model maps its output to the model's outputs;
+        `None` when the model cannot be split (default). Lets a stage train
+        on features computed once (`finetune(cache_features=)`).
 
         Example:
         >>> Task().split_head(None) is None

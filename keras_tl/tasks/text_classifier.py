@@ -410,9 +410,10 @@ class TextClassification(Classification):
                          pooling=info.get("pooling", "mean"))
 
     def split_head(self, model):
-        """Encoder and padding-masked pooling / dropout and the softmax
-        layer, for cached warm-up: the pooled features are cached, so the
-        head needs no mask (see `keras_tl.training.cache`).
+        """Frozen encoder and padding-masked pooling / dropout and the
+        softmax layer, for cached warm-up: the pooled features are cached, so
+        the head needs no mask (see `keras_tl.training.cache`). A partly
+        unfrozen encoder is not split (its layers also take the mask).
 
         Example:
         >>> from keras_tl.backbones.text_encoders import load_text_encoder
@@ -422,9 +423,9 @@ class TextClassification(Classification):
         >>> features.output.shape, head.input.shape
         ((None, 384), (None, 384))
         """
-        from keras_tl.training.cache import split_after_backbone
+        from keras_tl.training.cache import split_frozen_part
 
-        return split_after_backbone(model)
+        return split_frozen_part(model)
 
     def prepare_inputs(self, inputs, info):
         """Texts are fed as they are: the pipeline tokenizes them.

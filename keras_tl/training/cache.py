@@ -4,10 +4,13 @@ computed once (training and validation data), the head is trained on them,
 and since the head model shares its layers with the full model, the trained
 head is back on the backbone when the stage ends.
 
+The same holds for the frozen bottom of a partly unfrozen backbone: its
+output is computed once and only the unfrozen top and the head train.
+
 A task makes this possible by splitting its model (`Task.split_head`);
-`split_after_backbone` does it for classifiers whose head is the backbone,
-weightless layers (pooling, with its padding mask for text), then trainable
-or random ones (dropout, dense).
+`split_frozen_part` does it for classifiers: backbone, weightless layers
+(pooling, with its padding mask for text), then trainable or random ones
+(dropout, dense).
 """
 
 import logging
@@ -20,46 +23,71 @@ logger = logging.getLogger("keras_tl")
 MAX_CACHE_BYTES = 4 << 30
 
 
-def split_after_backbone(model):
-    """`(feature_model, head_model)` sharing `model`'s layers: the feature
-    model is the backbone and the weightless layers after it (up to the
-    first layer that has weights or is random, like dropout); the head model
-    maps those features to the outputs. `None` when `model` cannot be split
-    so (no `"backbone"` layer, weights outside the head, a head that needs
-    other inputs).
+def split_frozen_part(model):
+    """`(feature_model, train_model)` sharing `model`'s layers: the feature
+    model computes what cannot change while training (the frozen part), the
+    train model the rest from its output. `None` when `model` cannot be
+    split so; then it trains as usual.
+
+    - Backbone frozen: the features are the backbone's output after the
+      weightless layers that follow it (pooling, with its mask for text),
+      up to the first layer that has weights or is random (dropout).
+    - Backbone frozen up to some layer (`unfreeze=N` or a block name): the
+      features are the input of the first trainable backbone layer, when
+      that is one tensor the rest of the backbone depends on alone.
+    - Backbone trainable from its first layer, or a head that needs other
+      inputs: `None`.
+
+    Call it after the stage's `trainable` flags are set.
 
     Example:
     >>> import keras, numpy as np
     >>> from tests.helpers import tiny_backbone
     >>> inputs = keras.Input((16, 16, 3))
-    >>> x = keras.layers.GlobalAveragePooling2D(name="pool")(tiny_backbone(name="backbone")(inputs))
+    >>> backbone = tiny_backbone(name="backbone")
+    >>> x = keras.layers.GlobalAveragePooling2D(name="pool")(backbone(inputs))
     >>> x = keras.layers.Dropout(0.2, name="dropout")(x)
     >>> model = keras.Model(inputs, keras.layers.Dense(3, name="probabilities")(x))
-    >>> features, head = split_after_backbone(model)
+    >>> backbone.trainable = False
+    >>> features, head = split_frozen_part(model)
     >>> features.output.shape, [layer.name for layer in head.layers][1:]
     ((None, 8), ['dropout', 'probabilities'])
+    >>> backbone.trainable = True
+    >>> backbone.get_layer("block1_conv").trainable = backbone.get_layer("block1_bn").trainable = False
+    >>> features, rest = split_frozen_part(model)
+    >>> features.output.shape
+    (None, 16, 16, 4)
     >>> x = np.ones((2, 16, 16, 3), "float32")
-    >>> bool(np.allclose(head(features(x)), model(x), atol=1e-6))
+    >>> bool(np.allclose(rest(features(x)), model(x), atol=1e-6))
     True
     """
+    from keras_tl.freezing import BACKBONE_LAYER
+
+    names = [layer.name for layer in model.layers]
+    if BACKBONE_LAYER not in names:
+        return None
+    backbone = model.get_layer(BACKBONE_LAYER)
+    if not backbone.trainable_weights:
+        return _split_after_backbone(model, names.index(BACKBONE_LAYER))
+    return _split_inside_backbone(model, backbone, names.index(BACKBONE_LAYER))
+
+
+def _split_after_backbone(model, index):
     import keras
 
     from keras_tl.freezing import BACKBONE_LAYER
 
     layers = list(model.layers)
-    names = [layer.name for layer in layers]
-    if BACKBONE_LAYER not in names:
-        return None
     boundary = None
-    for layer in layers[names.index(BACKBONE_LAYER) + 1:]:
+    for layer in layers[index + 1:]:
         if layer.weights or _is_random(layer):
             boundary = layer
             break
     if boundary is None or not isinstance(boundary.input, keras.KerasTensor):
         return None
     try:
-        feature_model = keras.Model(model.inputs, boundary.input, name="cached_features")
-        head_model = keras.Model(boundary.input, model.outputs, name="cached_head")
+        feature_model = keras.Model(model.input, boundary.input, name="cached_features")
+        head_model = keras.Model(boundary.input, model.output, name="cached_head")
     except (ValueError, KeyError, TypeError):  # the head needs more than the features
         return None
     head_ids = {id(layer) for layer in head_model.layers}
@@ -67,6 +95,36 @@ def split_after_backbone(model):
         if layer.name != BACKBONE_LAYER and layer.weights and id(layer) not in head_ids:
             return None
     return feature_model, head_model
+
+
+def _split_inside_backbone(model, backbone, index):
+    import keras
+
+    weighted = [layer for layer in backbone.layers if layer.weights]
+    first = next((layer for layer in weighted if layer.trainable_weights), None)
+    if first is None or first is weighted[0] or not isinstance(backbone, keras.Model):
+        return None
+    cut = first.input
+    layers = list(model.layers)
+    if not isinstance(cut, keras.KerasTensor) or index + 1 >= len(layers):
+        return None
+    before, after = layers[index - 1], layers[index + 1]
+    try:
+        bottom = keras.Model(backbone.input, cut, name="frozen_bottom")
+        top = keras.Model(cut, backbone.output, name="trainable_top")
+        rest = keras.Model(after.input, model.output, name="head")
+        start = model.input if isinstance(before, keras.layers.InputLayer) else before.output
+        feature_model = keras.Model(model.input, bottom(start), name="cached_features")
+        inputs = keras.Input(cut.shape[1:], dtype=cut.dtype, name="cached_features")
+        train_model = keras.Model(inputs, rest(top(inputs)), name="cached_train")
+    except (ValueError, KeyError, TypeError, AttributeError):  # not one tensor, branches...
+        return None
+    if any(layer.trainable_weights for layer in bottom.layers):
+        return None
+    top_ids = {id(layer) for layer in top.layers}
+    if any(layer.trainable_weights and id(layer) not in top_ids for layer in weighted):
+        return None
+    return feature_model, train_model
 
 
 def _is_random(layer):
@@ -92,16 +150,28 @@ def extract_features(feature_model, dataset):
     >>> features.shape, targets.tolist()
     ((5, 2), [0, 1, 2, 3, 4])
     """
-    import keras
-
     predict = _feature_function(feature_model)
     features, targets = [], []
-    # JAX and PyTorch take NumPy batches, not TensorFlow tensors
-    batches = dataset if keras.backend.backend() == "tensorflow" else dataset.as_numpy_iterator()
-    for inputs, batch_targets in batches:
+    for inputs, batch_targets in backend_batches(dataset):
         features.append(np.asarray(predict(inputs), dtype="float32"))
         targets.append(np.asarray(batch_targets))
     return np.concatenate(features), np.concatenate(targets)
+
+
+def backend_batches(dataset):
+    """Iterates a `tf.data` dataset as the backend's `*_on_batch` methods take
+    it: TensorFlow tensors under TensorFlow, NumPy arrays under JAX and PyTorch.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> [int(x) for x in backend_batches(tf.data.Dataset.range(3))]
+    [0, 1, 2]
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return iter(dataset)
+    return dataset.as_numpy_iterator()
 
 
 def _feature_function(feature_model):

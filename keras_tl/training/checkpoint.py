@@ -152,7 +152,7 @@ class RunState:
         >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         >>> state = RunState(tempfile.mkdtemp())
         >>> state.save(model)
-        >>> model.layers[0].kernel.assign(np.zeros((2, 1)))
+        >>> _ = model.layers[0].kernel.assign(np.zeros((2, 1)))
         >>> state.restore(model, optimizer_too=False)
         >>> bool(np.any(model.get_weights()[0] != 0))
         True

@@ -165,7 +165,7 @@ def validate_stages(prepared, stages):
                     if not hasattr(_backbone_or_none(model), "enable_lora"):
                         raise ConfigError("lora_rank needs a keras_hub backbone (enable_lora).")
                 else:
-                    prepared.apply_stage(model, stage)
+                    prepared.apply_stage(model, resolve_unfreeze(model, stage))
                 if stage.layer_decay or stage.lr_multipliers:
                     if _backbone_or_none(model) is None:
                         raise ConfigError("layer_decay and lr_multipliers need a backbone layer.")
@@ -178,6 +178,32 @@ def validate_stages(prepared, stages):
     finally:
         for layer, trainable in flags:  # parents first: their setter resets the children
             layer.trainable = trainable
+
+
+def resolve_unfreeze(model, stage):
+    """`stage` with a fractional `unfreeze` (the top fraction of the
+    backbone's blocks, rounded up) replaced by the name of the first layer
+    to unfreeze (`"all"` when that is every block); other stages as they are.
+
+    Example:
+    >>> import keras
+    >>> from tests.helpers import tiny_backbone
+    >>> from keras_tl.training.stages import Stage
+    >>> inputs = keras.Input((16, 16, 3))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(tiny_backbone(name="backbone")(inputs)))
+    >>> resolve_unfreeze(model, Stage("ft", unfreeze=0.5)).unfreeze
+    'block2_conv'
+    >>> resolve_unfreeze(model, Stage("ft", unfreeze=1.0)).unfreeze
+    'all'
+    """
+    from keras_tl.training.optimizers import backbone_groups
+
+    if not isinstance(stage.unfreeze, float):
+        return stage
+    groups = backbone_groups(model)
+    count = min(max(math.ceil(stage.unfreeze * len(groups)), 1), len(groups))
+    first = "all" if count == len(groups) else groups[len(groups) - count][1][0].name
+    return dataclasses.replace(stage, unfreeze=first)
 
 
 def _backbone_or_none(model):
@@ -220,6 +246,7 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
     for index, stage in enumerate(stages):
         if index < state.stage_index or (index == state.stage_index and state.stage_done):
             continue
+        stage = resolve_unfreeze(model, stage)
         task.apply_stage(model, stage)
         split = _cache_split(task, model, stage, options)
         first_epoch = state.epoch if index == state.stage_index else 0
@@ -281,7 +308,7 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
     if resuming:  # every stage was already done: load the final weights
         logger.warning("The run in %s had finished; loaded its weights.",
                        os.path.dirname(checkpoint_dir))
-        task.apply_stage(model, stages[-1])
+        task.apply_stage(model, resolve_unfreeze(model, stages[-1]))
         state.restore(model, optimizer_too=False)
         outcome.reloaded = True
     _compile_plain(model, task.task)
@@ -290,9 +317,9 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
 
 
 def _cache_split(task, model, stage, options):
-    """The task's (feature model, head model) when `stage` can train on
-    cached features, else `None`."""
-    if not options.cache_features or stage.trains_backbone:
+    """The task's (feature model, train model) when `stage` can train on
+    cached features (its frozen part computed once), else `None`."""
+    if not options.cache_features or stage.lora_rank:
         return None
     split = task.task.split_head(model)
     if split is not None and options.cache_features == "auto":

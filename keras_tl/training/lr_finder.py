@@ -196,9 +196,11 @@ def lr_sweep(model, dataset, loss, make_optimizer, start_lr=1e-7, end_lr=10.0,
 
 
 def _cycle(dataset):
+    from keras_tl.training.cache import backend_batches
+
     while True:
         empty = True
-        for batch in dataset:
+        for batch in backend_batches(dataset):
             empty = False
             yield batch
         if empty:
@@ -239,12 +241,13 @@ def find_learning_rate(data, backbone=None, *, task=None, stage=None, output_dir
                             batch_size=batch_size, validation_split=validation_split,
                             validation_data=None, test_data=None, seed=seed,
                             dropout=dropout, **options)
-    stage = stage or task.default_stages()[0]
+    from keras_tl.training.loop import resolve_unfreeze
+
+    stage = resolve_unfreeze(prepared.model, stage or task.default_stages()[0])
     prepared.apply_stage(prepared.model, stage)
     model, train = prepared.model, prepared.train
     split = None
-    if cache_features and stage.unfreeze in (None, "none") and not stage.lora_rank \
-            and not task.train_is_random(options):
+    if cache_features and not stage.lora_rank and not task.train_is_random(options):
         split = task.split_head(model)
     if split is not None and (cache_features is True or cache.cache_fits_in_memory(
             split[0], prepared.info.get("num_train", 0))):

@@ -5,8 +5,11 @@ def stage_learning_rate(stage, steps_per_epoch):
     """The learning rate (float or Keras schedule) of a stage.
 
     Example:
-    >>> lr = stage_learning_rate(Stage("ft", learning_rate=1e-4, warmup=0.1,
+    >>> from keras_tl.training.stages import Stage
+    >>> lr = stage_learning_rate(Stage("ft", epochs=2, learning_rate=1e-4, warmup=0.1,
     ...                                schedule="cosine"), steps_per_epoch=10)
+    >>> [round(float(lr(step)), 8) for step in (0, 2, 20)]
+    [0.0, 0.0001, 0.0]
     """
     import keras
 
