@@ -3,6 +3,8 @@
 import os
 import re
 
+import pytest
+
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 
@@ -27,6 +29,7 @@ def _outputs(notebook):
     return "\n".join(text)
 
 
+@pytest.mark.slow  # about 5 minutes: the demo's three runs on a reduced budget
 def test_fashion_mnist_notebook(tmp_path, monkeypatch):
     notebook = execute("fashion_mnist_demo.ipynb", tmp_path, monkeypatch)
     text = _outputs(notebook)

@@ -46,6 +46,7 @@ def _run(backend, setup, placement, tmp_path, extra_env=None, backbone="tiny_bac
     return json.loads(line[len("CHECK "):]), config
 
 
+@pytest.mark.slow  # a training run in a subprocess on two virtual devices
 def test_jax_data_parallel_on_two_cpu_devices(tmp_path):
     placement = ("[len(v.value.sharding.device_set) for v in "
                  "(result.model.get_layer('probabilities').kernel, "
@@ -61,6 +62,7 @@ def test_jax_data_parallel_on_two_cpu_devices(tmp_path):
     assert check["loss"] == check["loss"]  # finite, not NaN
 
 
+@pytest.mark.slow  # a training run in a subprocess on two virtual devices
 def test_tensorflow_mirrored_strategy_on_two_logical_cpus(tmp_path):
     setup = """
     import tensorflow as tf

@@ -247,7 +247,8 @@ class KeywordSpotting(Classification):
         >>> get_task("keyword_spotting").model_info(keras.Model(x, x))["clip_samples"]
         16000
         """
-        shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else ()
+        inputs = getattr(model, "inputs", None) or []  # a text pipeline has none
+        shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
         if len(shape) != 2 or shape[1] is None:
             return None
         return dict(clip_samples=int(shape[1]), sample_rate=SAMPLE_RATE)
