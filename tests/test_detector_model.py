@@ -102,12 +102,19 @@ def test_detector_trains_predicts_freezes_and_reloads(tmp_path):
     assert backbone.get_layer("block1_conv") is loaded.model.get_layer("block1_conv")
 
     images, boxes, labels = squares()
-    detector.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = detector.fit(images, {"boxes": boxes, "labels": labels}, batch_size=8, epochs=6,
+    # RetinaNet's initialisation: every anchor starts at 1 % confidence, box
+    # deltas near 0 (keras_hub's own gives 0.1-0.5 and deltas up to +-13)
+    untrained = detector(images[:2])
+    confidence = 1 / (1 + np.exp(-np.asarray(untrained["cls_logits"], "float64")))
+    assert 0.005 < confidence.mean() < 0.02 and confidence.max() < 0.05
+    assert np.abs(np.asarray(untrained["bbox_regression"])).max() < 1.0
+
+    detector.compile(optimizer=keras.optimizers.Adam(3e-4))
+    history = detector.fit(images, {"boxes": boxes, "labels": labels}, batch_size=8, epochs=10,
                            verbose=0)
     losses = history.history["loss"]
     assert np.isfinite(losses).all()
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert losses[-1] < 0.8 * losses[0], losses
 
     out = detector.predict(images[:3], verbose=0)
     assert out["boxes"].shape == (3, 100, 4) and out["confidence"].shape == (3, 100)

@@ -20,7 +20,10 @@ gives), and `predict` returns NMS-ed `{"boxes", "confidence", "labels",
 "num_detections"}`, boxes in pixels of the input (clipped to it), padding -1.
 """
 
+import math
+
 import keras
+import numpy as np
 from keras import ops
 from keras_hub.layers import AnchorGenerator, NonMaxSuppression
 from keras_hub.models import FeaturePyramidBackbone, RetinaNetBackbone, RetinaNetObjectDetector
@@ -185,7 +188,7 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
 
 
 def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3, max_level=7,
-                   anchor_size=4.0, head_conv_layers=4, fpn_batch_norm=False,
+                   anchor_size=4.0, head_conv_layers=4, head_group_norm=False, fpn_batch_norm=False,
                    confidence_threshold=0.05, iou_threshold=0.5, max_detections=100,
                    name="retinanet"):
     """A keras_hub `RetinaNetObjectDetector` on a keras_tl backbone.
@@ -204,6 +207,7 @@ def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3
             it for small objects in small images (2 -> 16 px).
         head_conv_layers: convolutions (256 filters) in each head before
             its output layer.
+        head_group_norm: GroupNormalization after each head convolution.
         fpn_batch_norm: BatchNormalization in the feature pyramid.
         confidence_threshold, iou_threshold, max_detections: the NMS of
             `predict`.
@@ -247,10 +251,35 @@ def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3
     decoder = ClippedNonMaxSuppression(from_logits=True,
                                 iou_threshold=iou_threshold, confidence_threshold=confidence_threshold,
                                 max_detections=max_detections)
-    return RetinaNetObjectDetector(
+    detector = RetinaNetObjectDetector(
         backbone=backbone, num_classes=num_classes, bounding_box_format=BOX_FORMAT,
         anchor_generator=anchors, prediction_decoder=decoder,
-        pre_logits_num_conv_layers=head_conv_layers, name=name)
+        pre_logits_num_conv_layers=head_conv_layers, use_prediction_head_norm=head_group_norm,
+        name=name)
+    _initialise_heads(detector)
+    return detector
+
+
+def _initialise_heads(detector, prior_probability=0.01):
+    """The heads' initialisation of the RetinaNet paper (Lin et al. 2017,
+    4.1): kernels N(0, 0.01), biases 0, except the classification output's
+    bias -log((1 - 0.01) / 0.01), so that every anchor starts at 1 %
+    confidence.
+
+    keras_hub 0.32 draws the kernels with std 0.05 and gives the prior bias
+    to the box head instead: untrained, anchors then score about 0.1-0.5
+    (a huge focal loss from the background) and box deltas reach +-13, which
+    kept a detector on the demo set near mAP 0 for hundreds of steps. Its
+    pretrained presets load their own weights, so only heads trained from
+    scratch, as here, meet this.
+    """
+    prior = -math.log((1 - prior_probability) / prior_probability)
+    for head in (detector.classification_head, detector.box_head):
+        for conv in list(head.conv_layers) + [head.prediction_layer]:
+            conv.kernel.assign(keras.random.normal(tuple(conv.kernel.shape), stddev=0.01))
+            if conv.use_bias:
+                is_logits = head is detector.classification_head and conv is head.prediction_layer
+                conv.bias.assign(np.full(tuple(conv.bias.shape), prior if is_logits else 0.0, "float32"))
 
 
 def detector_backbone(detector):
