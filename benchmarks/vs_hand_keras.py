@@ -115,8 +115,10 @@ def _machine():
 
     import keras_tl
 
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip()
     return dict(
-        processor=platform.processor() or platform.machine(), cpus=os.cpu_count(),
+        commit=commit, processor=platform.processor() or platform.machine(), cpus=os.cpu_count(),
         backend=keras.backend.backend(), keras=keras.__version__,
         keras_tl=keras_tl.__version__, python=platform.python_version(),
         shared=("shared by several sessions running tests at the same time: absolute "

@@ -137,9 +137,10 @@ def _is_random(layer):
     return isinstance(layer, random_layers)
 
 
-def extract_features(feature_model, dataset):
+def extract_features(feature_model, dataset, predict=None):
     """`(features, targets)` arrays of a batched `(inputs, targets)` dataset,
     read once (a shuffled dataset's order is kept), in inference mode.
+    `predict` (from `feature_function`) is reused across datasets.
 
     Example:
     >>> import keras, numpy as np, tensorflow as tf
@@ -150,7 +151,7 @@ def extract_features(feature_model, dataset):
     >>> features.shape, targets.tolist()
     ((5, 2), [0, 1, 2, 3, 4])
     """
-    predict = _feature_function(feature_model)
+    predict = predict or feature_function(feature_model, dataset)
     features, targets = [], []
     for inputs, batch_targets in backend_batches(dataset):
         features.append(np.asarray(predict(inputs), dtype="float32"))
@@ -174,7 +175,19 @@ def backend_batches(dataset):
     return dataset.as_numpy_iterator()
 
 
-def _feature_function(feature_model):
+def feature_function(feature_model, dataset):
+    """A compiled `inputs -> NumPy features` function of `feature_model` for
+    the batches of `dataset` (under TensorFlow traced once, for any batch
+    size and length, from the dataset's element spec).
+
+    Example:
+    >>> import keras, numpy as np, tensorflow as tf
+    >>> inputs = keras.Input((3,))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    >>> data = tf.data.Dataset.from_tensor_slices((np.ones((5, 3), "float32"), np.arange(5))).batch(2)
+    >>> feature_function(model, data)(np.ones((4, 3), "float32")).shape
+    (4, 2)
+    """
     import keras
 
     if keras.backend.backend() == "tensorflow":
@@ -182,7 +195,8 @@ def _feature_function(feature_model):
 
         # a plain tf.function: predict_on_batch would replicate the batch
         # under a tf.distribute strategy instead of splitting it
-        function = tf.function(lambda x: feature_model(x, training=False), reduce_retracing=True)
+        function = tf.function(lambda x: feature_model(x, training=False),
+                               input_signature=[dataset.element_spec[0]])
         return lambda x: function(x).numpy()
     return lambda x: keras.ops.convert_to_numpy(feature_model.predict_on_batch(x))
 
@@ -203,14 +217,17 @@ def cached_datasets(feature_model, train, validation, batch_size, seed=0):
     """
     import tensorflow as tf
 
-    x, y = extract_features(feature_model, train)
+    predict = feature_function(feature_model, train)  # one trace for both datasets
+    x, y = extract_features(feature_model, train, predict)
     size = x.nbytes
     train_ds = (tf.data.Dataset.from_tensor_slices((x, y))
                 .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
                 .batch(batch_size).prefetch(tf.data.AUTOTUNE))
     validation_ds = None
     if validation is not None:
-        x_val, y_val = extract_features(feature_model, validation)
+        if validation.element_spec[0] != train.element_spec[0]:
+            predict = feature_function(feature_model, validation)
+        x_val, y_val = extract_features(feature_model, validation, predict)
         size += x_val.nbytes
         validation_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch_size)
     return train_ds, validation_ds, size
