@@ -62,7 +62,9 @@ def test_task_contract(name, tmp_path, tiny_preset):  # noqa: F811
     assert not backbone.trainable_weights
     assert model.trainable_weights
     # unfrozen stage: the backbone trains too (BatchNorm statistics never do)
-    stage = task.default_stages()[-1]
+    from keras_tl.training.loop import resolve_unfreeze
+
+    stage = resolve_unfreeze(model, task.default_stages()[-1])  # as the loop does
     assert stage.unfreeze is not None
     prepared.apply_stage(model, stage)
     assert backbone.trainable_weights
