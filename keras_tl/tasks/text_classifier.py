@@ -419,6 +419,7 @@ class TextClassification(Classification):
         >>> from keras_tl.backbones.text_encoders import load_text_encoder
         >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
         >>> model = build_text_classifier(encoder, num_classes=2)
+        >>> _ = apply_text_stage(model, Stage("head"))  # the encoder frozen
         >>> features, head = get_task("text_classification").split_head(model)
         >>> features.output.shape, head.input.shape
         ((None, 384), (None, 384))
