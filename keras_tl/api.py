@@ -39,12 +39,17 @@ def finetune(
 
     The task (image, text or keyword classification, ...) is recognised
     from the data, or named with `task=`. Stage 1 trains a new head with
-    the backbone frozen; stage 2 unfreezes the backbone (BatchNorm
-    statistics stay frozen) and trains at a lower rate with warm-up and
-    cosine decay (the task's `default_stages()`). Early stopping on
-    validation loss restores the best weights of each stage. Every epoch is
-    checkpointed under `output_dir`; calling again with the same
-    `output_dir` resumes where the run stopped.
+    the backbone frozen; stage 2 unfreezes the backbone (for images its top
+    quarter; BatchNorm statistics stay frozen) and trains at a lower rate
+    with warm-up and cosine decay (the task's `default_stages()`). What a
+    stage keeps frozen is computed once when the data is not augmented
+    (`cache_features`), so those epochs are cheap and the head trains until
+    validation loss stops improving. Early stopping on validation loss
+    restores the best weights of each stage. Checkpoints go under
+    `output_dir` after every epoch (after the whole stage, for a stage on
+    cached features); calling again with the same `output_dir` resumes
+    where the run stopped, on the same data and settings only
+    (docs/training.md).
 
     Args:
         data: image data (a folder with one sub-folder per class, an
