@@ -126,6 +126,10 @@ def finetune(
     task = find_task(data, backbone, task)
     options = task.check_options(task_options)
     precision = precision_lib.check_precision(precision)
+    from keras_tl.training.optimizers import check_optimizer
+
+    check_optimizer(optimizer, weight_decay)  # before anything loads
+    task.training_compile_options(label_smoothing)
     training = dict(optimizer=optimizer, weight_decay=weight_decay,
                     label_smoothing=label_smoothing, precision=precision,
                     cache_features=_resolve_cache_features(cache_features, task, options))

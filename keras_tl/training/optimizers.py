@@ -156,6 +156,22 @@ def with_rate_multipliers(optimizer_class):
     return keras.saving.register_keras_serializable(package="keras_tl")(cls)
 
 
+def check_optimizer(name, weight_decay=None):
+    """Raises `ConfigError` for an unknown optimizer name, or weight decay
+    without `"adamw"`.
+
+    Example:
+    >>> check_optimizer("adam", weight_decay=0.01)
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.ConfigError: weight_decay needs optimizer='adamw' (got optimizer='adam').
+    """
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}.")
+    if weight_decay is not None and name != "adamw":
+        raise ConfigError(f"weight_decay needs optimizer='adamw' (got optimizer={name!r}).")
+
+
 def build_optimizer(name, learning_rate, weight_decay=None, multipliers=None):
     """A fresh Keras optimizer: `"adam"`, `"adamw"` (decoupled weight decay,
     `weight_decay`, default 1e-4) or `"sgd"` (Nesterov momentum 0.9), with
@@ -172,10 +188,7 @@ def build_optimizer(name, learning_rate, weight_decay=None, multipliers=None):
     """
     import keras
 
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}.")
-    if weight_decay is not None and name != "adamw":
-        raise ConfigError(f"weight_decay needs optimizer='adamw' (got optimizer={name!r}).")
+    check_optimizer(name, weight_decay)
     kwargs = {}
     if name == "adamw":
         optimizer_class = keras.optimizers.AdamW
