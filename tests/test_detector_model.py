@@ -158,3 +158,16 @@ def test_detector_trains_predicts_freezes_and_reloads(tmp_path):
     for key in ("boxes", "confidence", "labels", "num_detections"):
         np.testing.assert_allclose(again[key], current[key], atol=1e-4)
     assert detector_backbone(reloaded).get_layer("block1_conv").name == "block1_conv"
+
+
+def test_extra_aspect_ratios_give_more_anchors_per_place():
+    import keras
+
+    from keras_tl.models.retinanet import build_detector
+
+    loaded = keras_tl.load_backbone(tiny_pyramid_backbone())
+    detector = build_detector(loaded, 2, head_conv_layers=1, aspect_ratios=(0.5, 1.0, 2.0, 4.0))
+    assert detector.anchor_generator.num_base_anchors == 12  # 3 scales x 4 shapes
+    # P3..P7 of a 64x64 image: 64 + 16 + 4 + 1 + 1 places
+    outputs = detector(np.zeros((1, SIZE, SIZE, 3), "float32"))
+    assert tuple(keras.ops.shape(outputs["cls_logits"])) == (1, 86 * 12, 2)

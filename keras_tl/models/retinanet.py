@@ -188,7 +188,8 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
 
 
 def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3, max_level=7,
-                   anchor_size=4.0, head_conv_layers=4, head_group_norm=False, fpn_batch_norm=False,
+                   anchor_size=4.0, aspect_ratios=(0.5, 1.0, 2.0), head_conv_layers=4,
+                   head_group_norm=False, fpn_batch_norm=False,
                    confidence_threshold=0.05, iou_threshold=0.5, max_detections=100,
                    name="retinanet"):
     """A keras_hub `RetinaNetObjectDetector` on a keras_tl backbone.
@@ -205,6 +206,9 @@ def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3
         anchor_size: anchors at level `l` are `anchor_size * 2**l` pixels
             (3 scales, aspect ratios 1/2, 1, 2): with 4, 32 px at P3. Lower
             it for small objects in small images (2 -> 16 px).
+        aspect_ratios: anchor shapes, height / width; add e.g. 4.0 for
+            tall thin objects (a box matches an anchor at IoU 0.5 or more,
+            which a 7:1 object never reaches with 2:1 anchors).
         head_conv_layers: convolutions (256 filters) in each head before
             its output layer.
         head_group_norm: GroupNormalization after each head convolution.
@@ -247,7 +251,7 @@ def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3
         image_encoder=encoder, min_level=min_level, max_level=max_level, use_p5=False,
         use_fpn_batch_norm=fpn_batch_norm, image_shape=size + (3,), name="retinanet_backbone")
     anchors = AnchorGenerator(BOX_FORMAT, min_level=min_level, max_level=max_level, num_scales=3,
-                              aspect_ratios=[0.5, 1.0, 2.0], anchor_size=anchor_size)
+                              aspect_ratios=[float(r) for r in aspect_ratios], anchor_size=anchor_size)
     decoder = ClippedNonMaxSuppression(from_logits=True,
                                 iou_threshold=iou_threshold, confidence_threshold=confidence_threshold,
                                 max_detections=max_detections)
