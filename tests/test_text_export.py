@@ -113,7 +113,8 @@ def test_serving_doc_snippet_runs(exported, prepared):
 
     with open(os.path.join(ROOT, "docs", "serving.md"), encoding="utf-8") as f:
         text = f.read()
-    section = text[text.index("## Text classifiers"):text.index("## Other tasks")]
+    start = text.index("## Text classifiers")
+    section = text[start:text.index("\n## ", start + 1)]
     (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     code = code.replace("saved_models/reviews/1", exported.path)
     code += "print(json.dumps(probabilities.tolist()))\n"
