@@ -71,12 +71,15 @@ class PreparedTask:
         self.info = dict(task=self.task.name, modality=self.task.modality, **self.info)
 
     def apply_stage(self, model, stage):
-        """Sets `trainable` flags for `stage` (the loop recompiles after).
+        """Sets `trainable` flags for `stage` (the loop recompiles after); a
+        fractional `unfreeze` counts the backbone's blocks as the loop does.
 
         Example:
         >>> prepared.apply_stage(prepared.model, Stage("head"))  # doctest: +SKIP
         """
-        self.task.apply_stage(model, stage, self.info)
+        from keras_tl.training.loop import resolve_unfreeze
+
+        self.task.apply_stage(model, resolve_unfreeze(model, stage), self.info)
 
 
 class Task:
