@@ -68,9 +68,11 @@ def compare(head_epochs=5, finetune_epochs=5, limit=None, image_size=128,
     stages = {
         "two_stage": keras_tl.get_task("object_detection").default_stages(
             head_epochs, finetune_epochs),
-        # BatchNorm statistics must be learnt when nothing is pretrained
+        # BatchNorm statistics must be learnt when nothing is pretrained; Adam
+        # above 1e-4 blows a new RetinaNet head up (see default_stages)
         "from_scratch": [keras_tl.Stage("scratch", unfreeze="all", epochs=epochs,
-                                        learning_rate=1e-3, train_batchnorm=True)],
+                                        learning_rate=1e-4, warmup=0.1, schedule="cosine",
+                                        train_batchnorm=True)],
     }
     results = {}
     for name in runs:

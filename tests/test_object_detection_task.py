@@ -51,6 +51,11 @@ def test_a_voc_folder_trains_a_detector_with_coco_metrics(detector_run):
     validation = result.metrics["validation"]
     assert {"map", "map_50", "map_75", "per_class_ap"} <= set(validation)
     assert set(validation["per_class_ap"]) == {"blue", "red"}
+    # anchors chosen from the training boxes: every 24 px square fits one
+    anchors = result.model.anchor_generator
+    assert result.info["anchor_recall"] == 1.0
+    assert (anchors.anchor_size, list(anchors.aspect_ratios)) == (
+        result.info["anchor_size"], result.info["aspect_ratios"])
     assert os.path.getsize(os.path.join(result.output_dir, "detections.png")) > 0
     # the backbone stayed frozen in the head stage: BN statistics untouched too
     from keras_tl.freezing import get_backbone

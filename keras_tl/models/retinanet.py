@@ -34,6 +34,11 @@ BOX_FORMAT = "xyxy"
 PYRAMID_STRIDES = {"P3": 8, "P4": 16, "P5": 32}
 FEATURE_EXTRACTOR = "backbone"  # keras_hub's name for it inside RetinaNetBackbone
 _NOT_FEATURES = (keras.layers.InputLayer, keras.layers.ZeroPadding2D)
+# What `choose_anchors` tries, in order of preference: RetinaNet's own
+# anchors first, then smaller ones, then extra shapes for thin objects.
+ANCHOR_SIZES = (4.0, 2.0, 1.0)
+ASPECT_RATIO_SETS = ((0.5, 1.0, 2.0), (0.5, 1.0, 2.0, 4.0), (0.25, 0.5, 1.0, 2.0),
+                     (0.25, 0.5, 1.0, 2.0, 4.0))
 
 
 def pyramid_layer_names(model, strides=PYRAMID_STRIDES):
@@ -185,6 +190,70 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
             return {key: value[0] for key, value in found.items()}
 
         return ops.map(one_image, (box_prediction, class_prediction))
+
+
+def _anchor_boxes(image_size, anchor_size, aspect_ratios, min_level=3, max_level=7):
+    generator = AnchorGenerator(BOX_FORMAT, min_level=min_level, max_level=max_level,
+                                num_scales=3, aspect_ratios=list(aspect_ratios),
+                                anchor_size=anchor_size)
+    levels = generator(np.zeros((1,) + tuple(image_size) + (3,), "float32"))
+    return np.concatenate([ops.convert_to_numpy(v) for v in levels.values()], axis=0)
+
+
+def anchor_recall(boxes, image_size, anchor_size, aspect_ratios, threshold=0.5):
+    """The fraction of `boxes` (`[n, 4]` pixel `xmin, ymin, xmax, ymax`)
+    that some anchor overlaps with IoU >= `threshold`: the boxes a RetinaNet
+    with these anchors can learn to find.
+
+    Example:
+    >>> boxes = np.array([[0., 0., 32., 32.], [10., 10., 16., 60.]])
+    >>> anchor_recall(boxes, (64, 64), 4.0, (0.5, 1.0, 2.0))
+    0.5
+    """
+    boxes = np.asarray(boxes, "float64").reshape(-1, 4)
+    if not len(boxes):
+        return 1.0
+    anchors = _anchor_boxes(image_size, anchor_size, aspect_ratios).astype("float64")
+    anchor_area = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
+    found = 0
+    for part in np.array_split(boxes, max(1, len(boxes) // 256)):
+        left = np.maximum(part[:, None, 0], anchors[None, :, 0])
+        top = np.maximum(part[:, None, 1], anchors[None, :, 1])
+        right = np.minimum(part[:, None, 2], anchors[None, :, 2])
+        bottom = np.minimum(part[:, None, 3], anchors[None, :, 3])
+        inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
+        area = (part[:, 2] - part[:, 0]) * (part[:, 3] - part[:, 1])
+        iou = inter / (area[:, None] + anchor_area[None, :] - inter)
+        found += int((iou.max(axis=1) >= threshold).sum())
+    return found / len(boxes)
+
+
+def choose_anchors(boxes, image_size, tolerance=0.01, max_boxes=2000, seed=0,
+                   anchor_sizes=ANCHOR_SIZES, aspect_ratio_sets=ASPECT_RATIO_SETS):
+    """Anchor size and aspect ratios for the training `boxes` (pixel `xyxy`
+    at `image_size`; rows of -1 are padding), like YOLOv5's autoanchor: the
+    first of RetinaNet's anchors (size 4, ratios 1/2, 1, 2), smaller ones
+    (2, 1) and extra ratios (4:1, 1:4) whose `anchor_recall` is within
+    `tolerance` of the best (among `anchor_sizes` x `aspect_ratio_sets`,
+    in that order of preference). Returns `{"anchor_size",
+    "aspect_ratios", "anchor_recall"}`.
+
+    Example:
+    >>> rockets = np.array([[20., 10., 28., 70.], [60., 30., 67., 90.]])  # about 8:1
+    >>> choose_anchors(rockets, (128, 128))
+    {'anchor_size': 2.0, 'aspect_ratios': [0.5, 1.0, 2.0, 4.0], 'anchor_recall': 1.0}
+    """
+    boxes = np.asarray(boxes, "float64").reshape(-1, 4)
+    boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+    if len(boxes) > max_boxes:
+        boxes = boxes[np.random.default_rng(seed).choice(len(boxes), max_boxes, replace=False)]
+    candidates = [(float(size), tuple(ratios)) for ratios in aspect_ratio_sets
+                  for size in anchor_sizes]
+    recalls = [anchor_recall(boxes, image_size, size, ratios) for size, ratios in candidates]
+    best = max(recalls)
+    index = next(i for i, recall in enumerate(recalls) if recall >= best - tolerance)
+    size, ratios = candidates[index]
+    return dict(anchor_size=size, aspect_ratios=list(ratios), anchor_recall=round(recalls[index], 4))
 
 
 def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3, max_level=7,
