@@ -29,7 +29,7 @@ def load(max_train=None, max_test=None, seed=0):
     """Train/test texts and labels, and the topic names.
 
     Example:
-    >>> (x, y), (x_test, y_test), names = load(max_train=200)
+    >>> (x, y), (x_test, y_test), names = load(max_train=200)  # doctest: +SKIP
     """
     train, (x_test, y_test), names = load_bbc_news(max_train=max_train, seed=seed)
     test = sample_texts(TextData(list(x_test), y_test, names), max_test, seed=seed)
@@ -49,7 +49,8 @@ def main(argv=None):
         import keras_tl
 
         print(keras_tl.export(result, args.export).summary())
-    report(results, args.output, "BBC News topics", time.time() - start)
+    report(results, args.results or os.path.join(args.output, "results.json"),
+           "BBC News topics", time.time() - start)
     return results
 
 
