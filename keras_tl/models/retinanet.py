@@ -355,6 +355,102 @@ def _initialise_heads(detector, prior_probability=0.01):
                 conv.bias.assign(np.full(tuple(conv.bias.shape), prior if is_logits else 0.0, "float32"))
 
 
+@keras.saving.register_keras_serializable(package="keras_tl")
+class DecodedDetections(keras.layers.Layer):
+    """A RetinaNet's raw head outputs to its pre-NMS detections, as
+    `RetinaNetObjectDetector.decode_predictions` and
+    `ClippedNonMaxSuppression` compute them before NMS: the box deltas
+    (`center_xywh`-encoded against the anchors of `anchor_generator`)
+    decoded to `xmin, ymin, xmax, ymax` pixels and clipped to the image, and
+    the class logits as sigmoid scores, 0 for an anchor whose clipped box is
+    empty (it lay wholly outside the image).
+
+    Args:
+        anchor_generator: the detector's `AnchorGenerator` config (dict).
+        image_size: `(height, width)` of the detector's input.
+
+    Example:
+    >>> generator = AnchorGenerator(BOX_FORMAT, min_level=3, max_level=7, num_scales=3,
+    ...                             aspect_ratios=[1.0], anchor_size=4)
+    >>> layer = DecodedDetections(generator.get_config(), (64, 64))
+    >>> n = layer.anchors.shape[0]
+    >>> boxes, scores = layer(np.zeros((1, n, 4), "float32"), np.zeros((1, n, 2), "float32"))
+    >>> np.asarray(boxes)[0, 0].tolist(), np.asarray(scores)[0, 0].tolist(), n
+    ([0.0, 0.0, 16.0, 16.0], [0.5, 0.5], 258)
+    """
+
+    def __init__(self, anchor_generator, image_size, **kwargs):
+        super().__init__(**kwargs)
+        self.anchor_generator = dict(anchor_generator)
+        self.image_size = tuple(int(v) for v in image_size)
+        generator = AnchorGenerator.from_config(self.anchor_generator)
+        levels = generator(np.zeros((1,) + self.image_size + (3,), "float32"))
+        self.anchors = np.concatenate([ops.convert_to_numpy(v) for v in levels.values()],
+                                      axis=0).astype("float32")
+        self.anchor_format = generator.bounding_box_format
+
+    def call(self, box_deltas, class_logits):
+        height, width = self.image_size
+        boxes = keras.utils.bounding_boxes.decode_deltas_to_boxes(
+            anchors=ops.convert_to_tensor(self.anchors, box_deltas.dtype),
+            boxes_delta=box_deltas, anchor_format=self.anchor_format, box_format=BOX_FORMAT,
+            encoded_format="center_xywh", image_shape=(height, width, 3))
+        limit = ops.convert_to_tensor(np.array([width, height, width, height], "float32"),
+                                      boxes.dtype)
+        boxes = ops.minimum(ops.maximum(boxes, 0.0), limit)
+        inside = ops.logical_and(boxes[..., 2] > boxes[..., 0], boxes[..., 3] > boxes[..., 1])
+        scores = ops.sigmoid(class_logits)
+        scores = ops.where(inside[..., None], scores, ops.zeros_like(scores))
+        return boxes, scores
+
+    def compute_output_shape(self, box_deltas_shape, class_logits_shape):
+        return tuple(box_deltas_shape), tuple(class_logits_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(anchor_generator=self.anchor_generator, image_size=list(self.image_size))
+        return config
+
+
+def raw_detection_model(detector, name="retinanet_detections"):
+    """A Keras model of `detector`'s pre-NMS detections, for formats whose
+    converters cannot carry keras_hub's NMS loop (ONNX, LiteRT).
+
+    It takes what the detector takes, `images` float32 `[batch, H, W, 3]`
+    (RGB 0-255 at the detector's size), and returns `{"boxes": [batch,
+    num_anchors, 4], "scores": [batch, num_anchors, num_classes]}`: every
+    anchor's decoded box (`xmin, ymin, xmax, ymax` in pixels of the input,
+    clipped to it) and its sigmoid class scores (0 for a box wholly outside
+    the image), the inputs of the detector's NMS. It shares the detector's
+    layers and weights. NMS as `predict` applies it (one box per anchor,
+    its best class; greedy over all classes at once) is
+    `keras_tl.tasks.object_detector.non_max_suppression`.
+
+    Example:
+    >>> import keras_tl
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> detector = build_detector(loaded, num_classes=2, head_conv_layers=1)
+    >>> raw = raw_detection_model(detector)
+    >>> out = raw.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0)
+    >>> out["boxes"].shape, out["scores"].shape
+    ((1, 774, 4), (1, 774, 2))
+    """
+    try:
+        outputs = detector.output
+        deltas, logits = outputs["bbox_regression"], outputs["cls_logits"]
+        generator = detector.anchor_generator
+    except (AttributeError, KeyError, TypeError):
+        raise ConfigError(
+            f"Model {getattr(detector, 'name', detector)!r} is not a keras_hub RetinaNet "
+            "detector (no bbox_regression and cls_logits outputs); build it with "
+            "keras_tl.models.retinanet.build_detector."
+        ) from None
+    height, width = detector.input_shape[1:3]
+    boxes, scores = DecodedDetections(generator.get_config(), (height, width),
+                                      name="decoded_detections")(deltas, logits)
+    return keras.Model(detector.input, {"boxes": boxes, "scores": scores}, name=name)
+
+
 def detector_backbone(detector):
     """The pretrained part of a detector built by `build_detector`: set its
     `trainable` to freeze or unfreeze the backbone (then recompile).
