@@ -17,6 +17,11 @@ def test_every_keras_applications_model_is_registered():
     }
     registered = {get_backbone_spec(name).source.split(".")[-1] for name in constructors}
     assert registered == constructors
+    # and the other way round: nothing registered that this Keras lacks
+    # (Keras 3 has no RegNet, which tf.keras had)
+    claimed = {get_backbone_spec(name).source.split(".")[-1] for name in keras_tl.list_backbones()
+               if get_backbone_spec(name).source.startswith("keras.applications.")}
+    assert claimed <= constructors, sorted(claimed - constructors)
 
 
 @pytest.mark.parametrize("name, module", [

@@ -48,9 +48,6 @@ _TABLE = {
     "convnext_large": ("ConvNeXtLarge", 224, "none", 32),
     "convnext_xlarge": ("ConvNeXtXLarge", 224, "none", 32),
 }
-for _i in ("002", "004", "006", "008", "016", "032", "040", "064", "080", "120", "160", "320"):
-    _TABLE[f"regnetx{_i}"] = (f"RegNetX{_i}", 224, "none", 32)
-    _TABLE[f"regnety{_i}"] = (f"RegNetY{_i}", 224, "none", 32)
 
 
 def _builder(attribute):

@@ -23,24 +23,40 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 HEAD = "head"
 
 
+# A backbone whose layer names give fewer blocks than this (InceptionV3,
+# MobileNetV3, NASNet, a user's own model) is cut into POSITIONAL_PARTS
+# runs of layers instead, so that a fractional `unfreeze` and `layer_decay`
+# still have blocks to count.
+MIN_NAMED_BLOCKS = 2
+POSITIONAL_PARTS = 8
+
+
 def backbone_groups(model):
     """The backbone's weighted top-level layers grouped into blocks, input to
-    output: `[(block_name, [layers])]`.
+    output: `[(block_name, [layers])]`. Blocks come from layer names
+    (`keras_tl.freezing.block_name`); a backbone with fewer than 2 named
+    blocks is cut into 8 runs of about as many layers, `part1` ... `part8`.
 
     Example:
     >>> from tests.helpers import tiny_backbone
-    >>> from keras_tl.tasks.image_classifier import build_image_classifier
     >>> import keras
     >>> inputs = keras.Input((16, 16, 3))
     >>> model = keras.Model(inputs, keras.layers.Dense(2)(tiny_backbone(name="backbone")(inputs)))
     >>> [(name, [layer.name for layer in layers]) for name, layers in backbone_groups(model)]
     [('block1', ['block1_conv', 'block1_bn']), ('block2', ['block2_conv', 'block2_bn'])]
+    >>> x = inputs
+    >>> for i in range(4):  # no block names
+    ...     x = keras.layers.Conv2D(4, 3, name=f"conv{i}")(x)
+    >>> unnamed = keras.Model(inputs, keras.layers.Dense(2)(keras.Model(inputs, x, name="backbone")(inputs)))
+    >>> [(name, [layer.name for layer in layers]) for name, layers in backbone_groups(unnamed)]
+    [('part1', ['conv0']), ('part2', ['conv1']), ('part3', ['conv2']), ('part4', ['conv3'])]
     """
     from keras_tl.freezing import backbone_layers, block_name
 
+    layers = list(backbone_layers(model))
     groups = []
     seen_block = False
-    for layer in backbone_layers(model):
+    for layer in layers:
         name = block_name(layer.name)
         if name is None:
             name = "top" if seen_block else "stem"
@@ -50,7 +66,11 @@ def backbone_groups(model):
             groups[-1][1].append(layer)
         else:
             groups.append((name, [layer]))
-    return groups
+    if sum(name not in ("stem", "top") for name, _ in groups) >= MIN_NAMED_BLOCKS:
+        return groups
+    parts = min(POSITIONAL_PARTS, len(layers))
+    bounds = [round(i * len(layers) / parts) for i in range(parts + 1)]
+    return [(f"part{i + 1}", layers[bounds[i]:bounds[i + 1]]) for i in range(parts)]
 
 
 def rate_multipliers(model, layer_decay=None, lr_multipliers=None):
