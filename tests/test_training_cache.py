@@ -150,3 +150,16 @@ def test_text_head_is_cached_over_the_padding_mask(tiny_preset, tmp_path, monkey
         output_dir=str(tmp_path / "run"))
     assert calls == [1]
     assert len(result.histories["head"]["loss"]) > 2
+
+
+def test_a_keyword_head_stage_trains_on_cached_speech_embeddings(tmp_path, monkeypatch):
+    """The speech encoder runs once for a frozen stage, as an image backbone does."""
+    calls = _count_caching(monkeypatch)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1000, (12, 16000)).astype("float32")
+    result = keras_tl.finetune(
+        (x, ["yes", "no"] * 6), "speech_embedding", weights=None, batch_size=4, verbose=0,
+        validation_split=0.25, stages=[keras_tl.Stage("head", epochs=1)],
+        output_dir=str(tmp_path / "run"))
+    assert result.info["task"] == "keyword_spotting"
+    assert calls == [1]

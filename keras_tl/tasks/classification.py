@@ -52,6 +52,25 @@ class Classification(Task):
     def compile_options(self):
         return dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
+    def split_head(self, model):
+        """The frozen part (backbone and pooling, or the backbone's frozen
+        bottom) / the part that trains, for stages on cached features (see
+        `keras_tl.training.cache`); images and speech alike.
+
+        Example:
+        >>> from keras_tl.backbones import load_backbone
+        >>> from keras_tl.freezing import freeze_backbone
+        >>> from keras_tl.tasks import get_task
+        >>> from keras_tl.tasks.image_classifier import build_image_classifier
+        >>> model = build_image_classifier(load_backbone("mobilenet_v2", weights=None, image_size=32), 3)
+        >>> features, head = get_task("image_classification").split_head(freeze_backbone(model))
+        >>> features.output.shape, head.output.shape
+        ((None, 1280), (None, 3))
+        """
+        from keras_tl.training.cache import split_frozen_part
+
+        return split_frozen_part(model)
+
     def postprocess(self, outputs, class_names, top=3, inputs=None, info=None):
         """`[[(class_name, probability), ...], ...]`, most probable first.
 

@@ -129,24 +129,6 @@ class ImageClassification(Classification):
             ),
         )
 
-    def split_head(self, model):
-        """The frozen part (backbone and pooling, or the backbone's frozen
-        bottom) / the part that trains, for stages on cached features (see
-        `keras_tl.training.cache`).
-
-        Example:
-        >>> from keras_tl.backbones import load_backbone
-        >>> from keras_tl.freezing import freeze_backbone
-        >>> from keras_tl.tasks import get_task
-        >>> model = build_image_classifier(load_backbone("mobilenet_v2", weights=None, image_size=32), 3)
-        >>> features, head = get_task("image_classification").split_head(freeze_backbone(model))
-        >>> features.output.shape, head.output.shape
-        ((None, 1280), (None, 3))
-        """
-        from keras_tl.training.cache import split_frozen_part
-
-        return split_frozen_part(model)
-
     def prepare_inputs(self, inputs, info):
         """Images in any form the training data could take (file paths,
         grayscale or RGB arrays of any size, pixels in [0, 255]; one
