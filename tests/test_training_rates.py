@@ -88,6 +88,17 @@ def test_adamw_and_sgd_are_built_and_weight_decay_needs_adamw():
         build_optimizer("adam", 1e-3, 0.01)
 
 
+def test_adamw_weight_decay_is_scaled_with_each_variable_rate():
+    """Decoupled decay is lr * weight_decay, so a block at half the rate
+    decays half as fast (zero gradients: the step is the decay alone)."""
+    top, bottom = keras.Variable(np.ones(3)), keras.Variable(np.ones(3))
+    optimizer = build_optimizer("adamw", 0.1, weight_decay=0.5,
+                                multipliers={id(top): 1.0, id(bottom): 0.25})
+    optimizer.apply([np.zeros(3), np.zeros(3)], [top, bottom])
+    decayed = [1 - float(keras.ops.convert_to_numpy(v)[0]) for v in (top, bottom)]
+    assert decayed == pytest.approx([0.05, 0.0125], rel=1e-5)
+
+
 class _Recorder(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()

@@ -136,7 +136,8 @@ def check_multiplier_keys(lr_multipliers, groups):
 
 
 class _RateMultipliers:
-    """Mixin: scales each variable's learning rate in `update_step`."""
+    """Mixin: scales each variable's learning rate in `update_step`, and its
+    decoupled weight decay with it."""
 
     def set_rate_multipliers(self, factors):
         self._rate_factors_by_id = dict(factors)
@@ -151,6 +152,23 @@ class _RateMultipliers:
         if factor != 1.0:
             learning_rate = learning_rate * factor
         return super().update_step(gradient, variable, learning_rate)
+
+    def _apply_weight_decay(self, variables):
+        # AdamW's decoupled decay is lr * weight_decay: scaled with the rate,
+        # as in timm's and PyTorch's parameter groups
+        if self.weight_decay is None:
+            return super()._apply_weight_decay(variables)
+        groups = {}
+        for variable in variables:
+            factor = self._rate_factors[self._get_variable_index(variable)]
+            groups.setdefault(factor, []).append(variable)
+        base = self.weight_decay
+        try:
+            for factor, group in groups.items():
+                self.weight_decay = base * factor
+                super()._apply_weight_decay(group)
+        finally:
+            self.weight_decay = base
 
 
 @functools.lru_cache(maxsize=None)
