@@ -1,8 +1,8 @@
 """What an ImageNet backbone buys a detector: four object classes, 128 px.
 
 Trains RetinaNet on the offline ImageNet MobileNetV2 (`mobilenet_v2_torch`),
-two-stage (pyramid and heads on the frozen backbone, then everything at a
-10x lower rate), on the shipped detection demo set, and compares test COCO
+two-stage (pyramid and heads on the frozen backbone, then everything at
+half the rate), on the shipped detection demo set, and compares test COCO
 mAP with the same detector trained from random initialisation on the same
 epoch budget.
 
