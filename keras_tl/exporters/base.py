@@ -14,7 +14,9 @@ the same inputs, output by output:
 
 The rule (`check_tolerance`): in every enforced report, every float output
 is within `tolerance` of the Keras model and every other output (ids,
-names, counts) is identical. Reports of lossy variants (int8 LiteRT) are
+names, counts) is identical. The task says what is compared
+(`Task.compared_outputs`; e.g. a detector's pre-NMS boxes in units of the
+image size). Reports of lossy variants (int8 LiteRT) are
 not enforced, only recorded.
 """
 
@@ -95,7 +97,8 @@ class Exporter:
             if outputs is None:  # e.g. a signature on file bytes the task cannot encode
                 reports[key] = {"skipped": "the task gives no feed for it", "enforced": False}
                 continue
-            reports[key] = compare(outputs, reference, enforced=runner.enforced)
+            got, expected = task.compared_outputs(self.name, outputs, reference, info)
+            reports[key] = compare(got, expected, enforced=runner.enforced)
             reports[key]["bytes"] = size_of(runner.path) if runner.size is None else runner.size
         return reports
 

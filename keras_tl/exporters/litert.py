@@ -1,4 +1,6 @@
-"""LiteRT (TFLite) models converted from the SavedModel's `serving_default`.
+"""LiteRT (TFLite) models converted from the SavedModel's `serving_default`,
+or from the Keras model the task's `converted_model` gives for `"litert"`
+(a detector's pre-NMS detections: the converter cannot carry its NMS).
 
 Two files: `model_float32.tflite` and `model_int8.tflite` (dynamic-range
 quantization: int8 weights, float32 activations, the same inputs and
@@ -33,12 +35,16 @@ class LiteRTExporter(Exporter):
     suffixes = (".tflite",)
 
     def write(self, model, stage_dir, task, info, class_names):
-        if os.path.exists(os.path.join(stage_dir, "saved_model.pb")):
+        converted = task.converted_model(model, info, self.name)
+        if converted is None and os.path.exists(os.path.join(stage_dir, "saved_model.pb")):
             return convert_litert(stage_dir, stage_dir)
         from keras_tl.exporters.saved_model import write_saved_model
 
         with tempfile.TemporaryDirectory(prefix="keras_tl_litert_") as tmp:
-            write_saved_model(model, tmp, task, info, class_names)
+            if converted is None:
+                write_saved_model(model, tmp, task, info, class_names)
+            else:
+                write_keras_signature(converted, tmp)
             return convert_litert(tmp, stage_dir)
 
     def open(self, path, task, info):
@@ -71,6 +77,42 @@ class LiteRTExporter(Exporter):
 
         return {"signature": SIGNATURE, "inputs": specs(runner.get_input_details()),
                 "outputs": specs(runner.get_output_details())}
+
+
+def write_keras_signature(model, path):
+    """Writes a SavedModel whose one signature, `serving_default`, is the
+    Keras `model`: its inputs under the model's input names, its outputs
+    under its output names (dict keys for dict outputs). Returns `path`.
+
+    Example:
+    >>> write_keras_signature(raw_detection_model(detector), "tmp")  # doctest: +SKIP
+    'tmp'
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_tl.exporters.onnx import input_names, output_names
+
+    names = input_names(model)
+    tensors = keras.tree.flatten(model.input)
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=name) for t, name in zip(tensors, names)]
+
+    @tf.function(input_signature=specs)
+    def serve(*args):
+        if isinstance(model.input, dict):
+            outputs = model(dict(zip(names, args)), training=False)
+        else:
+            outputs = model(args[0] if len(args) == 1 else list(args), training=False)
+        if isinstance(outputs, dict):
+            return dict(outputs)
+        return dict(zip(output_names(model), keras.tree.flatten(outputs)))
+
+    function = serve.get_concrete_function()
+    module = tf.Module()
+    module.serve = serve
+    module.model_variables = list(function.variables)
+    tf.saved_model.save(module, path, signatures={SIGNATURE: function})
+    return path
 
 
 def convert_litert(saved_model_dir, out_dir):

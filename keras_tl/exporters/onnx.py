@@ -2,8 +2,9 @@
 
 Keras converts with tf2onnx (TensorFlow), jax2onnx (JAX) or the PyTorch
 exporter; the batch dimension stays dynamic. The model converted is the
-task's `onnx_model` (for a text classifier: the classifier on token ids,
-its tokenizer written beside it by the task). Afterwards the graph's inputs
+task's `converted_model` (for a text classifier: the classifier on token
+ids, its tokenizer written beside it by the task; for a detector: its
+pre-NMS detections). Afterwards the graph's inputs
 and outputs carry the Keras model's input and output names, and the model's
 metadata (`metadata_props`) holds `class_names` (a JSON list), the
 `keras_tl_task` and its `keras_tl_info` (JSON), so a copied `.onnx` file
@@ -43,7 +44,7 @@ class OnnxExporter(Exporter):
         partial = os.path.join(stage_dir, "partial." + ONNX_FILE)  # never a half model.onnx
         properties = {"class_names": list(class_names), "keras_tl_task": task.name,
                       "keras_tl_info": info, "keras_tl_version": __version__}
-        export_onnx(task.onnx_model(model, info), partial, properties)
+        export_onnx(task.converted_model(model, info, self.name), partial, properties)
         os.replace(partial, path)
         return {self.name: path}
 

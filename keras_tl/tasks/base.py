@@ -13,10 +13,14 @@ modality. They ask the run's `Task` (found in `keras_tl.tasks.registry`):
   signatures, built with TensorFlow only), `signature_contract` (documented
   inputs and outputs), `verification_inputs`;
 - export (asked by `keras_tl.exporters`, each with a default):
-  `supported_formats`, `model_info` (a bare model's info),
-  `predict_outputs` and `serving_reference` (the Keras reference),
-  `signature_inputs` and
-  `onnx_inputs` (a format's feed), `onnx_model`, `write_assets`;
+  `supported_formats`, `model_info` (a bare model's info), `export_info`
+  (facts of the model its clients need), `predict_outputs` and
+  `serving_reference` (the Keras reference), `converted_model` and
+  `converted_reference` (the Keras model a format converts, when it is not
+  the SavedModel's, and what that format is verified against),
+  `compared_outputs` (what the verification compares),
+  `signature_inputs` and `onnx_inputs` (a format's feed), `onnx_model`,
+  `write_assets`;
 - reports: `write_reports` (plots beside a run).
 
 A task instance holds no data: what a run needs later (input size,
@@ -324,6 +328,54 @@ class Task:
         'the model'
         """
         return model
+
+    def export_info(self, model, info):
+        """The `info` an export records (in `keras_tl.json` and the ONNX
+        metadata): the run's `info` plus what clients of the exported files
+        need from `model` (default: `info` as it is; a detector adds its NMS
+        settings, which its ONNX and LiteRT clients apply).
+
+        Example:
+        >>> Task().export_info(None, {"input_size": [8, 8]})
+        {'input_size': [8, 8]}
+        """
+        return info
+
+    def converted_model(self, model, info, format):
+        """The Keras model export format `format` converts, or `None` when
+        the format is converted from the SavedModel's `serving_default`
+        (default: `onnx_model` for `"onnx"`; `None` otherwise, so LiteRT
+        converts `serving_default`).
+
+        Example:
+        >>> Task().converted_model("the model", {}, "onnx"), Task().converted_model("m", {}, "litert")
+        ('the model', None)
+        """
+        return self.onnx_model(model, info) if format == "onnx" else None
+
+    def converted_reference(self, format, model, inputs, reference, info):
+        """What format `format`'s outputs are verified against for model
+        `inputs` (default: `reference`, the `serving_reference` of `model`;
+        a task whose `converted_model` returns other outputs than its
+        signatures gives that model's outputs here).
+
+        Example:
+        >>> Task().converted_reference("onnx", None, [1], {"scores": [0.5]}, {})
+        {'scores': [0.5]}
+        """
+        return reference
+
+    def compared_outputs(self, format, outputs, reference, info):
+        """`(outputs, reference)` as the verification of format `format`
+        compares them, output by output (default: as they are; a detector
+        compares its pre-NMS boxes in units of the image size, on the
+        anchors its NMS would consider).
+
+        Example:
+        >>> Task().compared_outputs("onnx", {"p": 1}, {"p": 2}, {})
+        ({'p': 1}, {'p': 2})
+        """
+        return outputs, reference
 
     def onnx_inputs(self, inputs, info, export_dir):
         """The ONNX model's feed for model inputs: an array for a
