@@ -9,6 +9,13 @@ feature pyramid and the box and class heads train from the start.
 Predictions and every signature give boxes as `(xmin, ymin, xmax, ymax)` in
 pixels of the image as given (its original size for files and bytes), NMS
 applied, padded to `max_detections` (class id -1, name "" for padding).
+
+The ONNX and LiteRT files hold the detector without its NMS (tf2onnx and the
+LiteRT converter cannot carry keras_hub's NMS loop): `images` in, every
+anchor's `boxes` and `scores` out (`keras_tl.models.retinanet.raw_detection_model`).
+`postprocess` applies the NMS to such outputs (`non_max_suppression`, with
+the settings the export recorded in `info["nms"]`), so `keras-tl predict`
+gives the same detections from every format.
 """
 
 import os
@@ -30,7 +37,7 @@ class ObjectDetection(Task):
     >>> from keras_tl.tasks import get_task
     >>> task = get_task("object_detection")
     >>> task.modality, task.export_formats
-    ('image', ('saved_model',))
+    ('image', ('saved_model', 'onnx', 'litert'))
     """
 
     name = "object_detection"
@@ -39,8 +46,9 @@ class ObjectDetection(Task):
     options = dict(image_size=None, augment=False, format=None, anchor_size=None,
                    aspect_ratios=None)
     # tf2onnx and the LiteRT converter cannot carry keras_hub's NMS (a
-    # data-dependent loop): the SavedModel is the served format.
-    export_formats = ("saved_model",)
+    # data-dependent loop): ONNX and LiteRT hold the pre-NMS detections.
+    export_formats = ("saved_model", "onnx", "litert")
+    raw_formats = ("onnx", "litert")
 
     def recognizes(self, data, backbone=None):
         """A VOC, COCO or YOLO layout (not a folder of class sub-folders).
@@ -231,13 +239,23 @@ class ObjectDetection(Task):
         `{"class_name", "score", "box"}` with `box` in pixels of the image as
         given (`inputs`: files or arrays; without them, model-input pixels).
         `top` is ignored: every detection above the threshold is listed.
+        Pre-NMS outputs (an ONNX or LiteRT export's `boxes` and per-class
+        `scores` of every anchor) go through `non_max_suppression` first,
+        with `info["nms"]`'s settings.
 
         Example:
         >>> out = {"boxes": np.array([[[8., 8., 24., 40.], [-1, -1, -1, -1]]]),
         ...        "scores": np.array([[0.9, -1.]]), "class_ids": np.array([[1, -1]])}
         >>> get_task("object_detection").postprocess(out, ["cat", "dog"])
         [[{'class_name': 'dog', 'score': 0.9, 'box': [8.0, 8.0, 24.0, 40.0]}]]
+        >>> raw = {"boxes": np.array([[[8., 8., 24., 40.], [9., 8., 24., 40.]]]),
+        ...        "scores": np.array([[[0.1, 0.9], [0.8, 0.2]]])}
+        >>> get_task("object_detection").postprocess(raw, ["cat", "dog"], info={"nms": {
+        ...     "iou_threshold": 0.5, "confidence_threshold": 0.05, "max_detections": 100}})
+        [[{'class_name': 'dog', 'score': 0.9, 'box': [8.0, 8.0, 24.0, 40.0]}]]
         """
+        if _is_raw(outputs):
+            outputs = batched_nms(outputs["boxes"], outputs["scores"], **nms_settings(info))
         boxes = np.asarray(_first(outputs, "boxes"), dtype="float32")
         scores = np.asarray(_first(outputs, "scores", "confidence"), dtype="float32")
         ids = np.asarray(_first(outputs, "class_ids", "labels")).astype(int)
@@ -367,6 +385,94 @@ class ObjectDetection(Task):
                 "class_ids": ids, "class_names": names,
                 "num_detections": np.asarray(model_outputs["num_detections"]).astype("int32")}
 
+    def export_info(self, model, info):
+        """`info` with `nms`: the detector's NMS settings (`iou_threshold`,
+        `confidence_threshold`, `max_detections`), which clients of the
+        ONNX and LiteRT files apply.
+
+        Example:
+        >>> get_task("object_detection").export_info(detector, info)["nms"]  # doctest: +SKIP
+        {'iou_threshold': 0.5, 'confidence_threshold': 0.05, 'max_detections': 100}
+        """
+        decoder = getattr(model, "prediction_decoder", None)
+        if decoder is None:
+            return info
+        return {**info, "nms": dict(iou_threshold=float(decoder.iou_threshold),
+                                    confidence_threshold=float(decoder.confidence_threshold),
+                                    max_detections=int(decoder.max_detections))}
+
+    def converted_model(self, model, info, format):
+        """ONNX and LiteRT convert the pre-NMS detector
+        (`raw_detection_model`): `images` in, `boxes` and `scores` out.
+
+        Example:
+        >>> get_task("object_detection").converted_model(detector, info, "onnx").output  # doctest: +SKIP
+        {'boxes': <KerasTensor shape=(None, 774, 4)...>, 'scores': ...}
+        """
+        if format not in self.raw_formats:
+            return super().converted_model(model, info, format)
+        from keras_tl.models.retinanet import raw_detection_model
+
+        return raw_detection_model(model)
+
+    def onnx_model(self, model, info):
+        """The pre-NMS detector (see `converted_model`).
+
+        Example:
+        >>> get_task("object_detection").onnx_model(detector, info).name  # doctest: +SKIP
+        'retinanet_detections'
+        """
+        return self.converted_model(model, info, "onnx")
+
+    def converted_reference(self, format, model, inputs, reference, info):
+        """For ONNX and LiteRT: the Keras pre-NMS detector's `boxes` and
+        `scores` on the same inputs.
+
+        Example:
+        >>> ref = get_task("object_detection").converted_reference(
+        ...     "onnx", detector, images, None, info)  # doctest: +SKIP
+        >>> ref["scores"].shape  # doctest: +SKIP
+        (4, 774, 2)
+        """
+        if format not in self.raw_formats:
+            return reference
+        return self.predict_outputs(self.converted_model(model, info, format), inputs)
+
+    def compared_outputs(self, format, outputs, reference, info):
+        """For ONNX and LiteRT: `scores` as they are, and `boxes` in units of
+        the input's width and height on the anchors the detector's NMS
+        considers (Keras scores above `info["nms"]`'s confidence threshold;
+        0 elsewhere on both sides). A box is the anchor's delta decoded
+        through `exp`: anchors far from any object may have large deltas,
+        whose float32 rounding (a few ulps of a value in the thousands of
+        pixels) says nothing about the detections.
+
+        Example:
+        >>> ref = {"boxes": np.array([[[8., 8., 32., 64.], [0., 0., 64., 64.]]]),
+        ...        "scores": np.array([[[0.9], [0.01]]])}
+        >>> out = {"boxes": ref["boxes"] + [[[0.0064], [3.0]]], "scores": ref["scores"]}
+        >>> got, expected = get_task("object_detection").compared_outputs(
+        ...     "onnx", out, ref, {"input_size": [64, 64], "nms": {"confidence_threshold": 0.05}})
+        >>> round(float(np.abs(got["boxes"] - expected["boxes"]).max()), 6)
+        0.0001
+        """
+        if format not in self.raw_formats or not {"boxes", "scores"} <= set(reference):
+            return outputs, reference
+        height, width = (float(v) for v in info["input_size"])
+        scale = np.asarray([width, height, width, height], "float32")
+        considered = (np.asarray(reference["scores"]).max(axis=-1)
+                      > nms_settings(info)["confidence_threshold"])[..., None]
+
+        def view(values):
+            if "boxes" not in values:
+                return values
+            boxes = np.asarray(values["boxes"], "float32")
+            if boxes.shape[:-1] != considered.shape[:-1]:
+                return values  # a shape mismatch the report states as it is
+            return {**values, "boxes": np.where(considered, boxes / scale, 0.0)}
+
+        return view(outputs), view(reference)
+
     def verification_inputs(self, info, sample=None, count=4):
         """Real validation images when given, else seeded random ones.
 
@@ -406,6 +512,111 @@ def _square(size):
         raise ConfigError(f"A detector's image_size must be divisible by 32 (e.g. 224, 320); "
                           f"got {size}.")
     return size
+
+
+def non_max_suppression(boxes, scores, iou_threshold=None, confidence_threshold=None,
+                        max_detections=None):
+    """keras_hub's RetinaNet NMS in NumPy, for one image's pre-NMS outputs:
+    each anchor is one candidate, its best class (`scores` `[n, classes]`)
+    with that class's score; candidates scoring above
+    `confidence_threshold` are taken best first (ties: the later anchor
+    first, as keras_hub sorts), each dropped when its IoU with one already
+    taken is `iou_threshold` or more, whatever the classes, until
+    `max_detections`. `boxes` are `[n, 4]` `xmin, ymin, xmax, ymax`.
+    Returns the indices taken, best first. The settings have no defaults
+    here: they come from the detector (an export's `info["nms"]`).
+
+    Example:
+    >>> boxes = np.array([[0., 0., 10., 10.], [1., 0., 10., 10.], [20., 20., 30., 30.]])
+    >>> scores = np.array([[0.9, 0.0], [0.0, 0.8], [0.3, 0.04]])
+    >>> non_max_suppression(boxes, scores, 0.5, 0.05, 100).tolist()
+    [0, 2]
+    """
+    if None in (iou_threshold, confidence_threshold, max_detections):
+        raise ConfigError("non_max_suppression needs iou_threshold, confidence_threshold and "
+                          "max_detections (an export's info['nms']).")
+    boxes = np.asarray(boxes, "float32").reshape(-1, 4)
+    confidence = np.asarray(scores, "float32").max(axis=-1)
+    candidates = np.flatnonzero(confidence > confidence_threshold)
+    order = candidates[np.lexsort((-candidates, -confidence[candidates]))]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    taken = []
+    for i in order:
+        if len(taken) >= max_detections:
+            break
+        if taken:
+            kept = boxes[taken]
+            width = np.minimum(kept[:, 2], boxes[i, 2]) - np.maximum(kept[:, 0], boxes[i, 0])
+            height = np.minimum(kept[:, 3], boxes[i, 3]) - np.maximum(kept[:, 1], boxes[i, 1])
+            inter = np.maximum(width, 0) * np.maximum(height, 0)
+            if np.any(inter / (area[taken] + area[i] - inter + 1e-8) >= iou_threshold):
+                continue
+        taken.append(i)
+    return np.asarray(taken, dtype="int64")
+
+
+def batched_nms(boxes, scores, iou_threshold=None, confidence_threshold=None,
+                max_detections=None):
+    """`non_max_suppression` on a batch of pre-NMS outputs (`boxes`
+    `[batch, n, 4]`, `scores` `[batch, n, classes]`), returned as the
+    SavedModel's signatures return detections: `boxes`, `scores`,
+    `class_ids` padded to `max_detections` (-1), and `num_detections`.
+
+    Example:
+    >>> out = batched_nms(np.array([[[0., 0., 10., 10.]]]), np.array([[[0.2, 0.7]]]),
+    ...                   0.5, 0.05, 3)
+    >>> out["class_ids"].tolist(), out["num_detections"].tolist()
+    ([[1, -1, -1]], [1])
+    """
+    boxes, scores = np.asarray(boxes, "float32"), np.asarray(scores, "float32")
+    n = int(max_detections)
+    out = {"boxes": np.full((len(boxes), n, 4), -1.0, "float32"),
+           "scores": np.full((len(boxes), n), -1.0, "float32"),
+           "class_ids": np.full((len(boxes), n), -1, "int64"),
+           "num_detections": np.zeros(len(boxes), "int32")}
+    for b, (image_boxes, image_scores) in enumerate(zip(boxes, scores)):
+        taken = non_max_suppression(image_boxes, image_scores, iou_threshold,
+                                    confidence_threshold, n)
+        k = len(taken)
+        out["boxes"][b, :k] = image_boxes[taken]
+        out["scores"][b, :k] = image_scores[taken].max(axis=-1)
+        out["class_ids"][b, :k] = image_scores[taken].argmax(axis=-1)
+        out["num_detections"][b] = k
+    return out
+
+
+def nms_settings(info):
+    """The NMS settings an export recorded (`info["nms"]`); for info
+    without them (a run's own), `build_detector`'s defaults with the run's
+    `max_detections`.
+
+    Example:
+    >>> nms_settings({"nms": {"iou_threshold": 0.6, "confidence_threshold": 0.1,
+    ...                       "max_detections": 10}})["iou_threshold"]
+    0.6
+    >>> nms_settings({"max_detections": 7})["max_detections"]
+    7
+    """
+    info = info or {}
+    if info.get("nms"):
+        return dict(info["nms"])
+    import inspect
+
+    from keras_tl.models.retinanet import build_detector
+
+    defaults = inspect.signature(build_detector).parameters
+    settings = {key: defaults[key].default
+                for key in ("iou_threshold", "confidence_threshold", "max_detections")}
+    settings["max_detections"] = int(info.get("max_detections") or settings["max_detections"])
+    return settings
+
+
+def _is_raw(outputs):
+    """Whether detector outputs are pre-NMS (boxes and per-class scores of
+    every anchor, no class ids)."""
+    return (isinstance(outputs, dict) and "boxes" in outputs and "scores" in outputs
+            and "class_ids" not in outputs and "labels" not in outputs
+            and np.ndim(outputs["scores"]) == 3)
 
 
 def _first(outputs, *keys):

@@ -1,0 +1,172 @@
+"""A detector's ONNX and LiteRT exports: the pre-NMS detections (`boxes` and
+`scores` of every anchor) verified against the Keras model, and `keras-tl
+predict` applying the NMS to them so that every format gives the SavedModel's
+detections."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+import keras_tl
+from tests.test_object_detection_task import _voc_folder
+
+SIZE = 64
+# A few head steps leave every anchor's score near the 1 % prior (0.01 to
+# 0.035 here): the detector's NMS threshold is lowered to this so that
+# the formats are compared on detections, not on empty lists.
+CONFIDENCE = 0.02
+
+
+@pytest.fixture(scope="module")
+def detector_export(tmp_path_factory):
+    import keras
+
+    root = tmp_path_factory.mktemp("detection_export")
+    folder = _voc_folder(root / "voc")
+    keras.utils.set_random_seed(0)
+    result = keras_tl.finetune(
+        folder, "mobilenet_v2", weights=None, image_size=SIZE, batch_size=4,
+        stages=[keras_tl.Stage("head", epochs=3, learning_rate=1e-3)], verbose=0,
+        output_dir=str(root / "run"))
+    result.model.prediction_decoder.confidence_threshold = CONFIDENCE
+    result.model.make_predict_function(force=True)  # predict traced with the old threshold
+    exported = keras_tl.export(result, str(root / "saved_models" / "det"))
+    return result, exported
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Four real photos (the demo set's 128 px test images: twice the
+    model's size, so boxes are mapped back to the image as given)."""
+    from keras_tl.datasets.detection_demo import detection_demo_path
+
+    return sorted(glob.glob(os.path.join(detection_demo_path("test"), "images", "*")))[:4]
+
+
+def _raw_outputs(path, images):
+    from keras_tl.exporters.predict import load_export
+
+    return load_export(path).outputs(images)
+
+
+@pytest.mark.slow  # the fixture trains and exports: about 2 minutes
+def test_onnx_and_litert_hold_the_pre_nms_detections(detector_export, photos):
+    from keras_tl.models.retinanet import raw_detection_model
+
+    result, exported = detector_export
+    files = exported.files
+    assert {"saved_model", "onnx", "litert_float32", "litert_int8"} <= set(files)
+    anchors = raw_detection_model(result.model).output["boxes"].shape[1]
+    described = exported.metadata["formats"]
+    for fmt in ("onnx", "litert"):
+        assert described[fmt]["inputs"] == {
+            "images": {"dtype": "float32", "shape": [None, SIZE, SIZE, 3]}}, fmt
+        assert described[fmt]["outputs"] == {
+            "boxes": {"dtype": "float32", "shape": [None, anchors, 4]},
+            "scores": {"dtype": "float32", "shape": [None, anchors, 2]}}, fmt
+    # the NMS settings the clients apply come from the detector itself
+    assert exported.metadata["info"]["nms"] == {
+        "iou_threshold": 0.5, "confidence_threshold": CONFIDENCE, "max_detections": 100}
+    # verified before the version appeared, on the run's validation images
+    verification = exported.verification
+    assert verification["inputs"] == len(result.verification_sample)
+    for key in ("onnx", "litert_float32"):
+        report = verification[key]
+        assert report["enforced"] and set(report["outputs"]) == {"boxes", "scores"}, key
+        assert report["max_abs_diff"] <= 1e-4, (key, report)
+    assert not verification["litert_int8"]["enforced"]
+
+    # and on real photos: every anchor's score, and the boxes NMS considers
+    task = result.task_contract
+    images = task.prepare_inputs(photos, result.info)
+    reference = task.predict_outputs(raw_detection_model(result.model), images)
+    considered = reference["scores"].max(-1) > CONFIDENCE
+    assert considered.sum() >= 10  # detections to compare, not empty lists
+    for path in (files["onnx"], files["litert_float32"]):
+        got = _raw_outputs(path, images)
+        assert np.abs(got["scores"] - reference["scores"]).max() <= 1e-4, path
+        diff = np.abs(got["boxes"] - reference["boxes"])[considered]
+        assert diff.max() <= 1e-4 * SIZE, path
+        # boxes are clipped to the image; an anchor wholly outside scores 0
+        assert got["boxes"].min() >= 0 and got["boxes"].max() <= SIZE
+
+
+def _cli_predictions(path, photos, capsys):
+    from keras_tl.cli import main
+
+    capsys.readouterr()
+    main(["predict", path] + list(photos))
+    lines = capsys.readouterr().out.strip().splitlines()
+    found = {}
+    for line in lines:
+        given, _, text = line.partition(": ")
+        found[given] = json.loads(text)
+    assert list(found) == list(photos), lines
+    return found
+
+
+@pytest.mark.slow  # the fixture trains and exports: about 2 minutes
+def test_keras_tl_predict_gives_the_saved_models_detections_from_every_format(
+        detector_export, photos, capsys):
+    result, exported = detector_export
+    version = exported.path
+    expected = _cli_predictions(version, photos, capsys)
+    assert sum(len(found) for found in expected.values()) >= 3
+    # the SavedModel's detections are the Keras model's
+    keras_predictions = result.predict(list(photos))
+    for photo, keras_found in zip(photos, keras_predictions):
+        assert [d["class_name"] for d in keras_found] == \
+            [d["class_name"] for d in expected[photo]]
+    for name in ("model.onnx", "model_float32.tflite"):
+        got = _cli_predictions(os.path.join(version, name), photos, capsys)
+        for photo in photos:
+            want, have = expected[photo], got[photo]
+            assert [d["class_name"] for d in have] == [d["class_name"] for d in want], \
+                (name, photo)
+            np.testing.assert_allclose([d["score"] for d in have],
+                                       [d["score"] for d in want], atol=2e-4)
+            # printed to 0.1 px at the photo's own 128 px (the model saw 64)
+            np.testing.assert_allclose(np.reshape([d["box"] for d in have], (-1, 4)),
+                                       np.reshape([d["box"] for d in want], (-1, 4)),
+                                       atol=0.11, err_msg=f"{name} {photo}")
+    boxes = np.concatenate([np.reshape([d["box"] for d in found], (-1, 4))
+                            for found in expected.values()])
+    assert boxes.max() > SIZE  # in pixels of the 128 px photos, not of the model's input
+
+
+@pytest.mark.core
+def test_nms_in_numpy_is_the_detectors_own():
+    """On the same pre-NMS outputs (a tiny detector's, its heads drawn at
+    random so that its scores spread), `non_max_suppression` takes exactly
+    the anchors the detector's own NMS layer (keras_hub's) takes."""
+    import keras
+
+    from keras_tl.models.retinanet import (ClippedNonMaxSuppression, build_detector,
+                                           raw_detection_model)
+    from keras_tl.tasks.object_detector import non_max_suppression
+
+    keras.utils.set_random_seed(0)
+    loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=SIZE)
+    detector = build_detector(loaded, num_classes=3, head_conv_layers=1)
+    rng = np.random.default_rng(0)
+    for head in (detector.classification_head, detector.box_head):
+        for conv in list(head.conv_layers) + [head.prediction_layer]:
+            conv.kernel.assign(rng.normal(0, 0.1, tuple(conv.kernel.shape)).astype("float32"))
+    bias = detector.classification_head.prediction_layer.bias
+    bias.assign(rng.normal(-3, 1.5, tuple(bias.shape)).astype("float32"))
+    images = rng.integers(0, 256, (3, SIZE, SIZE, 3)).astype("float32")
+    raw = raw_detection_model(detector).predict(images, verbose=0)
+    settings = dict(iou_threshold=0.5, confidence_threshold=0.05, max_detections=20)
+    found = ClippedNonMaxSuppression(from_logits=False, **settings)(
+        raw["boxes"], raw["scores"], images=images)
+    for b in range(len(images)):
+        taken = non_max_suppression(raw["boxes"][b], raw["scores"][b], **settings)
+        count = int(found["num_detections"][b])
+        assert count == len(taken) and count > 5
+        np.testing.assert_array_equal(np.asarray(found["boxes"])[b, :count],
+                                      raw["boxes"][b][taken])
+        np.testing.assert_array_equal(np.asarray(found["labels"])[b, :count],
+                                      raw["scores"][b][taken].argmax(-1))
