@@ -13,6 +13,8 @@ import pytest
 import keras_tl
 from tests.test_object_detection_task import _voc_folder
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 SIZE = 64
 # A few head steps leave every anchor's score near the 1 % prior (0.01 to
 # 0.035 here): the detector's NMS threshold is lowered to this so that
@@ -135,6 +137,41 @@ def test_keras_tl_predict_gives_the_saved_models_detections_from_every_format(
     boxes = np.concatenate([np.reshape([d["box"] for d in found], (-1, 4))
                             for found in expected.values()])
     assert boxes.max() > SIZE  # in pixels of the 128 px photos, not of the model's input
+
+
+@pytest.mark.slow  # the fixture trains and exports: about 2 minutes
+def test_serving_doc_onnx_snippet_prints_keras_tl_predicts_detections(
+        detector_export, photos, tmp_path):
+    """docs/serving.md's ONNX Runtime + NumPy snippet, as written, on a photo
+    at the model's size (no resize, so the same pixels as keras_tl's)."""
+    import re
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from keras_tl.exporters.predict import predict
+
+    result, exported = detector_export
+    with open(os.path.join(ROOT, "docs", "serving.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("## Object detectors")
+    section = text[start:text.index("\n## ", start + 1)]
+    (code,) = [block for block in re.findall(r"```python\n(.*?)```", section, flags=re.S)
+               if "onnxruntime" in block]
+    photo = str(tmp_path / "photo.png")
+    Image.open(photos[0]).convert("RGB").resize((SIZE, SIZE)).save(photo)
+    code = code.replace("saved_models/detector/1", exported.path).replace("street.jpg", photo)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=""), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = [line.split(" ", 2) for line in done.stdout.strip().splitlines()]
+    (expected,) = predict(exported.path, [photo])
+    assert len(expected) >= 3 and len(printed) == len(expected)
+    for (name, score, box), want in zip(printed, expected):
+        assert name == want["class_name"]
+        assert abs(float(score) - want["score"]) <= 2e-4
+        np.testing.assert_allclose(json.loads(box), want["box"], atol=0.11)
 
 
 @pytest.mark.core
