@@ -15,7 +15,10 @@ LiteRT converter cannot carry keras_hub's NMS loop): `images` in, every
 anchor's `boxes` and `scores` out (`keras_tl.models.retinanet.raw_detection_model`).
 `postprocess` applies the NMS to such outputs (`non_max_suppression`, with
 the settings the export recorded in `info["nms"]`), so `keras-tl predict`
-gives the same detections from every format.
+gives the same detections from every format, except where keras_hub 0.32's
+NMS in a TensorFlow graph (the SavedModel's) skips candidates: it gathers
+its first tile of boxes through a float `linspace` cast to int, which drops
+48 of the 66th to 512th best (see docs/serving.md).
 """
 
 import os
@@ -516,7 +519,8 @@ def _square(size):
 
 def non_max_suppression(boxes, scores, iou_threshold=None, confidence_threshold=None,
                         max_detections=None):
-    """keras_hub's RetinaNet NMS in NumPy, for one image's pre-NMS outputs:
+    """keras_hub's RetinaNet NMS in NumPy (greedy, as keras_hub runs it
+    eagerly), for one image's pre-NMS outputs:
     each anchor is one candidate, its best class (`scores` `[n, classes]`)
     with that class's score; candidates scoring above
     `confidence_threshold` are taken best first (ties: the later anchor
