@@ -149,9 +149,10 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
     """keras_hub's `NonMaxSuppression` on `xyxy` boxes first clipped to the
     image: keras_hub decodes boxes reaching past the edges, which would
     then come out of `predict` (and overlap less in NMS). A box wholly
-    outside the image is dropped. It also works around keras_hub 0.32's
-    NMS needing a static batch size, which TensorFlow's `predict` lacks when
-    the last batch is partial (the NMS then runs image by image).
+    outside the image is dropped. Under TensorFlow it selects with
+    TensorFlow's own greedy NMS (keras_hub 0.32's skips candidates in a
+    graph); elsewhere it works around keras_hub's NMS needing a static batch
+    size (the NMS then runs image by image).
 
     Example:
     >>> import numpy as np
@@ -180,6 +181,8 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
             lowest = -1e9 if self.from_logits else 0.0
             class_prediction = ops.where(inside[..., None], class_prediction,
                                          ops.cast(lowest, class_prediction.dtype))
+        if keras.backend.backend() == "tensorflow":
+            return self._greedy_tensorflow(box_prediction, class_prediction)
         if box_prediction.shape[0] is not None:
             return super().call(box_prediction, class_prediction, images=images)
 
@@ -190,6 +193,40 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
             return {key: value[0] for key, value in found.items()}
 
         return ops.map(one_image, (box_prediction, class_prediction))
+
+    def _greedy_tensorflow(self, boxes, scores):
+        """keras_hub's selection (each anchor's best class, suppressed
+        across classes) by TensorFlow's greedy NMS kernel: keras_hub 0.32's
+        tiled NMS, constant-folded in a TensorFlow graph, gathers through a
+        float `linspace` cast to int and skips candidates 66, 70, 74...
+        whenever more than 65 pass the threshold (the SavedModel, `predict`
+        and `evaluate` all run in a graph)."""
+        import tensorflow as tf
+
+        if self.from_logits:
+            scores = tf.sigmoid(scores)
+        confidence = tf.reduce_max(scores, axis=-1)
+        labels = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        most = self.max_detections
+
+        def one_image(inputs):
+            image_boxes, image_confidence, image_labels = inputs
+            keep = tf.image.non_max_suppression(
+                image_boxes, image_confidence, most, iou_threshold=self.iou_threshold,
+                score_threshold=self.confidence_threshold)
+            count = tf.shape(keep)[0]
+            padding = most - count
+            return (
+                tf.pad(tf.gather(image_boxes, keep), [[0, padding], [0, 0]], constant_values=-1),
+                tf.pad(tf.gather(image_confidence, keep), [[0, padding]], constant_values=-1),
+                tf.pad(tf.gather(image_labels, keep), [[0, padding]], constant_values=-1),
+                count,
+            )
+
+        found = tf.map_fn(one_image, (boxes, confidence, labels), fn_output_signature=(
+            tf.TensorSpec([most, 4], boxes.dtype), tf.TensorSpec([most], confidence.dtype),
+            tf.TensorSpec([most], labels.dtype), tf.TensorSpec([], tf.int32)))
+        return dict(zip(("boxes", "confidence", "labels", "num_detections"), found))
 
 
 def _anchor_boxes(image_size, anchor_size, aspect_ratios, min_level=3, max_level=7):

@@ -15,10 +15,7 @@ LiteRT converter cannot carry keras_hub's NMS loop): `images` in, every
 anchor's `boxes` and `scores` out (`keras_tl.models.retinanet.raw_detection_model`).
 `postprocess` applies the NMS to such outputs (`non_max_suppression`, with
 the settings the export recorded in `info["nms"]`), so `keras-tl predict`
-gives the same detections from every format, except where keras_hub 0.32's
-NMS in a TensorFlow graph (the SavedModel's) skips candidates: it gathers
-its first tile of boxes through a float `linspace` cast to int, which drops
-48 of the 66th to 512th best (see docs/serving.md).
+gives the same detections from every format.
 """
 
 import os
@@ -519,14 +516,13 @@ def _square(size):
 
 def non_max_suppression(boxes, scores, iou_threshold=None, confidence_threshold=None,
                         max_detections=None):
-    """keras_hub's RetinaNet NMS in NumPy (greedy, as keras_hub runs it
-    eagerly), for one image's pre-NMS outputs:
+    """The detector's NMS in NumPy (as its NMS layer runs in the SavedModel:
+    TensorFlow's greedy kernel), for one image's pre-NMS outputs:
     each anchor is one candidate, its best class (`scores` `[n, classes]`)
     with that class's score; candidates scoring above
-    `confidence_threshold` are taken best first (ties: the later anchor
-    first, as keras_hub sorts), each dropped when its IoU with one already
-    taken is `iou_threshold` or more, whatever the classes, until
-    `max_detections`. `boxes` are `[n, 4]` `xmin, ymin, xmax, ymax`.
+    `confidence_threshold` are taken best first (ties: the earlier anchor
+    first), each dropped when its IoU with one already taken is above
+    `iou_threshold`, whatever the classes, until `max_detections`. `boxes` are `[n, 4]` `xmin, ymin, xmax, ymax`.
     Returns the indices taken, best first. The settings have no defaults
     here: they come from the detector (an export's `info["nms"]`).
 
@@ -542,7 +538,7 @@ def non_max_suppression(boxes, scores, iou_threshold=None, confidence_threshold=
     boxes = np.asarray(boxes, "float32").reshape(-1, 4)
     confidence = np.asarray(scores, "float32").max(axis=-1)
     candidates = np.flatnonzero(confidence > confidence_threshold)
-    order = candidates[np.lexsort((-candidates, -confidence[candidates]))]
+    order = candidates[np.lexsort((candidates, -confidence[candidates]))]
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     taken = []
     for i in order:
@@ -553,7 +549,7 @@ def non_max_suppression(boxes, scores, iou_threshold=None, confidence_threshold=
             width = np.minimum(kept[:, 2], boxes[i, 2]) - np.maximum(kept[:, 0], boxes[i, 0])
             height = np.minimum(kept[:, 3], boxes[i, 3]) - np.maximum(kept[:, 1], boxes[i, 1])
             inter = np.maximum(width, 0) * np.maximum(height, 0)
-            if np.any(inter / (area[taken] + area[i] - inter + 1e-8) >= iou_threshold):
+            if np.any(inter / (area[taken] + area[i] - inter + 1e-8) > iou_threshold):
                 continue
         taken.append(i)
     return np.asarray(taken, dtype="int64")
