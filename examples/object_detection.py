@@ -88,6 +88,8 @@ def compare(head_epochs=5, finetune_epochs=5, limit=None, image_size=128,
             map_50=round(test_metrics["map_50"], 4), map=round(test_metrics["map"], 4),
             map_75=round(test_metrics["map_75"], 4),
             per_class_ap={k: round(v, 4) for k, v in test_metrics["per_class_ap"].items()},
+            anchors={key: result.info.get(key)
+                     for key in ("anchor_size", "aspect_ratios", "anchor_recall")},
             seconds=round(seconds, 1), output_dir=result.output_dir)
         print(f"== {name}: test mAP@.5 {test_metrics['map_50']:.4f}, "
               f"mAP@[.5:.95] {test_metrics['map']:.4f} ({seconds:.0f} s)", flush=True)

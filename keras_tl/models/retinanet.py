@@ -238,16 +238,28 @@ def _anchor_boxes(image_size, anchor_size, aspect_ratios, min_level=3, max_level
 
 
 def anchor_recall(boxes, image_size, anchor_size, aspect_ratios, threshold=0.5):
-    """The fraction of `boxes` (`[n, 4]` pixel `xmin, ymin, xmax, ymax`)
-    that some anchor overlaps with IoU >= `threshold`: the boxes a RetinaNet
-    with these anchors can learn to find.
+    """The fraction of `boxes` (`[n, 4]` pixel `xmin, ymin, xmax, ymax`;
+    rows of -1 are padding) that some anchor overlaps with IoU >=
+    `threshold`: the boxes a RetinaNet with these anchors can learn to find.
 
     Example:
     >>> boxes = np.array([[0., 0., 32., 32.], [10., 10., 16., 60.]])
     >>> anchor_recall(boxes, (64, 64), 4.0, (0.5, 1.0, 2.0))
     0.5
+
+    On the shipped detection demo at 128 px (rockets about 7:1), 4:1
+    anchors fit many more of the training boxes:
+
+    >>> from keras_tl.data.detection import load_detection_arrays, load_detection_data
+    >>> from keras_tl.datasets.detection_demo import detection_demo_path
+    >>> records = load_detection_data(detection_demo_path("train")).records
+    >>> _, demo_boxes, _ = load_detection_arrays(records, (128, 128))
+    >>> [round(anchor_recall(demo_boxes, (128, 128), 2.0, ratios), 3)
+    ...  for ratios in [(0.5, 1.0, 2.0), (0.5, 1.0, 2.0, 4.0)]]
+    [0.735, 0.911]
     """
     boxes = np.asarray(boxes, "float64").reshape(-1, 4)
+    boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
     if not len(boxes):
         return 1.0
     anchors = _anchor_boxes(image_size, anchor_size, aspect_ratios).astype("float64")
