@@ -153,13 +153,31 @@ def test_text_head_is_cached_over_the_padding_mask(tiny_preset, tmp_path, monkey
 
 
 def test_a_keyword_head_stage_trains_on_cached_speech_embeddings(tmp_path, monkeypatch):
-    """The speech encoder runs once for a frozen stage, as an image backbone does."""
+    """The speech encoder runs once for a frozen stage, as an image backbone
+    does; a partly unfrozen one trains as usual."""
     calls = _count_caching(monkeypatch)
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1000, (12, 16000)).astype("float32")
     result = keras_tl.finetune(
         (x, ["yes", "no"] * 6), "speech_embedding", weights=None, batch_size=4, verbose=0,
-        validation_split=0.25, stages=[keras_tl.Stage("head", epochs=1)],
+        validation_split=0.25, stages=[keras_tl.Stage("head", epochs=1),
+                                       keras_tl.Stage("top", unfreeze=0.25, epochs=1)],
         output_dir=str(tmp_path / "run"))
     assert result.info["task"] == "keyword_spotting"
+    # the head stage only: the encoder folds frames into the batch, so its
+    # frozen bottom's output cannot be cached row by row with the labels
     assert calls == [1]
+    assert len(result.histories["top"]["loss"]) == 1
+
+
+def test_a_frozen_part_that_reshapes_the_batch_is_refused_by_name():
+    import keras
+
+    from keras_tl.errors import TrainingError
+
+    inputs = keras.Input((4,))
+    folded = keras.layers.Lambda(lambda t: keras.ops.reshape(t, (-1, 2)))(inputs)
+    model = keras.Model(inputs, folded)
+    data = tf.data.Dataset.from_tensor_slices((np.ones((6, 4), "float32"), np.arange(6))).batch(3)
+    with pytest.raises(TrainingError, match="12 feature rows for 6 examples"):
+        cache.cached_datasets(model, data, None, batch_size=3)

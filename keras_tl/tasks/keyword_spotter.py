@@ -103,6 +103,20 @@ class KeywordSpotting(Classification):
                   warmup=0.1, schedule="cosine"),
         ]
 
+    def split_head(self, model):
+        """Cached features only while the whole encoder is frozen: the
+        speech embedding folds each clip's frames into the batch, so the
+        output of a frozen bottom has more rows than there are clips.
+
+        Example:
+        >>> get_task("keyword_spotting").split_head(None) is None  # doctest: +SKIP
+        """
+        from keras_tl.freezing import get_backbone
+
+        if get_backbone(model).trainable_weights:
+            return None
+        return super().split_head(model)
+
     def recognizes(self, data, backbone=None):
         """A folder of `.wav` files per class, `(waveforms, labels)` with
         1-D waveforms, or the speech encoder named as backbone.

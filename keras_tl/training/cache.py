@@ -17,6 +17,8 @@ import logging
 
 import numpy as np
 
+from keras_tl.errors import TrainingError
+
 logger = logging.getLogger("keras_tl")
 
 # Above this, "auto" trains on the backbone as usual (features held in memory).
@@ -219,6 +221,11 @@ def cached_datasets(feature_model, train, validation, batch_size, seed=0):
 
     predict = feature_function(feature_model, train)  # one trace for both datasets
     x, y = extract_features(feature_model, train, predict)
+    if len(x) != len(y):
+        raise TrainingError(
+            f"The frozen part of the model gives {len(x)} feature rows for {len(y)} examples "
+            "(it reshapes the batch), so its output cannot be cached; pass "
+            "cache_features=False.")
     size = x.nbytes
     train_ds = (tf.data.Dataset.from_tensor_slices((x, y))
                 .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
