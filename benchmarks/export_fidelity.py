@@ -16,6 +16,7 @@ import tempfile
 import numpy as np
 
 import keras_tl
+from keras_tl.reports import machine_info
 from keras_tl.data.images import prepare_images
 from keras_tl.datasets.fashion_mnist import load_fashion_mnist_sample
 
@@ -34,8 +35,12 @@ def main():
         exported = keras_tl.export(result, os.path.join(folder, "fashion"),
                                    verification_inputs=images)
         verification = exported.verification
-    report = dict(run=args.run, test_images=int(len(images)),
-                  keras_test_accuracy=round(keras_accuracy, 4), verification=verification)
+    report = dict(run=args.run, backbone=result.info["backbone"],
+                  weights=result.info.get("weights"), input_size=result.info["input_size"],
+                  task=result.info["task"], formats=sorted(exported.files),
+                  test_images=int(len(images)), keras_test_accuracy=round(keras_accuracy, 4),
+                  verification=verification,
+                  machine=dict(machine_info(), note="shared machine"))
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2, default=str)

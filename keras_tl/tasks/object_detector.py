@@ -71,8 +71,9 @@ class ObjectDetection(Task):
         Adam at 1e-3, the classifiers' head rate, blows a new RetinaNet head
         up in its first steps (focal loss in the hundreds) and it learns
         slower after: on 40 demo images, 60 head steps ended at a
-        classification loss of 0.76 at 1e-3, 0.71 at 3e-4 and 0.52 at 1e-4.
-        keras_hub trains its RetinaNet with Adam at 5e-5.
+        classification loss of 1.07 at 1e-3, 0.83 at 3e-4 and 0.52 at 1e-4
+        (benchmarks/results/detection_head_rate.json). keras_hub trains its
+        RetinaNet with Adam at 5e-5.
 
         Example:
         >>> [(s.name, s.learning_rate, s.unfreeze) for s in get_task("object_detection").default_stages()]
