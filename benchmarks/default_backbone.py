@@ -13,6 +13,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 
 from fashion_mnist_demo import compare  # noqa: E402
 
+from keras_tl.reports import machine_info  # noqa: E402
+
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "mobilenet_v2_torch")
 
 
@@ -39,7 +41,9 @@ def main():
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         setup = {k: v for k, v in results["setup"].items() if k != "backbone"}
-        json.dump(dict(setup=setup, summary=summary, two_stage=rows), f, indent=2)
+        json.dump(dict(setup=setup, summary=summary, two_stage=rows,
+                       machine=dict(machine_info(), note="shared machine; times are indicative")),
+                  f, indent=2)
     print(json.dumps(summary, indent=2))
     print(f"wrote {args.out}")
 
