@@ -143,19 +143,25 @@ def _write(name, report):
     print(f"wrote {path}")
 
 
+def _paired_summary(runs, new, base, metric, names, digits):
+    """Per-pair wall-time ratios `new / base`, their median, and each
+    side's `metric` and seconds (in the order of `names`)."""
+    ratios = [run[new]["seconds"] / run[base]["seconds"] for run in runs]
+    return {
+        "ratio_per_pair": [round(r, 3) for r in ratios],
+        "median_ratio": round(statistics.median(ratios), 3),
+        metric: {name: [run[name][metric] for run in runs] for name in names},
+        "seconds": {name: [round(run[name]["seconds"], digits) for run in runs]
+                    for name in names},
+    }
+
+
 def compare_with_hand(pairs):
     """Alternating pairs of the hand-written job and keras_tl's default."""
     runs = _pairs("hand", "keras_tl", pairs)
-    ratios = [run["keras_tl"]["seconds"] / run["hand"]["seconds"] for run in runs]
     report = dict(
         what="wall time of keras_tl's default run / the same job written by hand in Keras",
-        ratio_per_pair=[round(r, 3) for r in ratios],
-        median_ratio=round(statistics.median(ratios), 3),
-        test_accuracy=dict(
-            hand=[run["hand"]["test_accuracy"] for run in runs],
-            keras_tl=[run["keras_tl"]["test_accuracy"] for run in runs]),
-        seconds=dict(hand=[round(run["hand"]["seconds"], 1) for run in runs],
-                     keras_tl=[round(run["keras_tl"]["seconds"], 1) for run in runs]),
+        **_paired_summary(runs, "keras_tl", "hand", "test_accuracy", ("hand", "keras_tl"), 1),
         backbone="mobilenet_v2_torch (torchvision ImageNet weights, offline)",
         data=SETTINGS,
         settings=dict(hand=runs[0]["hand"]["settings"],
@@ -169,18 +175,12 @@ def compare_with_hand(pairs):
 def compare_warmup(pairs):
     """Alternating pairs of the same head stage, cached and uncached."""
     runs = _pairs("uncached", "cached", pairs)
-    ratios = [run["cached"]["seconds"] / run["uncached"]["seconds"] for run in runs]
     converged = _spawn("converge")
     report = dict(
         what="time of the same head stage (5 epochs, Adam 1e-3, backbone frozen) on cached "
              "features / on the backbone every epoch",
-        ratio_per_pair=[round(r, 3) for r in ratios],
-        median_ratio=round(statistics.median(ratios), 3),
-        validation_accuracy=dict(
-            cached=[run["cached"]["validation_accuracy"] for run in runs],
-            uncached=[run["uncached"]["validation_accuracy"] for run in runs]),
-        seconds=dict(cached=[round(run["cached"]["seconds"], 2) for run in runs],
-                     uncached=[round(run["uncached"]["seconds"], 2) for run in runs]),
+        **_paired_summary(runs, "cached", "uncached", "validation_accuracy",
+                          ("cached", "uncached"), 2),
         default_head_stage_to_convergence=converged,
         backbone="mobilenet_v2_torch", data=dict(SETTINGS, test_per_class=None),
         runs=runs, machine=_machine())
