@@ -172,12 +172,8 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
 
     def call(self, box_prediction, class_prediction, images=None):
         if images is not None:
-            height, width = ops.shape(images)[1], ops.shape(images)[2]
-            limit = ops.cast(ops.stack([width, height, width, height]), box_prediction.dtype)
-            box_prediction = ops.minimum(ops.maximum(box_prediction, 0.0), limit)
-            # a box wholly outside is empty now: never a detection
-            inside = ops.logical_and(box_prediction[..., 2] > box_prediction[..., 0],
-                                     box_prediction[..., 3] > box_prediction[..., 1])
+            box_prediction, inside = _clip_to_image(
+                box_prediction, ops.shape(images)[1], ops.shape(images)[2])
             lowest = -1e9 if self.from_logits else 0.0
             class_prediction = ops.where(inside[..., None], class_prediction,
                                          ops.cast(lowest, class_prediction.dtype))
@@ -229,12 +225,26 @@ class ClippedNonMaxSuppression(NonMaxSuppression):
         return dict(zip(("boxes", "confidence", "labels", "num_detections"), found))
 
 
-def _anchor_boxes(image_size, anchor_size, aspect_ratios, min_level=3, max_level=7):
-    generator = AnchorGenerator(BOX_FORMAT, min_level=min_level, max_level=max_level,
-                                num_scales=3, aspect_ratios=list(aspect_ratios),
-                                anchor_size=anchor_size)
+def _clip_to_image(boxes, height, width):
+    """`xyxy` boxes clipped to the image, and whether each is still
+    non-empty (a box wholly outside is empty now: never a detection)."""
+    limit = ops.cast(ops.stack([width, height, width, height]), boxes.dtype)
+    boxes = ops.minimum(ops.maximum(boxes, 0.0), limit)
+    inside = ops.logical_and(boxes[..., 2] > boxes[..., 0], boxes[..., 3] > boxes[..., 1])
+    return boxes, inside
+
+
+def _anchor_array(generator, image_size):
+    """Every anchor of `generator` for `image_size` images, `[n, 4]` NumPy,
+    levels in order."""
     levels = generator(np.zeros((1,) + tuple(image_size) + (3,), "float32"))
     return np.concatenate([ops.convert_to_numpy(v) for v in levels.values()], axis=0)
+
+
+def _valid_boxes(boxes):
+    """`boxes` as `[n, 4]` float64 without the padding and empty rows."""
+    boxes = np.asarray(boxes, "float64").reshape(-1, 4)
+    return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
 
 
 def anchor_recall(boxes, image_size, anchor_size, aspect_ratios, threshold=0.5):
@@ -258,11 +268,12 @@ def anchor_recall(boxes, image_size, anchor_size, aspect_ratios, threshold=0.5):
     ...  for ratios in [(0.5, 1.0, 2.0), (0.5, 1.0, 2.0, 4.0)]]
     [0.735, 0.911]
     """
-    boxes = np.asarray(boxes, "float64").reshape(-1, 4)
-    boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+    boxes = _valid_boxes(boxes)
     if not len(boxes):
         return 1.0
-    anchors = _anchor_boxes(image_size, anchor_size, aspect_ratios).astype("float64")
+    generator = AnchorGenerator(BOX_FORMAT, min_level=3, max_level=7, num_scales=3,
+                                aspect_ratios=list(aspect_ratios), anchor_size=anchor_size)
+    anchors = _anchor_array(generator, image_size).astype("float64")
     anchor_area = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
     found = 0
     for part in np.array_split(boxes, max(1, len(boxes) // 256)):
@@ -292,8 +303,7 @@ def choose_anchors(boxes, image_size, tolerance=0.01, max_boxes=2000, seed=0,
     >>> choose_anchors(rockets, (128, 128))
     {'anchor_size': 2.0, 'aspect_ratios': [0.5, 1.0, 2.0, 4.0], 'anchor_recall': 1.0}
     """
-    boxes = np.asarray(boxes, "float64").reshape(-1, 4)
-    boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+    boxes = _valid_boxes(boxes)
     if len(boxes) > max_boxes:
         boxes = boxes[np.random.default_rng(seed).choice(len(boxes), max_boxes, replace=False)]
     candidates = [(float(size), tuple(ratios)) for ratios in aspect_ratio_sets
@@ -433,9 +443,7 @@ class DecodedDetections(keras.layers.Layer):
         self.anchor_generator = dict(anchor_generator)
         self.image_size = tuple(int(v) for v in image_size)
         generator = AnchorGenerator.from_config(self.anchor_generator)
-        levels = generator(np.zeros((1,) + self.image_size + (3,), "float32"))
-        self.anchors = np.concatenate([ops.convert_to_numpy(v) for v in levels.values()],
-                                      axis=0).astype("float32")
+        self.anchors = _anchor_array(generator, self.image_size).astype("float32")
         self.anchor_format = generator.bounding_box_format
 
     def call(self, box_deltas, class_logits):
@@ -444,10 +452,7 @@ class DecodedDetections(keras.layers.Layer):
             anchors=ops.convert_to_tensor(self.anchors, box_deltas.dtype),
             boxes_delta=box_deltas, anchor_format=self.anchor_format, box_format=BOX_FORMAT,
             encoded_format="center_xywh", image_shape=(height, width, 3))
-        limit = ops.convert_to_tensor(np.array([width, height, width, height], "float32"),
-                                      boxes.dtype)
-        boxes = ops.minimum(ops.maximum(boxes, 0.0), limit)
-        inside = ops.logical_and(boxes[..., 2] > boxes[..., 0], boxes[..., 3] > boxes[..., 1])
+        boxes, inside = _clip_to_image(boxes, height, width)
         scores = ops.sigmoid(class_logits)
         scores = ops.where(inside[..., None], scores, ops.zeros_like(scores))
         return boxes, scores
