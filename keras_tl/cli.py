@@ -227,7 +227,7 @@ def _finetune(args):
 
 def _lr_find(args):
     from keras_tl.tasks import find_task
-    from keras_tl.training.lr_finder import find_learning_rate
+    from keras_tl.api import find_learning_rate
 
     task = find_task(args.data, args.backbone)
     stages = task.default_stages()

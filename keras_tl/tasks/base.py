@@ -81,7 +81,7 @@ class PreparedTask:
         Example:
         >>> prepared.apply_stage(prepared.model, Stage("head"))  # doctest: +SKIP
         """
-        from keras_tl.training.loop import resolve_unfreeze
+        from keras_tl.training.stages import resolve_unfreeze
 
         self.task.apply_stage(model, resolve_unfreeze(model, stage), self.info)
 
