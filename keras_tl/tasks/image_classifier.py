@@ -75,12 +75,11 @@ class ImageClassification(Classification):
         """The images at the backbone's input size, with their labels.
 
         Example:
-        >>> x = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3))
-        >>> prepared = get_task("image_classification").prepare(
-        ...     (x, [0, 1] * 4), "mobilenet_v2", weights=None, image_size=32,
-        ...     validation_split=0.25)
-        >>> prepared.class_names, prepared.info["num_train"], prepared.info["num_validation"]
-        (['0', '1'], 6, 2)
+        >>> import types
+        >>> examples = get_task("image_classification").read(
+        ...     (np.zeros((2, 28, 28)), ["shoe", "bag"]), types.SimpleNamespace(input_size=(32, 32)))
+        >>> examples.inputs.shape, examples.class_names
+        ((2, 32, 32, 3), ['bag', 'shoe'])
         """
         from keras_tl.data.examples import LabelledArrays
         from keras_tl.data.image_sources import load_image_data
