@@ -262,7 +262,7 @@ def unreadable_wavs_error(failures):
         hint = " keras_tl reads WAV only: convert it, e.g. `ffmpeg -i in.mp3 out.wav`."
     skip = "when training, skip_corrupt=True (--skip-corrupt) skips unreadable files with a warning."
     if len(failures) == 1:
-        (path, reason), = failures
+        [(path, reason)] = failures
         return DataError(f"Cannot read WAV file {path}: {reason}.{hint} Remove or replace the file; {skip}")
     named = listing(f"{path} ({reason})" for path, reason in failures)
     return DataError(
