@@ -137,7 +137,7 @@ def _stage_spans(histories):
 def _run_series(histories, key):
     """`key`'s values over all stages, with their run-wide epoch numbers."""
     epochs, values = [], []
-    for (name, first, _), history in zip(_stage_spans(histories), histories.values()):
+    for (_, first, _), history in zip(_stage_spans(histories), histories.values()):
         for i, value in enumerate(history.get(key, [])):
             epochs.append(first + i)
             values.append(float(value))
