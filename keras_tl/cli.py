@@ -270,10 +270,12 @@ def _predict(args):
 
 
 def _draw(paths, predictions, folder):
-    """Writes each image with its predicted boxes into `folder`."""
-    from keras_tl.data.images import read_image
-    from keras_tl.errors import ConfigError
-    from keras_tl.reports import plot_detections
+    """Writes each image with its predicted boxes into `folder`, titled with
+    its file name and detection count."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from keras_tl.tasks.detection_reports import plot_detections
 
     if not all(isinstance(p, list) and all(isinstance(d, dict) and "box" in d for d in p)
                for p in predictions):
@@ -281,7 +283,11 @@ def _draw(paths, predictions, folder):
     os.makedirs(folder, exist_ok=True)
     for path, prediction in zip(paths, predictions):
         out = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + "_boxes.png")
-        plot_detections(read_image(path)[None], [prediction], [], out)
+        # PIL, not TensorFlow: upright as the predicted boxes are (EXIF), and predicting
+        # from ONNX/LiteRT needs no TensorFlow
+        with Image.open(path) as image:
+            pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        plot_detections([pixels], [prediction], out, names=[os.path.basename(path)])
         print(f"wrote {out}")
 
 

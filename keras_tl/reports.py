@@ -1,5 +1,13 @@
-"""Training-curve and confusion-matrix plots written beside a run, and the
-machine description every benchmark result names."""
+"""Pictures every task writes beside a run (training curves, the confusion
+matrix, grids of images, saved with fonts that draw every label), and the
+machine description every benchmark result names.
+
+Matplotlib is imported inside the functions: `import keras_tl` and the CLI
+do not pay its start-up.
+"""
+
+import functools
+import warnings
 
 import numpy as np
 
@@ -33,8 +41,155 @@ def machine_info():
                 tensorflow=tf.__version__, keras_tl=__version__)
 
 
-def plot_training_curves(histories, path):
-    """Loss and accuracy over all epochs, stage boundaries marked.
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@functools.lru_cache(maxsize=None)
+def _glyphs(font_path):
+    from matplotlib import ft2font
+
+    try:
+        return frozenset(chr(code) for code in ft2font.FT2Font(font_path).get_charmap())
+    except (OSError, RuntimeError, ValueError):  # a font file FreeType cannot read
+        return frozenset()
+
+
+def font_families(text):
+    """The font families that draw every character of `text`: matplotlib's
+    default font, then installed fonts with the glyphs it lacks (class names
+    in Chinese, Japanese, Arabic...). Warns once naming the characters no
+    installed font has; matplotlib draws those as empty boxes.
+
+    Example:
+    >>> font_families("cat 0.93")
+    ['DejaVu Sans']
+    >>> families = font_families("Ⓐ")  # not in DejaVu Sans: a font that has it follows
+    >>> families[0], len(families)
+    ('DejaVu Sans', 2)
+    """
+    from matplotlib import font_manager, rcParams
+
+    default = font_manager.findfont(font_manager.FontProperties(family=rcParams["font.family"]))
+    families = [font_manager.FontProperties(fname=default).get_name()]
+    missing = {c for c in text if c.isprintable() and not c.isspace()} - _glyphs(default)
+    for entry in font_manager.fontManager.ttflist:
+        if not missing:
+            break
+        # matplotlib's "Last Resort" font has a placeholder box for every character
+        if entry.name in families or entry.name.startswith("Last Resort"):
+            continue
+        covered = missing & _glyphs(entry.fname)
+        if covered:
+            families.append(entry.name)
+            missing -= covered
+    if missing:
+        warnings.warn(
+            f"No installed font has the characters {''.join(sorted(missing))!r}: the pictures "
+            "draw them as empty boxes. Install a font that has them (for Chinese, Japanese "
+            "and Korean: apt-get install fonts-noto-cjk) and write the reports again.",
+            UserWarning)
+    return families
+
+
+def save_figure(fig, path, dpi=100):
+    """Writes `fig` as a PNG and closes it, every text in fonts that draw
+    all its characters (`font_families`).
+
+    Example:
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.set_title("cat")
+    >>> save_figure(fig, str(tmp_path / "cat.png"))
+    >>> (tmp_path / "cat.png").exists()
+    True
+    """
+    from matplotlib.text import Text
+
+    with warnings.catch_warnings():
+        # matplotlib warns once per missing glyph; font_families says it once for all
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from")
+        fig.canvas.draw()  # creates the tick labels, so their text is known
+        texts = [t for t in fig.findobj(Text) if t.get_text()]
+        families = font_families("".join(t.get_text() for t in texts))
+        if len(families) > 1:
+            for text in texts:
+                text.set_fontfamily(families)
+        fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+
+
+def _stage_spans(histories):
+    """`(name, first_epoch, last_epoch)` of each stage, epochs counted over the run."""
+    spans, offset = [], 0
+    for name, history in histories.items():
+        epochs = max((len(values) for values in history.values()), default=0)
+        spans.append((name, offset + 1, offset + epochs))
+        offset += epochs
+    return spans
+
+
+def _run_series(histories, key):
+    """`key`'s values over all stages, with their run-wide epoch numbers."""
+    epochs, values = [], []
+    for (_, first, _), history in zip(_stage_spans(histories), histories.values()):
+        for i, value in enumerate(history.get(key, [])):
+            epochs.append(first + i)
+            values.append(float(value))
+    return np.asarray(epochs), np.asarray(values)
+
+
+def _plot_epochs(ax, histories, metric, spans):
+    import matplotlib.ticker
+    import matplotlib.transforms
+
+    for key, label, style, colour in ((metric, "training", "-", "C0"),
+                                      (f"val_{metric}", "validation", "--", "C1")):
+        epochs, values = _run_series(histories, key)
+        if len(values):
+            ax.plot(epochs, values, style, color=colour, marker="o", markersize=4, label=label)
+    above = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    for i, (name, first, last) in enumerate(spans):
+        if last < first:
+            continue  # a stage of 0 epochs
+        ax.axvspan(first - 0.5, last + 0.5, color="0.5", alpha=0.12 if i % 2 == 0 else 0.04,
+                   linewidth=0)
+        ax.text((first + last) / 2, 1.01, name, transform=above, ha="center", va="bottom",
+                fontsize=8, color="0.3")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch (shaded bands: stages)")
+    ax.set_title(metric, pad=16)
+    if ax.get_lines():
+        ax.legend(fontsize=8)
+
+
+def _plot_scores(ax, final_scores):
+    splits = [split for split, scores in final_scores.items() if scores]
+    names = list(dict.fromkeys(name for split in splits for name in final_scores[split]))
+    width = 0.8 / max(len(splits), 1)
+    for i, split in enumerate(splits):
+        values = [final_scores[split].get(name, np.nan) for name in names]
+        positions = np.arange(len(names)) + (i - (len(splits) - 1) / 2) * width
+        bars = ax.bar(positions, values, width, label=split, color=f"C{i + 2}")
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_ylim(0, 1.05)
+    ax.set_title("after training", pad=16)
+    if splits:
+        ax.legend(fontsize=8)
+
+
+def plot_training_curves(histories, path, metric="accuracy", final_scores=None):
+    """Loss (log axis when positive) and `metric` over all epochs, each
+    stage a shaded band named above it, training solid and validation
+    dashed; `final_scores` (`{split: {name: value}}`, measured once after
+    training, such as a detector's mAP) are drawn as bars. A panel with no
+    data is left out.
 
     Example:
     >>> histories = {"head": {"loss": [0.9, 0.6], "accuracy": [0.5, 0.7]},
@@ -43,33 +198,33 @@ def plot_training_curves(histories, path):
     >>> (tmp_path / "curves.png").exists()
     True
     """
-    import matplotlib
+    plt = _pyplot()
+    spans = _stage_spans(histories)
+    panels = ["loss"]
+    if any(h.get(metric) or h.get(f"val_{metric}") for h in histories.values()):
+        panels.append(metric)
+    if final_scores and any(final_scores.values()):
+        panels.append("scores")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False,
+                             layout="constrained")
+    for ax, panel in zip(axes.flat, panels):
+        if panel == "scores":
+            _plot_scores(ax, final_scores)
+            continue
+        _plot_epochs(ax, histories, panel, spans)
+        if panel == "loss":
+            values = np.concatenate([_run_series(histories, k)[1] for k in ("loss", "val_loss")])
+            if len(values) and np.all(values > 0):
+                import matplotlib.ticker
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker.MaxNLocator)
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        offset = 0
-        for name, history in histories.items():
-            for key, style in ((metric, "-"), (f"val_{metric}", "--")):
-                values = history.get(key, [])
-                if values:
-                    epochs = np.arange(offset + 1, offset + len(values) + 1)
-                    ax.plot(epochs, values, style, marker="o", label=f"{name} {key}")
-            offset += len(history.get(metric, []))
-            if name != list(histories)[-1]:
-                ax.axvline(offset + 0.5, color="gray", linestyle=":")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_title(metric)
-        if ax.get_lines():
-            ax.legend(fontsize=7)
-    fig.suptitle("Training curves (dotted lines: stage boundaries)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+                ax.set_yscale("log")
+                # plain numbers ("0.1", "2.2"), not "10^-1" or "2.2 x 10^0"
+                ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+                    lambda value, _: f"{value:g}"))
+                ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False))
+                ax.set_ylabel("log scale")
+    fig.suptitle("Training curves")
+    save_figure(fig, path)
 
 
 def confusion_matrix(model, dataset, num_classes):
@@ -93,7 +248,8 @@ def confusion_matrix(model, dataset, num_classes):
 
 
 def plot_confusion_matrix(model, dataset, class_names, path):
-    """Writes the validation confusion matrix as a PNG; returns the counts.
+    """Writes the validation confusion matrix as a PNG, titled with the
+    number of items and the accuracy; returns the counts.
 
     Example:
     >>> import keras, tensorflow as tf
@@ -104,14 +260,11 @@ def plot_confusion_matrix(model, dataset, class_names, path):
     array([[1, 1],
            [0, 1]])
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     matrix = confusion_matrix(model, dataset, len(class_names))
-    size = max(4, 0.5 * len(class_names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    total, correct = int(matrix.sum()), int(np.trace(matrix))
+    size = max(4.5, 0.5 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
     ax.imshow(matrix, cmap="Blues")
     ticks = np.arange(len(class_names))
     ax.set_xticks(ticks, class_names, rotation=45, ha="right")
@@ -121,59 +274,33 @@ def plot_confusion_matrix(model, dataset, class_names, path):
                 color="white" if value > matrix.max() / 2 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("Validation confusion matrix")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    accuracy = f"accuracy {correct / total:.1%} ({correct} right)" if total else "no items"
+    ax.set_title(f"Validation confusion matrix\n{total} items, {accuracy}")
+    save_figure(fig, path)
     return matrix
 
 
-def plot_detections(images, predictions, class_names, path, truth=None, min_score=0.3):
-    """Draws images with predicted boxes (red, with class and score) and,
-    when given, true boxes (green); writes one PNG.
-
-    Args:
-        images: `[n, H, W, 3]` RGB 0-255.
-        predictions: per image, `[{"class_name", "score", "box"}, ...]`
-            (`ObjectDetection.postprocess`), boxes in the images' pixels.
-        truth: per image, `{"boxes": [[xmin, ymin, xmax, ymax], ...],
-            "class_ids": [...]}` in the same pixels.
-        min_score: predictions below it are not drawn.
+def image_grid(aspects, columns=3, width=4.0):
+    """A figure with one blank axes per image, rows sized for the images'
+    `aspects` (height / width) so none is squeezed; returns
+    `(figure, axes)`. Draw each image with `imshow(..., extent=(0, w, h, 0))`.
 
     Example:
-    >>> plot_detections(np.zeros((1, 32, 32, 3)),
-    ...                 [[{"class_name": "cat", "score": 0.9, "box": [4, 4, 20, 20]}]],
-    ...                 ["cat"], str(tmp_path / "boxes.png"),
-    ...                 truth=[{"boxes": [[5, 5, 21, 21]], "class_ids": [0]}])
+    >>> fig, axes = image_grid([0.5, 1.0, 2.0, 0.75])
+    >>> len(axes), fig.get_size_inches().round(1).tolist()
+    (4, [12.0, 12.7])
+    >>> import matplotlib.pyplot as plt
+    >>> plt.close(fig)
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    count = len(images)
-    columns = min(3, count)
+    plt = _pyplot()
+    count = len(aspects)
+    columns = max(1, min(columns, count))
     rows = -(-count // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4 * rows), squeeze=False)
-    for ax in axes.flat[count:]:
+    # a very tall image would make a very tall row: it is drawn smaller instead
+    heights = [width * min(max(aspects[r * columns:(r + 1) * columns]), 2.0) for r in range(rows)]
+    fig = plt.figure(figsize=(width * columns, sum(heights) + 0.5 * rows + 0.7),
+                     layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw=dict(height_ratios=heights))
+    for ax in axes.flat:
         ax.axis("off")
-    for i, (ax, image) in enumerate(zip(axes.flat, images)):
-        ax.imshow(np.clip(np.asarray(image), 0, 255).astype("uint8"))
-        ax.axis("off")
-        image_truth = truth[i] if truth and i < len(truth) else {}
-        for box in image_truth.get("boxes", []):
-            ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
-                                   edgecolor="lime", linewidth=1.5))
-        for found in predictions[i]:
-            if found["score"] < min_score:
-                continue
-            (x0, y0, x1, y1) = found["box"]
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="red",
-                                   linewidth=1.5))
-            ax.text(x0, y0, f"{found['class_name']} {found['score']:.2f}", color="white",
-                    fontsize=7, va="bottom", bbox=dict(facecolor="red", alpha=0.6, pad=1))
-    fig.suptitle("Validation images: true boxes green, predictions red")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig, list(axes.flat[:count])

@@ -107,7 +107,8 @@ def test_stage_two_learning_rate_warms_up_then_decays(tmp_path):
     assert stages[1].learning_rate == pytest.approx(1e-4)
     assert max(rates) <= 1e-4 + 1e-9
     assert rates == sorted(rates, reverse=True), "cosine decay after warm-up"
-    assert rates[-1] == pytest.approx(0.0, abs=1e-9)
+    # the rate of the stage's last step, near the cosine's end (not its 0 after the end)
+    assert 0 < rates[-1] < 0.05 * 1e-4
     schedule = loop.stage_learning_rate(stages[1], steps_per_epoch=10)
     first, peak = float(schedule(0)), float(schedule(4))
     assert first == pytest.approx(0.0) and peak == pytest.approx(1e-4)

@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from keras_tl.errors import ConfigError
+from keras_tl.tasks import detection_reports
 from keras_tl.tasks.base import Task
 
 INPUT_NAME = "images"
@@ -488,21 +489,34 @@ class ObjectDetection(Task):
 
     # -- reports ------------------------------------------------------------
     def write_reports(self, result, output_dir):
-        """Training curves, and validation photos with true (green) and
-        predicted (red, score shown) boxes: `detections.png`."""
-        super().write_reports(result, output_dir)
+        """`training_curves.png`: losses and the validation and test mAP;
+        `detections.png`: validation photos at their own aspect ratio with
+        true (green, class) and predicted (red, class and score) boxes
+        (`keras_tl.tasks.detection_reports`)."""
+        detection_reports.plot_detection_curves(
+            result.histories, result.metrics, os.path.join(output_dir, "training_curves.png"))
         sample = getattr(result, "verification_sample", None)
         if sample is None:
             return
-        from keras_tl.reports import plot_detections
-
         images = np.asarray(sample[:6], dtype="float32")
         predictions = self.postprocess(result.model.predict(images, verbose=0),
                                        result.class_names)
-        truth = [dict(boxes=r["boxes"], class_ids=r["class_ids"])
-                 for r in (result.info.get("validation_records") or [])[:len(images)]]
-        plot_detections(images, predictions, result.class_names,
-                        os.path.join(output_dir, "detections.png"), truth=truth)
+        records = (result.info.get("validation_records") or [])[:len(images)]
+        height, width = images.shape[1:3]
+        # each photo at its own size (runs before it was recorded: the input's)
+        sizes = [(r.get("height", height), r.get("width", width)) for r in records]
+        sizes += [(height, width)] * (len(images) - len(sizes))
+        scales = [np.asarray([w / width, h / height] * 2) for h, w in sizes]
+        predictions = [[dict(p, box=(np.asarray(p["box"]) * scale).tolist()) for p in found]
+                       for found, scale in zip(predictions, scales)]
+        truth = [dict(boxes=(np.reshape(r["boxes"], (-1, 4)) * scale).tolist(),
+                      class_ids=r["class_ids"]) for r, scale in zip(records, scales)]
+        names = [r["image"] for r in records] + [
+            f"validation image {i + 1}" for i in range(len(records), len(images))]
+        detection_reports.plot_detections(
+            images, predictions, os.path.join(output_dir, "detections.png"), names=names,
+            sizes=sizes, truth=truth or None, class_names=result.class_names,
+            title="Validation images")
 
 
 def _square(size):
@@ -650,12 +664,14 @@ def _box_scale(record, size):
 
 def _record_summaries(records, size, limit=16):
     """The first records' true boxes at the model's input size (as the
-    verification sample's images are), for the report."""
+    verification sample's images are) and the photos' own sizes, for the
+    report."""
     if not records:
         return None
     summaries = []
     for r in records[:limit]:
         summaries.append(dict(image=os.path.basename(r.image_path),
+                              width=int(r.width), height=int(r.height),
                               boxes=(r.boxes * _box_scale(r, size)).round(1).tolist(),
                               class_ids=r.class_ids.tolist()))
     return summaries

@@ -12,7 +12,7 @@ import keras
 from keras_tl.errors import ConfigError, TrainingError
 from keras_tl.training import cache, fingerprint
 from keras_tl.training.checkpoint import RunState
-from keras_tl.training.schedules import stage_learning_rate
+from keras_tl.training.schedules import last_step_rate, stage_learning_rate
 from keras_tl.training.stages import AUTO, resolve_unfreeze
 
 logger = logging.getLogger("keras_tl")
@@ -103,8 +103,7 @@ class _EpochCheckpoint(keras.callbacks.Callback):
                     f"diverged. The last good checkpoint, saved before this epoch, is kept in "
                     f"{self.state.folder}. Lower the "
                     "learning rate and run again in a new output folder.")
-        rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
-        logs["learning_rate"] = float(rate)  # convert_to_numpy: works on GPU tensors too
+        logs["learning_rate"] = last_step_rate(self.model.optimizer)  # not the next step's
         history = self.state.histories.setdefault(self.stage_name, {})
         for key, value in logs.items():
             history.setdefault(key, []).append(float(value))

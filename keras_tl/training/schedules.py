@@ -1,4 +1,5 @@
-"""Learning-rate schedules for a stage: constant, or warm-up then cosine decay."""
+"""Learning-rate schedules for a stage: constant, or warm-up then cosine decay;
+the rate a finished step used."""
 
 
 def stage_learning_rate(stage, steps_per_epoch):
@@ -29,3 +30,26 @@ def stage_learning_rate(stage, steps_per_epoch):
         0.0, decay_steps=max(total - warmup, 1), warmup_target=stage.learning_rate,
         warmup_steps=warmup,
     )
+
+
+def last_step_rate(optimizer):
+    """The learning rate of the optimizer's last update. Keras updates at
+    `schedule(iterations)` and then counts the step, so after an epoch
+    `optimizer.learning_rate` is the next step's rate: 0 at the end of a
+    cosine stage, a rate no step used.
+
+    Example:
+    >>> import keras
+    >>> optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, 4))
+    >>> _ = optimizer.iterations.assign(4)  # a stage of 4 steps, done
+    >>> float(optimizer.learning_rate), round(last_step_rate(optimizer), 8)
+    (0.0, 0.00014645)
+    """
+    import keras
+
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
+    rate = optimizer.get_config()["learning_rate"]  # a schedule's config, or the number
+    if isinstance(rate, dict):
+        step = max(int(keras.ops.convert_to_numpy(optimizer.iterations)) - 1, 0)
+        rate = keras.optimizers.schedules.deserialize(rate)(step)
+    return float(keras.ops.convert_to_numpy(rate))
