@@ -121,3 +121,29 @@ def test_compare_and_the_one_tolerance_rule():
     with pytest.raises(ExportVerificationError, match="no output in common"):
         check_tolerance({"onnx": missing}, 1e-4)
     check_tolerance({"onnx": missing}, None)  # tolerance=None exports anyway
+
+
+def test_an_exporter_reads_only_the_spec(tmp_path):
+    """ONNX written, run and verified for a model no task made, from a spec
+    written by hand: the feed and the reference are the spec's."""
+    import keras
+
+    from keras_tl.export_spec import ConvertedGraph, ExportSpec, named_outputs
+    from keras_tl.exporters import get_exporter
+    from keras_tl.exporters.onnx import read_onnx_properties
+
+    x = keras.Input((3,), name="features")
+    model = keras.Model(x, keras.layers.Dense(2, name="scores")(x))
+    inputs = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    # the model is fed twice the inputs: a runner that ignored the spec's feed would differ
+    spec = ExportSpec("hand_made", "tabular", ["a", "b"], {"note": 1}, signatures=(),
+                      converted=ConvertedGraph(model, feed=lambda x, folder: {"features": 2 * x}),
+                      verification_inputs=inputs, predict=lambda x: named_outputs(model, 2 * x))
+    onnx = get_exporter("onnx")
+    assert onnx.supports(spec)
+    files = onnx.write(spec, str(tmp_path))
+    report = onnx.verify(files, spec)["onnx"]
+    assert report["enforced"] and set(report["outputs"]) == {"scores"}
+    assert report["max_abs_diff"] <= 1e-5
+    properties = read_onnx_properties(files["onnx"])
+    assert properties["keras_tl_task"] == "hand_made" and properties["keras_tl_info"] == {"note": 1}

@@ -68,26 +68,31 @@ def test_task_contract(name, tmp_path, tiny_preset):  # noqa: F811
     assert not any("moving" in w.path for w in model.trainable_weights)
 
     # save and reload: the same outputs
-    inputs = task.verification_inputs(prepared.info, prepared.sample, count=2)
-    served_model = prepared.inference_model or model  # raw inputs in (a text pipeline)
-    before = task.predict_outputs(served_model, inputs)
-    path = tmp_path / "model.keras"
-    served_model.save(path)
     import keras
 
+    served_model = prepared.inference_model or model  # raw inputs in (a text pipeline)
+    sample = prepared.sample[:2]
+    spec = task.export_spec(served_model, prepared.info, prepared.class_names, sample)
+    path = tmp_path / "model.keras"
+    served_model.save(path)
     reloaded = keras.saving.load_model(path, compile=False, safe_mode=True)
-    after = task.predict_outputs(reloaded, inputs)
-    for key in before:
-        np.testing.assert_allclose(after[key], before[key], atol=1e-5, err_msg=key)
+    after = task.export_spec(reloaded, prepared.info, prepared.class_names, sample).model_outputs
+    for key, before in spec.model_outputs.items():
+        np.testing.assert_allclose(after[key], before, atol=1e-5, err_msg=key)
 
     # the serving contract documents exactly the signatures the SavedModel gets
-    contract = task.signature_contract(prepared.info, prepared.class_names)
+    contract = spec.contract()
     assert list(contract)[0] == "serving_default"
+    # the spec read back without a model (keras-tl predict) has the same contract
+    assert task.export_spec(None, spec.info, prepared.class_names).contract() == contract
     if keras.backend.backend() == "tensorflow":
-        served = task.serving_functions(served_model, prepared.info, prepared.class_names)
-        assert list(served) == list(contract)
-        for signature, function in served.items():
+        import tensorflow as tf
+
+        for signature in spec.signatures:
+            function = signature.function()
             if hasattr(function, "get_concrete_function"):  # a tf.function with its signature
                 function = function.get_concrete_function()
-            outputs = function.structured_outputs
-            assert sorted(outputs) == sorted(contract[signature]["outputs"]), signature
+            assert sorted(function.structured_outputs) == sorted(signature.outputs), \
+                signature.name
+            input_names = [t.name for t in tf.nest.flatten(function.structured_input_signature)]
+            assert sorted(input_names) == sorted(signature.inputs), signature.name

@@ -160,7 +160,10 @@ def _written_tokenizer(tokenizer, folder, sequence_length=128):
         preprocessor=preprocessor,
         classifier=types.SimpleNamespace(input=dict.fromkeys(
             ("token_ids", "segment_ids", "padding_mask"))))
-    files = get_task("text_classification").write_assets(str(folder), pipeline, {})
+    from keras_tl.export_spec import write_assets
+    from keras_tl.tasks.text_classifier import tokenizer_assets
+
+    files = write_assets(tokenizer_assets(pipeline), str(folder))
     return preprocessor, load_tokenizer(os.path.dirname(files["vocabulary"])), files
 
 

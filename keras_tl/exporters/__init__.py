@@ -10,8 +10,10 @@
 - `_backend`: the TensorFlow subprocess for models trained under JAX or PyTorch;
 - `_float32`: float32 clones of mixed-precision models.
 
-What differs between tasks (inputs, signatures, tokenizer files) comes from
-the run's task (`keras_tl.tasks`); `keras_tl.export` is `export`.
+What differs between tasks (inputs, signatures, the model converted,
+tokenizer files) comes from the task's export spec (`Task.export_spec`, a
+`keras_tl.export_spec.ExportSpec`); each exporter reads only that spec.
+`keras_tl.export` is `export`.
 
 Example:
 >>> from keras_tl.exporters import list_formats

@@ -4,7 +4,8 @@ The SavedModel and LiteRT formats are TensorFlow graphs. Under the
 TensorFlow backend their exporters run in this process. Under JAX or
 PyTorch the model is saved to a `.keras` file and a subprocess with
 `KERAS_BACKEND=tensorflow` reloads it (`safe_mode=True`), gets the task
-from `info["task"]` and runs the same exporters' `write` there. Every
+from `info["task"]`, builds the same `ExportSpec` from it and runs the
+same exporters' `write` there. Every
 format is verified afterwards in the calling process, against the
 caller's model.
 """
@@ -32,22 +33,22 @@ def current_backend():
     return keras.backend.backend()
 
 
-def write_in_tensorflow(formats, model, stage_dir, info, class_names):
+def write_in_tensorflow(formats, spec, model, stage_dir):
     """Runs the `write` of each format in `formats` under TensorFlow (this
-    process under the TensorFlow backend, else a TensorFlow subprocess);
-    returns the files written, `{file_key: path}`.
+    process, with `spec`, under the TensorFlow backend; else a TensorFlow
+    subprocess, which rebuilds the spec from `model`, `spec.info` and
+    `spec.class_names`); returns the files written, `{file_key: path}`.
 
     Example:
-    >>> write_in_tensorflow(["saved_model", "litert"], model, "stage",
-    ...                     {"task": "image_classification", "input_size": [96, 96]},
-    ...                     ["cat", "dog"])  # doctest: +SKIP
+    >>> write_in_tensorflow(["saved_model", "litert"], spec, model, "stage")  # doctest: +SKIP
     {'saved_model': 'stage', 'litert_float32': ..., 'litert_int8': ...}
     """
     if current_backend() == "tensorflow":
-        return _write(formats, model, stage_dir, info, class_names)
+        return _write(formats, spec, stage_dir)
     with tempfile.TemporaryDirectory(prefix="keras_tl_export_") as tmp:
-        job = dict(formats=list(formats), stage_dir=os.path.abspath(stage_dir), info=info,
-                   class_names=list(class_names), model_path=os.path.join(tmp, "model.keras"),
+        job = dict(formats=list(formats), stage_dir=os.path.abspath(stage_dir), info=spec.info,
+                   class_names=list(spec.class_names),
+                   model_path=os.path.join(tmp, "model.keras"),
                    files_path=os.path.join(tmp, "files.json"))
         model.save(job["model_path"])
         job_path = os.path.join(tmp, "job.json")
@@ -58,14 +59,12 @@ def write_in_tensorflow(formats, model, stage_dir, info, class_names):
             return json.load(f)
 
 
-def _write(formats, model, stage_dir, info, class_names):
+def _write(formats, spec, stage_dir):
     from keras_tl.exporters.registry import get_exporter
-    from keras_tl.tasks import task_of
 
-    task = task_of(info)
     files = {}
     for name in formats:
-        files.update(get_exporter(name).write(model, stage_dir, task, info, class_names))
+        files.update(get_exporter(name).write(spec, stage_dir))
     return files
 
 
@@ -92,8 +91,9 @@ def _worker_main():
 
     with open(sys.argv[1]) as f:
         job = json.load(f)
-    task_of(job["info"])  # imports the task's module: registers its layers
+    task = task_of(job["info"])  # imports the task's module: registers its layers
     model = keras.saving.load_model(job["model_path"], compile=False, safe_mode=True)
-    files = _write(job["formats"], model, job["stage_dir"], job["info"], job["class_names"])
+    spec = task.export_spec(model, job["info"], job["class_names"])
+    files = _write(job["formats"], spec, job["stage_dir"])
     with open(job["files_path"], "w") as f:
         json.dump(files, f)

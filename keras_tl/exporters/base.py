@@ -1,9 +1,10 @@
 """The `Exporter` interface, its uniform verification report and the one
 tolerance rule every format is held to.
 
-An exporter knows one file format and no modality: what the model takes
-and returns, how raw inputs become a format's feed, and which extra files a
-model needs come from the run's task (`keras_tl.tasks.Task`).
+An exporter knows one file format and no task: what it writes, feeds and
+compares comes from the model's `keras_tl.export_spec.ExportSpec` (the
+task's `export_spec`): the signatures and their contracts, the Keras model
+a converting format converts, its feed, and how its outputs are judged.
 
 A verification report compares one way of running the export (a
 SavedModel signature, an ONNX file, a LiteRT file) with the Keras model on
@@ -14,29 +15,30 @@ the same inputs, output by output:
 
 The rule (`check_tolerance`): in every enforced report, every float output
 is within `tolerance` of the Keras model and every other output (ids,
-names, counts) is identical. The task says what is compared
-(`Task.compared_outputs`; e.g. a detector's pre-NMS boxes in units of the
+names, counts) is identical. The spec says what is compared
+(`ExportSpec.judged`; e.g. a detector's pre-NMS boxes in units of the
 image size). Reports of lossy variants (int8 LiteRT) are
 not enforced, only recorded.
 """
 
 import dataclasses
 import os
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from keras_tl.errors import ExportVerificationError
+from keras_tl.errors import ExportError, ExportVerificationError
 
 
 @dataclasses.dataclass
 class Runner:
     """One way to run an exported file: `run(model_inputs) -> {output: array}`
-    (or None when the task gives no feed for it).
+    (or None when the spec gives no feed for it).
 
-    `path` is the file or folder it runs; `size` its bytes in the report
-    (default: the size of `path`); `enforced` says whether the tolerance
-    rule applies to it.
+    `path` is the file or folder it runs; `graph` the spec's `Signature` or
+    `ConvertedGraph` it holds (what its outputs are judged against);
+    `size` its bytes in the report (default: the size of `path`);
+    `enforced` says whether the tolerance rule applies to it.
 
     Example:
     >>> runner = Runner(lambda x: {"y": x * 2}, path=".")
@@ -46,21 +48,26 @@ class Runner:
 
     run: Callable
     path: str
+    graph: Any = None
     enforced: bool = True
     size: Optional[int] = None
 
 
 class Exporter:
     """One export format. Subclasses set `name` and implement `write`,
-    `open` and, when a format has several files or entry points, `runners`.
+    `open` and, when a format has several files or entry points, `runners`;
+    each reads only the `ExportSpec`.
 
-    - `write(model, stage_dir, task, info, class_names) -> {file_key: path}`
-      writes the format into `stage_dir`.
-    - `open(path, task, info) -> Runner` runs a written file the way
+    - `supports(spec) -> bool`: whether the spec's model can be written in
+      this format (default: yes).
+    - `write(spec, stage_dir) -> {file_key: path}` writes the format into
+      `stage_dir`.
+    - `open(path, spec) -> Runner` runs a written file the way
       `keras-tl predict` does (model inputs in, named outputs out).
-    - `runners(files, task, info) -> {report_key: Runner}`: everything
-      `verify` checks (default: `open` on the file under `name`).
-    - `verify(files, inputs, reference, task, info) -> {report_key: report}`.
+    - `runners(files, spec) -> {report_key: Runner}`: everything `verify`
+      checks (default: `open` on the file under `name`).
+    - `verify(files, spec) -> {report_key: report}`, on the spec's
+      verification inputs.
     - `describe(files) -> dict`: the inputs and outputs of the written
       files, for `keras_tl.json`.
 
@@ -81,29 +88,47 @@ class Exporter:
     def __repr__(self):
         return f"<keras_tl exporter {self.name}>"
 
-    def write(self, model, stage_dir, task, info, class_names):
+    def supports(self, spec):
+        return True
+
+    def write(self, spec, stage_dir):
         raise NotImplementedError
 
-    def open(self, path, task, info):
+    def open(self, path, spec):
         raise NotImplementedError
 
-    def runners(self, files, task, info):
-        return {self.name: self.open(files[self.name], task, info)}
+    def runners(self, files, spec):
+        return {self.name: self.open(files[self.name], spec)}
 
-    def verify(self, files, inputs, reference, task, info):
+    def verify(self, files, spec):
         reports = {}
-        for key, runner in self.runners(files, task, info).items():
-            outputs = runner.run(inputs)
-            if outputs is None:  # e.g. a signature on file bytes the task cannot encode
-                reports[key] = {"skipped": "the task gives no feed for it", "enforced": False}
+        for key, runner in self.runners(files, spec).items():
+            outputs = runner.run(spec.verification_inputs)
+            if outputs is None:  # e.g. a signature on file bytes the spec cannot encode
+                reports[key] = {"skipped": "the spec gives no feed for it", "enforced": False}
                 continue
-            got, expected = task.compared_outputs(self.name, outputs, reference, info)
+            got, expected = spec.judged(runner.graph, outputs)
             reports[key] = compare(got, expected, enforced=runner.enforced)
             reports[key]["bytes"] = size_of(runner.path) if runner.size is None else runner.size
         return reports
 
     def describe(self, files):
         return {}
+
+
+def feed_by_name(feed, names):
+    """A feed keyed by input name: `feed` itself when it is a dict, else
+    the one input `names` lists.
+
+    Example:
+    >>> feed_by_name([1, 2], ["images"])
+    {'images': [1, 2]}
+    """
+    if isinstance(feed, dict):
+        return feed
+    if len(names) != 1:
+        raise ExportError(f"A model with inputs {list(names)} needs a feed by name.")
+    return {names[0]: feed}
 
 
 def compare(outputs, reference, enforced=True):

@@ -1,6 +1,9 @@
-"""LiteRT (TFLite) models converted from the SavedModel's `serving_default`,
-or from the Keras model the task's `converted_model` gives for `"litert"`
-(a detector's pre-NMS detections: the converter cannot carry its NMS).
+"""LiteRT (TFLite) models converted from the spec's default signature when
+a converter can carry its ops (`Signature.convertible`), else from the
+spec's converted Keras model (a detector's pre-NMS detections: the
+converter cannot carry its NMS) when that model takes the raw inputs alone;
+a model whose feed reads assets beside it (a tokenizer) has no LiteRT file
+(a LiteRT file ships to devices on its own).
 
 Two files: `model_float32.tflite` and `model_int8.tflite` (dynamic-range
 quantization: int8 weights, float32 activations, the same inputs and
@@ -14,7 +17,8 @@ import tempfile
 
 import numpy as np
 
-from keras_tl.exporters.base import Exporter, Runner
+from keras_tl.export_spec import Signature
+from keras_tl.exporters.base import Exporter, Runner, feed_by_name
 
 FLOAT32_FILE = "model_float32.tflite"
 INT8_FILE = "model_int8.tflite"
@@ -34,35 +38,45 @@ class LiteRTExporter(Exporter):
     needs_tensorflow = True
     suffixes = (".tflite",)
 
-    def write(self, model, stage_dir, task, info, class_names):
-        converted = task.converted_model(model, info, self.name)
-        if converted is None and os.path.exists(os.path.join(stage_dir, "saved_model.pb")):
+    def supports(self, spec):
+        return litert_source(spec) is not None
+
+    def write(self, spec, stage_dir):
+        source = litert_source(spec)
+        if isinstance(source, Signature) and \
+                os.path.exists(os.path.join(stage_dir, "saved_model.pb")):
             return convert_litert(stage_dir, stage_dir)
         from keras_tl.exporters.saved_model import write_saved_model
 
         with tempfile.TemporaryDirectory(prefix="keras_tl_litert_") as tmp:
-            if converted is None:
-                write_saved_model(model, tmp, task, info, class_names)
+            if isinstance(source, Signature):
+                write_saved_model(spec, tmp)
             else:
-                write_keras_signature(converted, tmp)
+                write_keras_signature(source.model, tmp)
             return convert_litert(tmp, stage_dir)
 
-    def open(self, path, task, info):
+    def open(self, path, spec):
         from ai_edge_litert.interpreter import Interpreter
 
         path = os.fspath(path)
         runner = Interpreter(model_path=path).get_signature_runner(SIGNATURE)
+        names = list(runner.get_input_details())
+        folder = os.path.dirname(os.path.abspath(path))
+        source = litert_source(spec)
 
         def run(inputs):
-            feed = task.signature_inputs(SIGNATURE, inputs, info)
+            if isinstance(source, Signature):
+                feed = source.feed_for(inputs)
+            else:
+                feed = feed_by_name(source.feed_for(inputs, folder), names)
             return dict(runner(**{key: np.asarray(value) for key, value in feed.items()}))
 
-        return Runner(run, path)
+        return Runner(run, path, source)
 
-    def runners(self, files, task, info):
-        int8 = self.open(files["litert_int8"], task, info)
+    def runners(self, files, spec):
+        int8 = self.open(files["litert_int8"], spec)
         int8.enforced = False
-        return {"litert_float32": self.open(files["litert_float32"], task, info),
+        return {"litert_float32": self.open(files["litert_float32"], spec),
                 "litert_int8": int8}
 
     def describe(self, files):
@@ -77,6 +91,26 @@ class LiteRTExporter(Exporter):
 
         return {"signature": SIGNATURE, "inputs": specs(runner.get_input_details()),
                 "outputs": specs(runner.get_output_details())}
+
+
+def litert_source(spec):
+    """What LiteRT converts for `spec`: its default `Signature` when a
+    converter can carry its ops, else its `ConvertedGraph` when that takes
+    the model inputs alone (reads no assets), else `None` (no LiteRT model).
+
+    Example:
+    >>> from keras_tl.tasks import get_task
+    >>> litert_source(get_task("image_classification").export_spec(
+    ...     None, {"input_size": [8, 8]}, ["a", "b"])).name
+    'serving_default'
+    >>> litert_source(get_task("text_classification").export_spec(None, {}, ["a", "b"])) is None
+    True
+    """
+    if spec.signatures and spec.signatures[0].convertible:
+        return spec.signatures[0]
+    if spec.converted is not None and not spec.converted.reads_assets:
+        return spec.converted
+    return None
 
 
 def write_keras_signature(model, path):

@@ -4,12 +4,11 @@ schema for every task.
 One file per version folder:
 
 - `format_version` (2), `task`, `modality`, `class_names`, `num_classes`;
-- `signatures`: the task's `signature_contract` (the SavedModel's
+- `signatures`: the export spec's contract (the SavedModel's
   signatures: input and output names, dtypes, shapes);
 - `formats`: per format written, its files, where it was converted and the
   inputs and outputs of its files (e.g. the ONNX model's input names);
-- `model_outputs`: the Keras model's output names (`keras-tl predict`
-  hands these to the task's `postprocess`);
+- `model_outputs`: the Keras model's output names;
 - `preprocessing`, `backbone`, `weights` and the whole run `info` (input
   size, sequence length, tokenizer...); `training` (the run's settings),
   `metrics`, `user_metadata`;
@@ -30,27 +29,30 @@ _PACKAGES = ("keras", "keras-hub", "tensorflow", "tensorflow-text", "onnx", "onn
              "tf2onnx", "ai-edge-litert", "jax", "torch", "numpy")
 
 
-def build_metadata(task, class_names, info, model_outputs, formats, files, verification,
-                   stage_dir, config=None, metrics=None, user_metadata=None, backend=None):
-    """The content of `keras_tl.json` for one export.
+def build_metadata(spec, model_outputs, formats, files, verification, stage_dir,
+                   config=None, metrics=None, user_metadata=None, backend=None):
+    """The content of `keras_tl.json` for one export of `spec` (an
+    `ExportSpec`) whose Keras model returns `model_outputs` (names).
 
     Example:
     >>> from keras_tl.tasks import get_task
-    >>> meta = build_metadata(get_task("image_classification"), ["cat", "dog"],
-    ...                       {"input_size": [8, 8]}, ["probabilities"], {}, {}, {}, ".")
+    >>> spec = get_task("image_classification").export_spec(
+    ...     None, {"input_size": [8, 8]}, ["cat", "dog"])
+    >>> meta = build_metadata(spec, ["probabilities"], {}, {}, {}, ".")
     >>> meta["task"], meta["signatures"]["serving_default"]["inputs"]
     ('image_classification', {'images': {'dtype': 'float32', 'shape': [None, 8, 8, 3]}})
     """
     from keras_tl.version import __version__
 
     relative = {key: os.path.relpath(path, stage_dir) for key, path in files.items()}
+    info, class_names = spec.info, spec.class_names
     return json_ready({
         "format_version": FORMAT_VERSION,
-        "task": task.name,
-        "modality": task.modality,
+        "task": spec.task,
+        "modality": spec.modality,
         "class_names": list(class_names),
         "num_classes": len(class_names),
-        "signatures": task.signature_contract(info, class_names),
+        "signatures": spec.contract(),
         "formats": formats,
         "model_outputs": list(model_outputs),
         "preprocessing": info.get("preprocessing"),

@@ -2,9 +2,9 @@
 
 Keras converts with tf2onnx (TensorFlow), jax2onnx (JAX) or the PyTorch
 exporter; the batch dimension stays dynamic. The model converted is the
-task's `converted_model` (for a text classifier: the classifier on token
-ids, its tokenizer written beside it by the task; for a detector: its
-pre-NMS detections). Afterwards the graph's inputs
+spec's `converted` Keras model (for a text classifier: the classifier on
+token ids, its tokenizer written beside it as assets; for a detector: its
+pre-NMS detections); a spec without one has no ONNX model. Afterwards the graph's inputs
 and outputs carry the Keras model's input and output names, and the model's
 metadata (`metadata_props`) holds `class_names` (a JSON list), the
 `keras_tl_task` and its `keras_tl_info` (JSON), so a copied `.onnx` file
@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from keras_tl.errors import ExportError
-from keras_tl.exporters.base import Exporter, Runner
+from keras_tl.exporters.base import Exporter, Runner, feed_by_name
 
 ONNX_FILE = "model.onnx"
 
@@ -37,18 +37,21 @@ class OnnxExporter(Exporter):
     name = "onnx"
     suffixes = (".onnx",)
 
-    def write(self, model, stage_dir, task, info, class_names):
+    def supports(self, spec):
+        return spec.converted is not None
+
+    def write(self, spec, stage_dir):
         from keras_tl.version import __version__
 
         path = os.path.join(stage_dir, ONNX_FILE)
         partial = os.path.join(stage_dir, "partial." + ONNX_FILE)  # never a half model.onnx
-        properties = {"class_names": list(class_names), "keras_tl_task": task.name,
-                      "keras_tl_info": info, "keras_tl_version": __version__}
-        export_onnx(task.converted_model(model, info, self.name), partial, properties)
+        properties = {"class_names": list(spec.class_names), "keras_tl_task": spec.task,
+                      "keras_tl_info": spec.info, "keras_tl_version": __version__}
+        export_onnx(spec.converted.model, partial, properties)
         os.replace(partial, path)
         return {self.name: path}
 
-    def open(self, path, task, info):
+    def open(self, path, spec):
         import onnxruntime
 
         path = os.fspath(path)
@@ -56,19 +59,18 @@ class OnnxExporter(Exporter):
         inputs = session.get_inputs()
         names = [output.name for output in session.get_outputs()]
         folder = os.path.dirname(os.path.abspath(path))
+        graph = spec.converted
 
         def run(model_inputs):
-            feed = task.onnx_inputs(model_inputs, info, folder)
-            if not isinstance(feed, dict):
-                feed = {inputs[0].name: feed}
+            feed = feed_by_name(graph.feed_for(model_inputs, folder), [i.name for i in inputs])
             missing = [i.name for i in inputs if i.name not in feed]
             if missing:
                 raise ExportError(f"{path} takes inputs {[i.name for i in inputs]}; the "
-                                  f"{task.name} task gave {sorted(feed)}.")
+                                  f"{spec.task} spec gave {sorted(feed)}.")
             feed = {i.name: np.asarray(feed[i.name], dtype=_numpy_dtype(i.type)) for i in inputs}
             return dict(zip(names, session.run(None, feed)))
 
-        return Runner(run, path)
+        return Runner(run, path, graph)
 
     def describe(self, files):
         return describe_onnx(files[self.name])

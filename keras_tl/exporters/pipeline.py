@@ -9,7 +9,7 @@ Layout of `export(result, "saved_models/NAME")`, one folder per export:
         variables/  assets/class_names.txt  fingerprint.pb
         model.onnx              (formats the task supports)
         model_float32.tflite  model_int8.tflite
-        tokenizer/ ...          the task's assets (a text model's vocabulary)
+        tokenizer/ ...          the spec's assets (a text model's vocabulary)
         keras_tl.json           metadata and verification numbers
       2/ ...
       .tmp-export-<random>/     only while an export runs
@@ -18,6 +18,7 @@ Layout of `export(result, "saved_models/NAME")`, one folder per export:
 import os
 
 from keras_tl.errors import ConfigError
+from keras_tl.export_spec import write_assets
 from keras_tl.exporters import _backend, _float32, _versioning
 from keras_tl.exporters import metadata as metadata_lib
 from keras_tl.exporters.base import check_tolerance, compare
@@ -33,7 +34,7 @@ class ExportResult(dict):
       also the SavedModel's folder;
     - `version`: the version number;
     - `files`: file key (`"saved_model"`, `"onnx"`, `"litert_float32"`,
-      `"litert_int8"`, the task's assets, `"metadata"`) -> path;
+      `"litert_int8"`, the spec's assets, `"metadata"`) -> path;
     - `verification`: one report per way of running the export
       (`"saved_model/serving_default"`, `"onnx"`, `"litert_int8"`...), see
       `keras_tl.exporters.base`, and `"inputs"`, how many were compared;
@@ -123,32 +124,29 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
     'saved_models/flowers/1'
     """
     model, task, class_names, info, extra, sample = _unpack(model_or_result, class_names, task)
-    exporters = [get_exporter(name) for name in _formats(formats, task, model, info)]
     original, model = model, _float32.as_float32(model)
-    info = task.export_info(model, info)
-    inputs = task.verification_inputs(
-        info, sample if verification_inputs is None else verification_inputs)
-    model_outputs = task.predict_outputs(model, inputs)
-    reference = task.serving_reference(model_outputs, class_names)
-    _check_outputs(reference, task, info, class_names)
+    if verification_inputs is not None:
+        sample = verification_inputs
+    spec = task.export_spec(model, info, class_names, sample)
+    exporters = [get_exporter(name) for name in _formats(formats, spec)]
+    _check_outputs(spec)
     backend = _backend.current_backend()
 
     with _versioning.staged_version(path, version) as stage:
-        files, formats_meta = _write(exporters, model, stage.path, task, info, class_names,
-                                     backend)
-        files.update(task.write_assets(stage.path, model, info))
-        verification = {"inputs": len(inputs)}
-        for exporter in exporters:  # a format may convert another Keras model (a detector's)
-            expected = task.converted_reference(exporter.name, model, inputs, reference, info)
-            verification.update(exporter.verify(files, inputs, expected, task, info))
+        files, formats_meta = _write(exporters, spec, model, stage.path, backend)
+        files.update(write_assets(spec.assets, stage.path))
+        verification = {"inputs": len(spec.verification_inputs)}
+        for exporter in exporters:
+            verification.update(exporter.verify(files, spec))
         if model is not original:  # how far the float32 export is from the 16-bit model
-            verification["float32_clone"] = compare(
-                model_outputs, task.predict_outputs(original, inputs), enforced=False)
+            original_outputs = task.export_spec(original, info, class_names, sample).model_outputs
+            verification["float32_clone"] = compare(spec.model_outputs, original_outputs,
+                                                    enforced=False)
         check_tolerance(verification, tolerance)
         for exporter in exporters:
             formats_meta[exporter.name].update(exporter.describe(files))
         meta = metadata_lib.build_metadata(
-            task, class_names, info, model_outputs, formats_meta, files, verification, stage.path,
+            spec, spec.model_outputs, formats_meta, files, verification, stage.path,
             config=extra.get("config"), metrics=extra.get("metrics"), user_metadata=metadata,
             backend=backend)
         files["metadata"] = metadata_lib.write_metadata(stage.path, meta)
@@ -202,9 +200,9 @@ def _unpack(model_or_result, class_names, task):
     return model, task, class_names, info, extra, sample
 
 
-def _formats(formats, task, model, info):
+def _formats(formats, spec):
     """The formats to write, in registry order, the SavedModel first."""
-    supported = list(task.supported_formats(model, info))
+    supported = [name for name in list_formats() if get_exporter(name).supports(spec)]
     if formats is None:
         wanted = supported
     else:
@@ -214,18 +212,18 @@ def _formats(formats, task, model, info):
         refused = [name for name in wanted if name not in supported]
         if refused:
             raise ConfigError(
-                f"{task.name} models export to {', '.join(supported)}; not to "
+                f"{spec.task} models export to {', '.join(supported)}; not to "
                 f"{', '.join(refused)}.")
     return [name for name in list_formats() if name == "saved_model" or name in wanted]
 
 
-def _check_outputs(reference, task, info, class_names):
-    """The model's outputs must have the shapes the task's signatures
+def _check_outputs(spec):
+    """The model's outputs must have the shapes the spec's signatures
     declare (e.g. one probability per class name)."""
     declared = {}
-    for signature in task.signature_contract(info, class_names).values():
-        declared.update(signature.get("outputs", {}))
-    for name, value in reference.items():
+    for signature in spec.signatures:
+        declared.update(signature.outputs)
+    for name, value in spec.reference.items():
         shape = declared.get(name, {}).get("shape")
         if shape is None:
             continue
@@ -233,12 +231,12 @@ def _check_outputs(reference, task, info, class_names):
         if len(actual) != len(shape) or any(d is not None and d != a
                                             for d, a in zip(shape, actual)):
             raise ConfigError(
-                f"The model's output {name!r} has shape {actual}, but the {task.name} "
-                f"signatures declare {shape} for the {len(class_names)} class names given "
-                f"({class_names[:10]}).")
+                f"The model's output {name!r} has shape {actual}, but the {spec.task} "
+                f"signatures declare {shape} for the {len(spec.class_names)} class names given "
+                f"({spec.class_names[:10]}).")
 
 
-def _write(exporters, model, stage_dir, task, info, class_names, backend):
+def _write(exporters, spec, model, stage_dir, backend):
     """Writes every format: in this process when it can, else (SavedModel,
     LiteRT, or an ONNX conversion that failed under JAX/PyTorch) in one
     TensorFlow pass. Returns the files and, per format, where it was converted."""
@@ -247,7 +245,7 @@ def _write(exporters, model, stage_dir, task, info, class_names, backend):
         formats_meta[exporter.name] = {}
         if backend == "tensorflow" or not exporter.needs_tensorflow:
             try:
-                files.update(exporter.write(model, stage_dir, task, info, class_names))
+                files.update(exporter.write(spec, stage_dir))
                 formats_meta[exporter.name]["converted_in"] = f"{backend} (this process)"
                 continue
             except Exception as error:  # noqa: BLE001  (any converter failure falls back)
@@ -258,6 +256,5 @@ def _write(exporters, model, stage_dir, task, info, class_names, backend):
         formats_meta[exporter.name]["converted_in"] = "tensorflow subprocess"
         in_tensorflow.append(exporter.name)
     if in_tensorflow:
-        files.update(_backend.write_in_tensorflow(in_tensorflow, model, stage_dir, info,
-                                                  class_names))
+        files.update(_backend.write_in_tensorflow(in_tensorflow, spec, model, stage_dir))
     return files, formats_meta

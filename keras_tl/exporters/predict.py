@@ -1,10 +1,11 @@
 """Predictions from any exported format, for every task.
 
 `predict(export_path, inputs)` reads the export's `keras_tl.json`, gets its
-task, turns raw inputs (image files, texts, WAV files, arrays) into model
-inputs with the task's `prepare_inputs`, runs the format the path names
-(the SavedModel of a version or base folder, a `.onnx` or a `.tflite`
-file), and hands the outputs to the task's `postprocess`.
+task and its export spec (contracts and feeds, no model), turns raw inputs
+(image files, texts, WAV files, arrays) into model inputs with the task's
+`prepare_inputs`, runs the format the path names (the SavedModel of a
+version or base folder, a `.onnx` or a `.tflite` file), and hands the
+outputs to the spec's `postprocess`.
 """
 
 import json
@@ -55,7 +56,8 @@ class LoadedExport:
     """One format of an export, ready to predict.
 
     Attributes: `path` (the file or folder run), `format`, `metadata`
-    (`keras_tl.json`), `task`, `info`, `class_names`.
+    (`keras_tl.json`), `task`, `info`, `class_names`, `spec` (the
+    export spec, without a model).
 
     Example:
     >>> exported = load_export("saved_models/flowers/1/model.onnx")  # doctest: +SKIP
@@ -74,8 +76,8 @@ class LoadedExport:
         if "input_size" in metadata:  # exports made before keras_tl.json format 2
             self.info.setdefault("input_size", metadata["input_size"])
         self.class_names = list(metadata.get("class_names") or [])
-        self.model_outputs = list(metadata.get("model_outputs") or ["probabilities"])
-        self._runner = exporter.open(path, self.task, self.info)
+        self.spec = self.task.export_spec(None, self.info, self.class_names)
+        self._runner = exporter.open(path, self.spec)
 
     def outputs(self, model_inputs):
         """The format's named outputs for model inputs (prepared inputs).
@@ -104,15 +106,7 @@ class LoadedExport:
             batches = ((prepared[i:i + _BATCH], inputs[i:i + _BATCH])
                        for i in range(0, len(prepared), _BATCH))
         for batch, given in batches:
-            outputs = self.outputs(batch)
-            if len(self.model_outputs) == 1:
-                model_outputs = outputs[self.model_outputs[0]]
-            elif all(name in outputs for name in self.model_outputs):
-                model_outputs = {name: outputs[name] for name in self.model_outputs}
-            else:  # signatures that rename the model's outputs (a detector's)
-                model_outputs = outputs
-            predictions.extend(self.task.postprocess(model_outputs, self.class_names, top=top,
-                                                     inputs=given, info=self.info))
+            predictions.extend(self.spec.postprocess(self.outputs(batch), given, top))
         return predictions
 
 
@@ -182,11 +176,10 @@ def format_prediction(prediction):
 
 
 def _onnx_metadata(path):
-    from keras_tl.exporters.onnx import describe_onnx, read_onnx_properties
+    from keras_tl.exporters.onnx import read_onnx_properties
 
     properties = read_onnx_properties(path)
     if "keras_tl_task" not in properties:
         return None
     return {"task": properties["keras_tl_task"], "info": properties.get("keras_tl_info") or {},
-            "class_names": properties.get("class_names") or [],
-            "model_outputs": list(describe_onnx(path)["outputs"])}
+            "class_names": properties.get("class_names") or []}

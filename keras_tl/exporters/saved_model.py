@@ -1,7 +1,7 @@
-"""SavedModel for TensorFlow Serving: the task's signatures, class names inside.
+"""SavedModel for TensorFlow Serving: the spec's signatures, class names inside.
 
-The signatures are the task's `serving_functions` (e.g. `serving_default`
-on pixels and `serving_bytes` on encoded images for an image classifier;
+The signatures are `ExportSpec.signatures` (e.g. `serving_default` on
+pixels and `serving_bytes` on encoded images for an image classifier;
 `serving_default` on raw strings for a text classifier, its tokenizer in
 the graph). The class names go to `assets/class_names.txt`, one per line.
 
@@ -12,7 +12,8 @@ Needs TensorFlow: under JAX or PyTorch `keras_tl.exporters._backend` runs
 import os
 import tempfile
 
-from keras_tl.exporters.base import Exporter, Runner
+from keras_tl.errors import ExportError
+from keras_tl.exporters.base import Exporter, Runner, size_of
 
 CLASS_NAMES_ASSET = "class_names.txt"
 DEFAULT_SIGNATURE = "serving_default"
@@ -30,58 +31,58 @@ class SavedModelExporter(Exporter):
     name = "saved_model"
     needs_tensorflow = True
 
-    def write(self, model, stage_dir, task, info, class_names):
-        write_saved_model(model, stage_dir, task, info, class_names)
+    def write(self, spec, stage_dir):
+        write_saved_model(spec, stage_dir)
         return {self.name: stage_dir}
 
-    def open(self, path, task, info, signature=DEFAULT_SIGNATURE):
+    def open(self, path, spec, signature=DEFAULT_SIGNATURE):
         function = load_saved_model(path).signatures[signature]
-        return Runner(_signature_runner(function, signature, task, info), path,
-                      size=saved_model_size(path))
+        graph = _signature(spec, signature)
+        return Runner(_signature_runner(function, graph), path, graph, size=saved_model_size(path))
 
-    def runners(self, files, task, info):
-        """One runner per signature, in the task's contract order."""
+    def runners(self, files, spec):
+        """One runner per signature, in the spec's order."""
         path = files[self.name]
         loaded = load_saved_model(path)
-        names = [name for name in task.signature_contract(info, []) if name in loaded.signatures]
         size = saved_model_size(path)
-        return {f"{self.name}/{name}": Runner(_signature_runner(loaded.signatures[name], name,
-                                                                 task, info), path, size=size)
-                for name in names or sorted(loaded.signatures)}
+        return {f"{self.name}/{graph.name}": Runner(
+                    _signature_runner(loaded.signatures[graph.name], graph), path, graph,
+                    size=size)
+                for graph in spec.signatures if graph.name in loaded.signatures}
 
     def describe(self, files):
         return {"signatures": sorted(load_saved_model(files[self.name]).signatures)}
 
 
-def write_saved_model(model, path, task, info, class_names):
-    """Writes `task.serving_functions(model, ...)` as a SavedModel at `path`,
-    with `assets/class_names.txt`; returns `path`.
+def write_saved_model(spec, path):
+    """Writes the spec's signatures as a SavedModel at `path`, with
+    `assets/class_names.txt`; returns `path`.
 
     Only the variables the signatures read are saved (as `keras.export`
     does): the Keras object graph stays out, so LiteRT's converter can
     freeze the variables into constants.
 
     Example:
-    >>> write_saved_model(model, "stage", get_task("image_classification"),
-    ...                   {"input_size": [224, 224]}, ["cat", "dog"])  # doctest: +SKIP
+    >>> write_saved_model(get_task("image_classification").export_spec(
+    ...     model, {"input_size": [224, 224]}, ["cat", "dog"]), "stage")  # doctest: +SKIP
     'stage'
     """
     import tensorflow as tf
 
-    functions = task.serving_functions(model, info, class_names)
     signatures, module, variables = {}, tf.Module(), {}
-    for index, (name, function) in enumerate(functions.items()):
+    for index, graph in enumerate(spec.signatures):
+        function = graph.function()
         if hasattr(function, "get_concrete_function"):  # a tf.function with its input signature
             setattr(module, f"signature_{index}", function)
             function = function.get_concrete_function()
-        signatures[name] = function
+        signatures[graph.name] = function
         for variable in function.variables:
             variables[id(variable)] = variable
     module.model_variables = list(variables.values())
     with tempfile.TemporaryDirectory() as tmp:
         asset = os.path.join(tmp, CLASS_NAMES_ASSET)
         with open(asset, "w", encoding="utf-8") as f:
-            f.write("".join(f"{name}\n" for name in class_names))
+            f.write("".join(f"{name}\n" for name in spec.class_names))
         module.class_names_file = tf.saved_model.Asset(asset)
         tf.saved_model.save(module, path, signatures=signatures)
     return path
@@ -111,8 +112,6 @@ def saved_model_size(path):
     >>> saved_model_size("no/such/folder")
     0
     """
-    from keras_tl.exporters.base import size_of
-
     parts = [os.path.join(path, name) for name in ("saved_model.pb", "variables", "assets")]
     return sum(size_of(part) for part in parts if os.path.exists(part))
 
@@ -128,12 +127,20 @@ def read_class_names(path):
         return f.read().splitlines()
 
 
-def _signature_runner(function, signature, task, info):
+def _signature(spec, name):
+    for graph in spec.signatures:
+        if graph.name == name:
+            return graph
+    raise ExportError(f"The {spec.task} spec has no signature {name!r}; it has "
+                      f"{[graph.name for graph in spec.signatures]}.")
+
+
+def _signature_runner(function, graph):
     import tensorflow as tf
 
     def run(inputs):
-        feed = task.signature_inputs(signature, inputs, info)
-        if feed is None:  # the task cannot feed this signature from model inputs
+        feed = graph.feed_for(inputs)
+        if feed is None:  # the spec cannot feed this signature from model inputs
             return None
         outputs = function(**{key: tf.constant(value) for key, value in feed.items()})
         return {key: value.numpy() for key, value in outputs.items()}

@@ -9,18 +9,11 @@ modality. They ask the run's `Task` (found in `keras_tl.tasks.registry`):
   `apply_stage` (which backbone blocks train);
 - inference: `prepare_inputs` (raw inputs to model inputs, the way training
   read them) and `postprocess` (model outputs to predictions);
-- serving: `export_formats`, `serving_functions` (the SavedModel's
-  signatures, built with TensorFlow only), `signature_contract` (documented
-  inputs and outputs), `verification_inputs`;
-- export (asked by `keras_tl.exporters`, each with a default):
-  `supported_formats`, `model_info` (a bare model's info), `export_info`
-  (facts of the model its clients need), `predict_outputs` and
-  `serving_reference` (the Keras reference), `converted_model` and
-  `converted_reference` (the Keras model a format converts, when it is not
-  the SavedModel's, and what that format is verified against),
-  `compared_outputs` (what the verification compares),
-  `signature_inputs` and `onnx_inputs` (a format's feed), `onnx_model`,
-  `write_assets`;
+- export: `export_spec` (what its exports serve: signatures and their
+  contracts, the Keras model converting formats convert, assets, the
+  verification inputs and reference, how a converted model is judged: a
+  `keras_tl.export_spec.ExportSpec`, which each exporter reads; no hook
+  names a format) and `model_info` (a bare model's info);
 - reports: `write_reports` (plots beside a run).
 
 A task instance holds no data: what a run needs later (input size,
@@ -121,7 +114,6 @@ class Task:
     modality = ""
     default_backbone = None
     options: Dict[str, Any] = {}
-    export_formats = ("saved_model", "onnx", "litert")
 
     def __repr__(self):
         return f"<keras_tl task {self.name}>"
@@ -355,36 +347,26 @@ class Task:
         (e.g. boxes to each image's own size)."""
         raise NotImplementedError
 
-    # -- serving ------------------------------------------------------------
-    def serving_functions(self, model, info, class_names):
-        """`{signature_name: tf.function}` for the SavedModel; runs under
-        TensorFlow only. The first key is the default signature."""
-        raise NotImplementedError
-
-    def signature_contract(self, info, class_names):
-        """`{signature: {"inputs": {...}, "outputs": {...}}}` with dtypes and
-        shapes, as written into `keras_tl.json`."""
-        raise NotImplementedError
-
-    def verification_inputs(self, info, sample=None, count=8):
-        """Model inputs to compare exported formats with Keras on: from
-        `sample` (real validation data) when given."""
-        raise NotImplementedError
-
-    # -- export (what keras_tl.exporters ask; every one has a default) ------
-    def supported_formats(self, model, info):
-        """The export formats this task's `model` can be written in
-        (default: `export_formats`).
+    # -- export -------------------------------------------------------------
+    def export_spec(self, model, info, class_names, sample=None):
+        """The `keras_tl.export_spec.ExportSpec` of `model`: the graphs its
+        exports serve, their contracts, what converting formats convert,
+        the assets written beside, the verification inputs (from `sample`,
+        real validation inputs, when given) and how outputs are judged.
+        With `model=None` (reading an export back), the contracts, feeds
+        and `postprocess` only.
 
         Example:
-        >>> Task().supported_formats(None, {})
-        ('saved_model', 'onnx', 'litert')
+        >>> Task().export_spec(None, {}, [])
+        Traceback (most recent call last):
+        ...
+        NotImplementedError
         """
-        return tuple(self.export_formats)
+        raise NotImplementedError
 
     def model_info(self, model):
-        """For a bare model given to `export` (no run): the `info` the
-        exporters need (input size, preprocessing...), or `None` when the
+        """For a bare model given to `export` (no run): the `info` its
+        export needs (input size, preprocessing...), or `None` when the
         model is not this task's kind (default: `None`).
 
         Example:
@@ -392,142 +374,6 @@ class Task:
         True
         """
         return None
-
-    def predict_outputs(self, model, inputs):
-        """The Keras model's outputs for model inputs, `{output_name:
-        array}`: the reference every exported format is verified against
-        (default: `model.predict`, named by `model.output_names`).
-
-        Example:
-        >>> import keras, numpy as np
-        >>> x = keras.Input((2,))
-        >>> model = keras.Model(x, keras.layers.Dense(3, name="scores")(x))
-        >>> Task().predict_outputs(model, np.ones((4, 2)))["scores"].shape
-        (4, 3)
-        """
-        import keras
-        import numpy as np
-
-        outputs = model.predict(inputs, verbose=0)
-        if isinstance(outputs, dict):
-            return {name: np.asarray(value) for name, value in outputs.items()}
-        outputs = keras.tree.flatten(outputs)
-        names = list(getattr(model, "output_names", None) or [])
-        names += [f"output_{i}" for i in range(len(names), len(outputs))]
-        return {name: np.asarray(value) for name, value in zip(names, outputs)}
-
-    def serving_reference(self, model_outputs, class_names):
-        """What every exported signature should return, computed with NumPy
-        from `predict_outputs` (outputs a format returns that are not here
-        are not compared). Default: the model's outputs themselves; a
-        classifier may add the `class_ids` and `class_names` its signatures
-        derive from the probabilities.
-
-        Example:
-        >>> Task().serving_reference({"scores": [0.5]}, ["a"])
-        {'scores': [0.5]}
-        """
-        return model_outputs
-
-    def signature_inputs(self, signature, inputs, info):
-        """The feed of SavedModel (and LiteRT) signature `signature` for
-        model inputs, `{input_key: array}`, or `None` when the task cannot
-        build it (default: the model inputs for the first signature of
-        `signature_contract`, when it has one input; `None` otherwise).
-
-        Example:
-        >>> import numpy as np
-        >>> from keras_tl.tasks import get_task
-        >>> get_task("image_classification").signature_inputs(
-        ...     "serving_default", np.zeros((1, 8, 8, 3)), {"input_size": [8, 8]})["images"].shape
-        (1, 8, 8, 3)
-        """
-        contract = self.signature_contract(info, [])
-        names = list(contract)
-        if not names or signature != names[0] or len(contract[signature]["inputs"]) != 1:
-            return None
-        (key,) = contract[signature]["inputs"]
-        return {key: inputs}
-
-    def onnx_model(self, model, info):
-        """The Keras model the ONNX exporter converts (default: `model`;
-        e.g. a text classifier converts its classifier on token ids).
-
-        Example:
-        >>> Task().onnx_model("the model", {})
-        'the model'
-        """
-        return model
-
-    def export_info(self, model, info):
-        """The `info` an export records (in `keras_tl.json` and the ONNX
-        metadata): the run's `info` plus what clients of the exported files
-        need from `model` (default: `info` as it is; a detector adds its NMS
-        settings, which its ONNX and LiteRT clients apply).
-
-        Example:
-        >>> Task().export_info(None, {"input_size": [8, 8]})
-        {'input_size': [8, 8]}
-        """
-        return info
-
-    def converted_model(self, model, info, format):
-        """The Keras model export format `format` converts, or `None` when
-        the format is converted from the SavedModel's `serving_default`
-        (default: `onnx_model` for `"onnx"`; `None` otherwise, so LiteRT
-        converts `serving_default`).
-
-        Example:
-        >>> Task().converted_model("the model", {}, "onnx"), Task().converted_model("m", {}, "litert")
-        ('the model', None)
-        """
-        return self.onnx_model(model, info) if format == "onnx" else None
-
-    def converted_reference(self, format, model, inputs, reference, info):
-        """What format `format`'s outputs are verified against for model
-        `inputs` (default: `reference`, the `serving_reference` of `model`;
-        a task whose `converted_model` returns other outputs than its
-        signatures gives that model's outputs here).
-
-        Example:
-        >>> Task().converted_reference("onnx", None, [1], {"scores": [0.5]}, {})
-        {'scores': [0.5]}
-        """
-        return reference
-
-    def compared_outputs(self, format, outputs, reference, info):
-        """`(outputs, reference)` as the verification of format `format`
-        compares them, output by output (default: as they are; a detector
-        compares its pre-NMS boxes in units of the image size, on the
-        anchors its NMS would consider).
-
-        Example:
-        >>> Task().compared_outputs("onnx", {"p": 1}, {"p": 2}, {})
-        ({'p': 1}, {'p': 2})
-        """
-        return outputs, reference
-
-    def onnx_inputs(self, inputs, info, export_dir):
-        """The ONNX model's feed for model inputs: an array for a
-        one-input model, else `{input_name: array}`. `export_dir` holds
-        the files `write_assets` wrote (default: the inputs as they are).
-
-        Example:
-        >>> Task().onnx_inputs([1, 2], {}, ".")
-        [1, 2]
-        """
-        return inputs
-
-    def write_assets(self, stage_dir, model, info):
-        """Writes the files the exported formats need beside them (e.g. a
-        tokenizer's vocabulary) into `stage_dir`; returns `{file_key: path}`
-        (default: nothing).
-
-        Example:
-        >>> Task().write_assets(".", None, {})
-        {}
-        """
-        return {}
 
     # -- reports ------------------------------------------------------------
     def write_reports(self, result, output_dir):

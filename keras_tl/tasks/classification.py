@@ -6,9 +6,13 @@ Image, text and keyword-spotting tasks subclass `Classification` and add
 how their inputs are read, fed and served.
 """
 
+import functools
 import os
 
+import numpy as np
+
 from keras_tl.errors import ConfigError
+from keras_tl.export_spec import ExportSpec, named_outputs
 from keras_tl.tasks.base import Task
 
 OUTPUT_NAME = "probabilities"
@@ -81,8 +85,6 @@ class Classification(Task):
         ...     np.array([[0.1, 0.7, 0.2]]), ["a", "b", "c"], top=2)
         [[('b', 0.7), ('c', 0.2)]]
         """
-        import numpy as np
-
         probabilities = np.asarray(outputs)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
         return [
@@ -111,24 +113,33 @@ class Classification(Task):
             "class_names": tf.gather(names, class_ids),
         }
 
-    def serving_reference(self, model_outputs, class_names):
-        """The model's probabilities plus the `class_ids` and `class_names`
-        every classification signature derives from them: what exported
-        formats are verified against.
+    def classification_spec(self, model, info, class_names, signatures, inputs, converted,
+                            predict=None, assets=()):
+        """The `ExportSpec` every classifier shares: `signatures` (each
+        returning `probabilities`, `class_ids` and `class_names`), verified
+        on model `inputs` against the model's probabilities (`predict`,
+        default `named_outputs`) and the class ids and names derived from
+        them; `converted`, the `ConvertedGraph` (or `None`); predictions
+        from any format's `probabilities`.
 
         Example:
-        >>> get_task("image_classification").serving_reference(
-        ...     {"probabilities": np.array([[0.2, 0.8]])}, ["cat", "dog"])["class_names"]
-        array(['dog'], dtype=object)
+        >>> from keras_tl.tasks.image_serving import image_signatures
+        >>> spec = get_task("image_classification").classification_spec(
+        ...     None, {"input_size": [8, 8]}, ["a", "b"],
+        ...     image_signatures({"input_size": [8, 8]}, {}), np.zeros((1, 8, 8, 3)), None)
+        >>> spec.postprocess({"probabilities": np.array([[0.3, 0.7]])}, None, 1)
+        [[('b', 0.7)]]
         """
-        import numpy as np
-
-        probabilities = np.asarray(model_outputs[OUTPUT_NAME], dtype="float32")
-        if probabilities.shape[-1] != len(class_names):
-            return model_outputs  # the exporter names the mismatch
-        ids = probabilities.argmax(axis=-1)
-        return {**model_outputs, "class_ids": ids,
-                "class_names": np.asarray(class_names, dtype=object)[ids]}
+        names = [str(name) for name in class_names]
+        if predict is None and model is not None:
+            predict = functools.partial(named_outputs, model)
+        return ExportSpec(
+            self.name, self.modality, names, info, tuple(signatures),
+            converted=converted,
+            assets=tuple(assets), verification_inputs=inputs, predict=predict,
+            served=functools.partial(served_classes, class_names=names),
+            postprocess=lambda outputs, given, top: self.postprocess(
+                outputs[OUTPUT_NAME], names, top=top))
 
     def output_contract(self, class_names):
         """The documented outputs of every classification signature.
@@ -152,3 +163,20 @@ class Classification(Task):
             reports.plot_confusion_matrix(
                 result.model, validation, result.class_names,
                 os.path.join(output_dir, "confusion_matrix.png"))
+
+
+def served_classes(model_outputs, class_names):
+    """The model's probabilities plus the `class_ids` and `class_names`
+    every classification signature derives from them: what exported
+    formats are verified against.
+
+    Example:
+    >>> served_classes({"probabilities": np.array([[0.2, 0.8]])}, ["cat", "dog"])["class_names"]
+    array(['dog'], dtype=object)
+    """
+    probabilities = np.asarray(model_outputs[OUTPUT_NAME], dtype="float32")
+    if probabilities.shape[-1] != len(class_names):
+        return model_outputs  # the exporter names the mismatch
+    ids = probabilities.argmax(axis=-1)
+    return {**model_outputs, "class_ids": ids,
+            "class_names": np.asarray(class_names, dtype=object)[ids]}

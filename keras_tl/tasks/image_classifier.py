@@ -7,10 +7,9 @@ export and serving cannot disagree.
 
 import os
 
+from keras_tl.export_spec import ConvertedGraph
 from keras_tl.tasks.classification import Classification, classification_head
-
-INPUT_NAME = "images"
-BYTES_NAME = "image_bytes"  # serving_bytes' input: encoded image files
+from keras_tl.tasks.image_serving import INPUT_NAME, image_signatures, verification_images
 DEFAULT_BACKBONE = "mobilenet_v2_torch"  # see benchmarks/results/default_backbone.json
 
 
@@ -122,72 +121,27 @@ class ImageClassification(Classification):
             inputs = inputs[None]  # one RGB(A) image, not a grayscale batch
         return prepare_images(inputs, tuple(info["input_size"])).astype("float32")
 
-    def serving_functions(self, model, info, class_names):
-        """`serving_default` on float32 pixels `[batch, H, W, 3]` (RGB
-        0-255; another size is refused with a message) and `serving_bytes`
-        on encoded JPEG/PNG/GIF/BMP/WebP files, decoded, EXIF-rotated and
-        resized in the graph by `keras_tl.data.image_decoding`, as training
-        and predict read files. Both return `probabilities`, `class_ids`
-        and `class_names`.
+    def export_spec(self, model, info, class_names, sample=None):
+        """`serving_default` on float32 pixels and `serving_bytes` on encoded
+        image files (`keras_tl.tasks.image_serving`), both returning
+        `probabilities`, `class_ids` and `class_names`; converting formats
+        convert the classifier itself. Verified on `sample` (real images)
+        when given, else 8 seeded random ones.
 
         Example:
-        >>> functions = get_task("image_classification").serving_functions(
-        ...     model, {"input_size": [96, 96]}, ["cat", "dog"])  # doctest: +SKIP
-        >>> list(functions)  # doctest: +SKIP
-        ['serving_default', 'serving_bytes']
+        >>> spec = get_task("image_classification").export_spec(
+        ...     None, {"input_size": [32, 32]}, ["a", "b"])
+        >>> spec.contract()["serving_default"]["inputs"], spec.verification_inputs.shape
+        ({'images': {'dtype': 'float32', 'shape': [None, 32, 32, 3]}}, (8, 32, 32, 3))
         """
-        import tensorflow as tf
+        serve = None
+        if model is not None:
+            def serve(images, original_sizes):
+                return self.classification_outputs(model(images, training=False), class_names)
 
-        from keras_tl.data.image_decoding import decode_and_resize
-
-        height, width = info["input_size"]
-
-        def outputs(images):
-            return self.classification_outputs(model(images, training=False), class_names)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32,
-                                                    name=INPUT_NAME)], autograph=False)
-        def serve_images(images):
-            # TF Serving does not check the signature's shape; the model would
-            # answer for any size, so a wrong one is refused here.
-            given = tf.shape(images)
-            right_size = tf.equal(tf.size(given), 4) & tf.reduce_all(
-                tf.equal(tf.pad(given, [[0, 3]])[1:4], [height, width, 3]))
-            message = tf.strings.format(
-                f"serving_default takes images of shape [batch, {height}, {width}, 3] "
-                "(the input size of the model), got {}: resize them first, or send the "
-                "encoded files to serving_bytes", given)
-            with tf.control_dependencies([tf.debugging.Assert(right_size, [message])]):
-                return outputs(tf.identity(images))
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_NAME)],
-                     autograph=False)
-        def serve_bytes(image_bytes):
-            def decode(data):
-                # The ops keras_tl.data.images.read_image runs for training and predict.
-                return tf.cast(decode_and_resize(data, (height, width)), tf.float32)
-
-            images = tf.map_fn(decode, image_bytes,
-                               fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
-            return outputs(images)
-
-        return {"serving_default": serve_images, "serving_bytes": serve_bytes}
-
-    def signature_inputs(self, signature, inputs, info):
-        """`serving_default` takes the pixels; `serving_bytes` their PNG
-        files (lossless, so both must match the Keras model).
-
-        Example:
-        >>> from keras_tl.tasks import get_task
-        >>> import numpy as np
-        >>> feed = get_task("image_classification").signature_inputs(
-        ...     "serving_bytes", np.zeros((2, 8, 8, 3)), {"input_size": [8, 8]})
-        >>> [data[:4] for data in feed["image_bytes"]]
-        [b'\\x89PNG', b'\\x89PNG']
-        """
-        if signature == "serving_bytes":
-            return {BYTES_NAME: encode_png(inputs)}
-        return super().signature_inputs(signature, inputs, info)
+        signatures = image_signatures(info, self.output_contract(class_names), serve)
+        return self.classification_spec(model, info, class_names, signatures,
+                                        verification_images(info, sample), ConvertedGraph(model))
 
     def model_info(self, model):
         """For a bare image classifier (one `[batch, H, W, 3]` input): its
@@ -215,69 +169,3 @@ class ImageClassification(Classification):
                                  "input": "RGB float32 in [0, 255]"}
                 break
         return {"input_size": [int(shape[1]), int(shape[2])], "preprocessing": preprocessing}
-
-    def signature_contract(self, info, class_names):
-        """Example:
-        >>> from keras_tl.tasks import get_task
-        >>> get_task("image_classification").signature_contract(
-        ...     {"input_size": [32, 32]}, ["a", "b"])["serving_default"]["inputs"]
-        {'images': {'dtype': 'float32', 'shape': [None, 32, 32, 3]}}
-        """
-        height, width = info["input_size"]
-        outputs = self.output_contract(class_names)
-        return {
-            "serving_default": {
-                "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [None, height, width, 3]}},
-                "outputs": outputs,
-            },
-            "serving_bytes": {
-                "inputs": {BYTES_NAME: {"dtype": "string", "shape": [None]}},
-                "outputs": outputs,
-            },
-        }
-
-    def verification_inputs(self, info, sample=None, count=8):
-        """Real images (`sample`, e.g. validation images) when given, else
-        `count` seeded random ones; rounded to integers like decoded pixels.
-
-        Example:
-        >>> from keras_tl.tasks import get_task
-        >>> get_task("image_classification").verification_inputs(
-        ...     {"input_size": [16, 16]}, count=2).shape
-        (2, 16, 16, 3)
-        """
-        import numpy as np
-
-        size = tuple(info["input_size"])
-        if sample is None:
-            sample = np.random.default_rng(0).integers(0, 256, (count,) + size + (3,))
-        images = np.clip(np.round(np.asarray(sample, dtype="float32")), 0, 255)
-        if images.ndim != 4 or images.shape[1:] != size + (3,):
-            from keras_tl.errors import ConfigError
-
-            raise ConfigError(
-                f"verification images must have shape [n, {size[0]}, {size[1]}, 3]; "
-                f"got {images.shape}.")
-        return images.astype("float32")
-
-
-def encode_png(images):
-    """PNG bytes of each float32 RGB 0-255 image (values rounded to uint8).
-
-    Example:
-    >>> import numpy as np
-    >>> encode_png(np.zeros((2, 8, 8, 3), "float32"))[0][:4]
-    b'\\x89PNG'
-    """
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.clip(np.round(np.asarray(images, dtype="float32")), 0, 255).astype("uint8")
-    encoded = []
-    for image in pixels:
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        encoded.append(buffer.getvalue())
-    return np.asarray(encoded, dtype=object)

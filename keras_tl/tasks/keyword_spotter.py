@@ -8,11 +8,17 @@ decoded, resampled and fitted to the clip by the same TensorFlow functions
 that read the training files (`keras_tl.data.audio`).
 """
 
+import io
 import os
+import wave
 
+import numpy as np
+
+from keras_tl.export_spec import ConvertedGraph, Signature
 from keras_tl.tasks.classification import Classification, classification_head
 
 INPUT_NAME = "waveforms"
+WAV_NAME = "wav_bytes"  # serving_wav's input: WAV file bytes
 SAMPLE_RATE = 16000
 DEFAULT_BACKBONE = "speech_embedding"
 
@@ -191,47 +197,61 @@ class KeywordSpotting(Classification):
             inputs = [inputs]
         return prepare_waveforms(inputs, int(info["clip_samples"]))
 
-    def serving_functions(self, model, info, class_names):
-        import tensorflow as tf
+    def export_spec(self, model, info, class_names, sample=None):
+        """`serving_default` on float32 clips `[batch, clip_samples]` and
+        `serving_wav` on WAV file bytes (decoded, resampled and fitted to
+        the clip in the graph by `keras_tl.data.audio.serving_wav_fn`, as
+        the training files were read; verified on the clips as 16-bit WAV
+        files), both returning `probabilities`, `class_ids` and
+        `class_names`; converting formats convert the classifier itself.
+        Verified on `sample` (real clips) when given, else seeded chirps.
 
-        from keras_tl.data.audio import serving_wav_fn
-
-        samples = int(info["clip_samples"])
-        wav_to_clips = serving_wav_fn(samples)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, samples], tf.float32, name=INPUT_NAME)])
-        def serve_waveforms(waveforms):
-            return self.classification_outputs(model(waveforms, training=False), class_names)
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="wav_bytes")])
-        def serve_wav(wav_bytes):
-            clips = wav_to_clips(wav_bytes)
-            return self.classification_outputs(model(clips, training=False), class_names)
-
-        return {
-            "serving_default": serve_waveforms.get_concrete_function(),
-            "serving_wav": serve_wav.get_concrete_function(),
-        }
-
-    def signature_contract(self, info, class_names):
-        """Example:
-        >>> contract = get_task("keyword_spotting").signature_contract(
-        ...     {"clip_samples": 16000}, ["no", "yes"])
-        >>> contract["serving_default"]["inputs"], contract["serving_wav"]["inputs"]
-        ({'waveforms': {'dtype': 'float32', 'shape': [None, 16000]}}, {'wav_bytes': {'dtype': 'string', 'shape': [None]}})
+        Example:
+        >>> spec = get_task("keyword_spotting").export_spec(None, {"clip_samples": 16000},
+        ...                                                 ["no", "yes"])
+        >>> [(s.name, s.inputs) for s in spec.signatures]
+        [('serving_default', {'waveforms': {'dtype': 'float32', 'shape': [None, 16000]}}), ('serving_wav', {'wav_bytes': {'dtype': 'string', 'shape': [None]}})]
+        >>> spec.signatures[1].feed_for(spec.verification_inputs[:2])["wav_bytes"][0][:4]
+        b'RIFF'
         """
+        samples = int(info["clip_samples"])
         outputs = self.output_contract(class_names)
-        return {
-            "serving_default": {
-                "inputs": {INPUT_NAME: {"dtype": "float32",
-                                        "shape": [None, int(info["clip_samples"])]}},
-                "outputs": outputs,
-            },
-            "serving_wav": {
-                "inputs": {"wav_bytes": {"dtype": "string", "shape": [None]}},
-                "outputs": outputs,
-            },
-        }
+        build_clips = build_wav = None
+        if model is not None:
+            def build_clips():
+                import tensorflow as tf  # serving graphs only
+
+                @tf.function(input_signature=[
+                    tf.TensorSpec([None, samples], tf.float32, name=INPUT_NAME)])
+                def serve_waveforms(waveforms):
+                    return self.classification_outputs(model(waveforms, training=False),
+                                                       class_names)
+
+                return serve_waveforms.get_concrete_function()
+
+            def build_wav():
+                import tensorflow as tf  # serving graphs only
+
+                from keras_tl.data.audio import serving_wav_fn
+
+                wav_to_clips = serving_wav_fn(samples)
+
+                @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=WAV_NAME)])
+                def serve_wav(wav_bytes):
+                    clips = wav_to_clips(wav_bytes)
+                    return self.classification_outputs(model(clips, training=False), class_names)
+
+                return serve_wav.get_concrete_function()
+
+        signatures = (
+            Signature("serving_default",
+                      {INPUT_NAME: {"dtype": "float32", "shape": [None, samples]}}, outputs,
+                      build_clips),
+            Signature("serving_wav", {WAV_NAME: {"dtype": "string", "shape": [None]}}, outputs,
+                      build_wav, feed=_wav_feed, convertible=False),
+        )
+        return self.classification_spec(model, info, class_names, signatures,
+                                        _verification_clips(samples, sample), ConvertedGraph(model))
 
     def model_info(self, model):
         """For a bare keyword model given to `export`: its clip length, from
@@ -249,48 +269,29 @@ class KeywordSpotting(Classification):
             return None
         return dict(clip_samples=int(shape[1]), sample_rate=SAMPLE_RATE)
 
-    def signature_inputs(self, signature, inputs, info):
-        """`serving_wav` is fed the clips as 16-bit WAV files (what a client
-        sends); the other signatures as the base class feeds them.
 
-        Example:
-        >>> feed = get_task("keyword_spotting").signature_inputs(
-        ...     "serving_wav", np.zeros((2, 16000)), {"clip_samples": 16000})
-        >>> len(feed["wav_bytes"]), feed["wav_bytes"][0][:4]
-        (2, b'RIFF')
-        """
-        if signature != "serving_wav":
-            return super().signature_inputs(signature, inputs, info)
-        import io
-        import wave
+def _wav_feed(clips):
+    """`serving_wav`'s feed: each clip as a 16-bit mono WAV file (what a
+    client sends)."""
+    files = []
+    for clip in np.asarray(clips):
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(SAMPLE_RATE)
+            out.writeframes(np.clip(np.round(clip), -32768, 32767).astype("<i2").tobytes())
+        files.append(buffer.getvalue())
+    return {WAV_NAME: np.asarray(files, dtype=object)}
 
-        import numpy as np
 
-        files = []
-        for clip in np.asarray(inputs):
-            buffer = io.BytesIO()
-            with wave.open(buffer, "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(SAMPLE_RATE)
-                out.writeframes(np.clip(np.round(clip), -32768, 32767).astype("<i2").tobytes())
-            files.append(buffer.getvalue())
-        return {"wav_bytes": np.asarray(files, dtype=object)}
-
-    def verification_inputs(self, info, sample=None, count=8):
-        """Real clips (`sample`) when given, else `count` seeded chirps with
-        noise on the int16 scale.
-
-        Example:
-        >>> get_task("keyword_spotting").verification_inputs({"clip_samples": 16000}, count=2).shape
-        (2, 16000)
-        """
-        import numpy as np
-
-        samples = int(info["clip_samples"])
-        if sample is not None:  # rounded like 16-bit samples, so serving_wav gets the same clips
-            return np.round(np.asarray(sample, dtype="float32")[:, :samples])
-        rng = np.random.default_rng(0)
-        t = np.arange(samples) / SAMPLE_RATE
-        chirps = [8000 * np.sin(2 * np.pi * (200 + 300 * i) * t * (1 + t)) for i in range(count)]
-        return np.round(np.stack(chirps) + rng.normal(0, 300, (count, samples))).astype("float32")
+def _verification_clips(samples, sample=None, count=8):
+    """Real clips (`sample`) when given, else `count` seeded chirps with
+    noise on the int16 scale; rounded like 16-bit samples, so `serving_wav`
+    gets the same clips."""
+    if sample is not None:
+        return np.round(np.asarray(sample, dtype="float32")[:, :samples])
+    rng = np.random.default_rng(0)
+    t = np.arange(samples) / SAMPLE_RATE
+    chirps = [8000 * np.sin(2 * np.pi * (200 + 300 * i) * t * (1 + t)) for i in range(count)]
+    return np.round(np.stack(chirps) + rng.normal(0, 300, (count, samples))).astype("float32")

@@ -8,9 +8,11 @@ so `predict` takes raw strings.
 import os
 
 import keras
+import numpy as np
 
-from keras_tl.freezing import get_backbone
 from keras_tl.errors import ConfigError
+from keras_tl.export_spec import Asset, ConvertedGraph, Signature
+from keras_tl.freezing import get_backbone
 from keras_tl.tasks.classification import Classification, classification_head
 from keras_tl.training.stages import HEAD_CACHED_EPOCHS, Stage
 
@@ -304,7 +306,6 @@ class TextClassification(Classification):
     default_backbone = "all_minilm_l6_v2"
     options = dict(text_column="text", label_column="label", sequence_length=128,
                    pooling="mean", train_embeddings=False, tokenizer=None)
-    export_formats = ("saved_model", "onnx")
 
     def recognizes(self, data, backbone=None):
         """Text data (a CSV file, a folder of `.txt` files per class,
@@ -425,54 +426,6 @@ class TextClassification(Classification):
         """
         return inputs
 
-    def serving_functions(self, model, info, class_names):
-        """`serving_default` on raw UTF-8 strings `[batch]`: the pipeline's
-        keras_hub tokenizer runs in the graph (TensorFlow Text ops, so a
-        loader needs `import tensorflow_text`), then the classifier.
-
-        Example:
-        >>> get_task("text_classification").serving_functions(
-        ...     pipeline, info, ["neg", "pos"])  # doctest: +SKIP
-        {'serving_default': <tf.function>}
-        """
-        import tensorflow as tf
-
-        classifier, preprocessor = model.classifier, model.preprocessor
-        keys = list(classifier.input)
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXTS_NAME)])
-        def serve(texts):
-            features = preprocessor(texts)
-            features = {key: tf.cast(features[key], tf.int32) for key in keys}
-            return self.classification_outputs(classifier(features, training=False), class_names)
-
-        return {"serving_default": serve}
-
-    def predict_outputs(self, model, inputs):
-        """The pipeline's probabilities for raw texts, under the classifier's
-        output name.
-
-        Example:
-        >>> get_task("text_classification").predict_outputs(pipeline, ["tasty"])  # doctest: +SKIP
-        {'probabilities': array([[0.1, 0.9]], dtype=float32)}
-        """
-        import numpy as np
-
-        return {model.classifier.output_names[0]: np.asarray(model.predict(list(inputs)))}
-
-    def supported_formats(self, model, info):
-        """The SavedModel (tokenizer inside); ONNX too when the tokenizer is
-        a BERT-style WordPiece one that `tokenizer/wordpiece.py` reproduces.
-
-        Example:
-        >>> from keras_tl.tasks import get_task
-        >>> get_task("text_classification").supported_formats(None, {})
-        ('saved_model',)
-        """
-        if _wordpiece_settings(model) is None:
-            return ("saved_model",)
-        return tuple(self.export_formats)
-
     def model_info(self, model):
         """For a bare `TextClassifierPipeline`: its sequence length and
         tokenizer; else `None`.
@@ -490,93 +443,71 @@ class TextClassification(Classification):
                                        vocabulary_size=int(tokenizer.vocabulary_size()),
                                        inputs=list(model.classifier.input)))
 
-    def onnx_model(self, model, info):
-        """The classifier on token arrays (the tokenizer stays outside ONNX).
+    def export_spec(self, model, info, class_names, sample=None):
+        """`serving_default` on raw UTF-8 strings `[batch]`: the pipeline's
+        keras_hub tokenizer runs in the graph (TensorFlow Text ops, so a
+        loader needs `import tensorflow_text`), then the classifier. When
+        the tokenizer is a BERT-style WordPiece one that
+        `tokenizer/wordpiece.py` reproduces, converting formats convert the
+        classifier on token ids, fed by that file's rules from the
+        `tokenizer/` assets written beside (`vocab.txt`,
+        `tokenizer_config.json`, `wordpiece.py`); else there is nothing to
+        convert. Verified on `verification_texts`.
 
         Example:
-        >>> get_task("text_classification").onnx_model(pipeline, info).input  # doctest: +SKIP
-        {'token_ids': ..., 'segment_ids': ..., 'padding_mask': ...}
+        >>> spec = get_task("text_classification").export_spec(None, {}, ["a", "b"])
+        >>> spec.contract()["serving_default"]["inputs"], spec.converted.reads_assets
+        ({'texts': {'dtype': 'string', 'shape': [None]}}, True)
         """
-        return model.classifier
+        build = predict = None
+        assets = () if model is None else tokenizer_assets(model)
+        if model is not None:
+            def build():
+                import tensorflow as tf  # serving graphs only
 
-    def onnx_inputs(self, inputs, info, export_dir):
-        """Token arrays for raw texts, built by the export's own
-        `tokenizer/wordpiece.py` rules from its `vocab.txt`.
+                classifier, preprocessor = model.classifier, model.preprocessor
+                keys = list(classifier.input)
 
-        Example:
-        >>> get_task("text_classification").onnx_inputs(
-        ...     ["tasty"], info, "saved_models/reviews/1")["token_ids"].shape  # doctest: +SKIP
-        (1, 128)
-        """
-        import numpy as np
+                @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXTS_NAME)])
+                def serve(texts):
+                    features = preprocessor(texts)
+                    features = {key: tf.cast(features[key], tf.int32) for key in keys}
+                    return self.classification_outputs(classifier(features, training=False),
+                                                       class_names)
 
-        from keras_tl.tasks.wordpiece import load_tokenizer
+                return serve
 
-        arrays = load_tokenizer(os.path.join(export_dir, TOKENIZER_DIR)).encode(
-            [str(text) for text in inputs])
-        return {name: np.asarray(rows, dtype="int32") for name, rows in arrays.items()}
+            def predict(texts):
+                return {model.classifier.output_names[0]: np.asarray(model.predict(list(texts)))}
 
-    def write_assets(self, stage_dir, model, info):
-        """`tokenizer/`: `vocab.txt`, `tokenizer_config.json` (Hugging Face
-        `BertTokenizer` keys, and the exact rules under `keras_tl`) and
-        `wordpiece.py`, the pure-Python tokenizer that feeds `model.onnx`.
+        signature = Signature("serving_default",
+                              {TEXTS_NAME: {"dtype": "string", "shape": [None]}},
+                              self.output_contract(class_names), build, convertible=False)
+        converted = None
+        if model is None or assets:
+            converted = ConvertedGraph(getattr(model, "classifier", None), feed=_token_feed,
+                                       reads_assets=True)
+        return self.classification_spec(
+            model, info, class_names, [signature], verification_texts(sample), converted,
+            predict=predict, assets=assets)
 
-        Example:
-        >>> get_task("text_classification").write_assets("stage", pipeline, info)  # doctest: +SKIP
-        {'vocabulary': 'stage/tokenizer/vocab.txt', ...}
-        """
-        import json
-        import shutil
 
-        from keras_tl.tasks import wordpiece
+def verification_texts(sample=None, count=8):
+    """Texts to compare formats on: up to `count` of `sample` (real
+    validation texts) when given, else fixed sentences; then texts that
+    test the tokenizer's rules (accents, CJK, full-width and invisible
+    characters, a text longer than the sequence).
 
-        settings = _wordpiece_settings(model)
-        if settings is None:
-            return {}
-        folder = os.path.join(stage_dir, TOKENIZER_DIR)
-        os.makedirs(folder, exist_ok=True)
-        files = {"vocabulary": os.path.join(folder, "vocab.txt"),
-                 "tokenizer_config": os.path.join(folder, "tokenizer_config.json"),
-                 "tokenizer_reference": os.path.join(folder, "wordpiece.py")}
-        with open(files["vocabulary"], "w", encoding="utf-8") as f:
-            f.write("".join(f"{token}\n" for token in model.preprocessor.tokenizer.get_vocabulary()))
-        with open(files["tokenizer_config"], "w", encoding="utf-8") as f:
-            json.dump(settings, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        shutil.copyfile(wordpiece.__file__, files["tokenizer_reference"])
-        return files
-
-    def signature_contract(self, info, class_names):
-        """Example:
-        >>> from keras_tl.tasks import get_task
-        >>> get_task("text_classification").signature_contract({}, ["a", "b"])[
-        ...     "serving_default"]["inputs"]
-        {'texts': {'dtype': 'string', 'shape': [None]}}
-        """
-        return {
-            "serving_default": {
-                "inputs": {TEXTS_NAME: {"dtype": "string", "shape": [None]}},
-                "outputs": self.output_contract(class_names),
-            },
-        }
-
-    def verification_inputs(self, info, sample=None, count=8):
-        """Texts to compare formats on: up to `count` of `sample` (real
-        validation texts) when given, else fixed sentences; then texts that
-        test the tokenizer's rules (accents, CJK, full-width and invisible
-        characters, a text longer than the sequence).
-
-        Example:
-        >>> from keras_tl.tasks import get_task
-        >>> texts = get_task("text_classification").verification_inputs({}, ["tasty", "bad"])
-        >>> texts[:2], len(texts)
-        (['tasty', 'bad'], 6)
-        """
-        fixed = ["great value, would buy again", "stale and bland", "ok",
-                 "the delivery was late but the product itself is excellent",
-                 "terrible", "not bad at all", "I love it", "never again"]
-        texts = fixed if sample is None else [str(t) for t in sample]
-        return texts[:max(count, 1)] + list(TOKENIZER_CHECK_TEXTS)
+    Example:
+    >>> texts = verification_texts(["tasty", "bad"])
+    >>> texts[:2], len(texts)
+    (['tasty', 'bad'], 6)
+    """
+    fixed = ["great value, would buy again", "stale and bland", "ok",
+             "the delivery was late but the product itself is excellent",
+             "terrible", "not bad at all", "I love it", "never again"]
+    texts = fixed if sample is None else [str(t) for t in sample]
+    return texts[:max(count, 1)] + list(TOKENIZER_CHECK_TEXTS)
 
 
 def embed_texts(encoder, texts, batch_size=64):
@@ -671,3 +602,51 @@ def _wordpiece_settings(pipeline):
                        "segment_ids": "int32 [batch, length]: all 0"},
         },
     }
+
+
+def _token_feed(texts, folder):
+    """Token arrays for raw texts, built by the export's own
+    `tokenizer/wordpiece.py` rules from its `vocab.txt` in `folder`."""
+    from keras_tl.tasks.wordpiece import load_tokenizer
+
+    arrays = load_tokenizer(os.path.join(folder, TOKENIZER_DIR)).encode(
+        [str(text) for text in texts])
+    return {name: np.asarray(rows, dtype="int32") for name, rows in arrays.items()}
+
+
+def tokenizer_assets(pipeline):
+    """The `tokenizer/` assets of a text export: `vocab.txt`,
+    `tokenizer_config.json` (Hugging Face `BertTokenizer` keys, and the
+    exact rules under `keras_tl`) and `wordpiece.py`, the pure-Python
+    tokenizer that feeds the converted classifier; none (`()`) when the
+    pipeline's tokenizer is not one `wordpiece.py` reproduces.
+
+    Example:
+    >>> [a.path for a in tokenizer_assets(pipeline)]  # doctest: +SKIP
+    ['tokenizer/vocab.txt', 'tokenizer/tokenizer_config.json', 'tokenizer/wordpiece.py']
+    >>> tokenizer_assets(None)
+    ()
+    """
+    import json
+    import shutil
+
+    from keras_tl.tasks import wordpiece
+
+    settings = _wordpiece_settings(pipeline)
+    if settings is None:
+        return ()
+
+    def vocabulary(path):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("".join(f"{token}\n" for token in pipeline.preprocessor.tokenizer.get_vocabulary()))
+
+    def config(path):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(settings, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+
+    folder = TOKENIZER_DIR
+    return (Asset("vocabulary", f"{folder}/vocab.txt", vocabulary),
+            Asset("tokenizer_config", f"{folder}/tokenizer_config.json", config),
+            Asset("tokenizer_reference", f"{folder}/wordpiece.py",
+                  lambda path: shutil.copyfile(wordpiece.__file__, path)))
