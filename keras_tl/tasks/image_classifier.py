@@ -7,6 +7,7 @@ export and serving cannot disagree.
 
 import os
 
+from keras_tl import _compat
 from keras_tl.tasks.classification import Classification, classification_head
 
 INPUT_NAME = "images"
@@ -232,7 +233,7 @@ class ImageClassification(Classification):
         if len(shape) != 4 or shape[-1] != 3 or None in shape[1:]:
             return None
         preprocessing = None
-        for layer in model._flatten_layers(include_self=False, recursive=True):
+        for layer in _compat.flatten_layers(model, include_self=False):
             if isinstance(layer, PixelNormalization):
                 preprocessing = {"mean": layer.mean, "std": layer.std,
                                  "channel_order": layer.channel_order,
