@@ -14,6 +14,7 @@ import re
 
 import keras
 
+from keras_tl import _compat
 from keras_tl.errors import ConfigError
 
 BACKBONE_LAYER = "backbone"
@@ -44,7 +45,7 @@ def get_backbone(model):
     except ValueError:
         pass
     # a task model may nest it (a detector holds it inside its feature pyramid)
-    for layer in model._flatten_layers(include_self=False):
+    for layer in _compat.flatten_layers(model, include_self=False):
         if layer.name == BACKBONE_LAYER and isinstance(layer, keras.Model):
             return layer
     raise ConfigError(
@@ -149,7 +150,7 @@ def _first_unfrozen_index(candidates, layers):
 
 
 def _freeze_batchnorm(layer):
-    for sub in layer._flatten_layers(include_self=True, recursive=True):
+    for sub in _compat.flatten_layers(layer):
         if isinstance(sub, keras.layers.BatchNormalization):
             sub.trainable = False
 

@@ -77,6 +77,21 @@ class FinetuneResult:
             outputs = np.asarray(outputs)
         return task.postprocess(outputs, self.class_names, top=top, inputs=inputs, info=self.info)
 
+    def as_backbone(self, input_size=None):
+        """This run's trained backbone with its preprocessing, the head
+        dropped: how `keras_tl.load_backbone(result)` starts the next run
+        from it (image classifiers only).
+
+        Example:
+        >>> result.as_backbone().weights  # doctest: +SKIP
+        'fine-tuned (run runs/flowers)'
+        """
+        # local: keras_tl.backbones imports Keras, which a bare result need not
+        from keras_tl.backbones.builder import from_trained_classifier
+
+        return from_trained_classifier(self.model, dict(self.info), f"run {self.output_dir}",
+                                       input_size)
+
     def save(self, output_dir):
         """Writes `model.keras`, `metrics.json`, `class_names.txt`,
         `run.json` and the task's reports (training curves, confusion

@@ -106,7 +106,5 @@ def test_a_text_preset_folder_is_refused_for_images(tmp_path):
         intermediate_dim=8, max_sequence_length=8)
     folder = str(tmp_path / "bert")
     backbone.save_to_preset(folder)
-    from keras_tl.backbones.keras_hub_presets import load_preset_backbone
-
     with pytest.raises(ValueError, match="is a text backbone"):
-        load_preset_backbone(folder)
+        keras_tl.load_backbone(folder, modality="image")

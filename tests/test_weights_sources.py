@@ -33,15 +33,17 @@ def _tiny_spec(calls, **fields):
 
 
 @pytest.fixture
-def register(monkeypatch):
+def register():
     """Registers specs for one test only."""
+    added = []
 
     def add(spec):
-        monkeypatch.setitem(registry._REGISTRY, spec.name, spec)
-        monkeypatch.setitem(registry._ALIASES, registry.name_key(spec.name), spec.name)
+        added.append(registry.register_backbone(spec).name)
         return spec
 
-    return add
+    yield add
+    for name in added:
+        registry.BACKBONES.unregister(name)
 
 
 # --- what the registered specs declare ------------------------------------

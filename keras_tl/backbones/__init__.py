@@ -1,14 +1,9 @@
 """Backbones: one registry of image, text and audio encoders, each with its
 builder, input size, preprocessing and weights source."""
 
-from keras_tl.backbones.registry import (
-    LoadedBackbone,
-    get_backbone_spec,
-    list_backbones,
-    load_backbone,
-    register_backbone,
-)
-from keras_tl.backbones.spec import BackboneSpec, Preprocessing
+from keras_tl.backbones.builder import load_backbone
+from keras_tl.backbones.registry import get_backbone_spec, list_backbones, register_backbone
+from keras_tl.backbones.spec import BackboneSpec, LoadedBackbone, Preprocessing
 from keras_tl.backbones import keras_applications  # noqa: F401  (registers)
 from keras_tl.backbones import efficientnet_lite  # noqa: F401  (registers)
 from keras_tl.backbones import torch_mobilenet_v2  # noqa: F401  (registers)

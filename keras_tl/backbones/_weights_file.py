@@ -4,6 +4,7 @@ loaded with a check of every layer."""
 import os
 import re
 
+from keras_tl import _compat
 from keras_tl.errors import BackboneError
 
 # format -> file name endings, longest first within a format
@@ -92,7 +93,7 @@ def _compare_layers(model, group):
         index = counts.get(base, 0)
         counts[base] = index + 1
         key = base if index == 0 else f"{base}_{index}"
-        own = [tuple(v.shape) for v in layer._trainable_variables + layer._non_trainable_variables]
+        own = [tuple(v.shape) for v in _compat.own_variables(layer)]
         if hasattr(layer, "layers") and key in group and "layers" in group[key]:
             found = _compare_layers(layer, group[key]["layers"])
             if found:

@@ -1,6 +1,24 @@
-"""The one place a backbone's `weights=` is resolved and its weights loaded.
+"""The one builder: `load_backbone` turns whatever names a backbone into a
+`LoadedBackbone`, and the one place a backbone's `weights=` is resolved and
+its weights loaded.
 
-`weights` is, for any backbone (image, text or audio):
+`load_backbone` takes, checked in this order:
+
+- a `LoadedBackbone`: returned as it is;
+- anything with an `as_backbone(input_size)` method (a `FinetuneResult`):
+  what it hands over;
+- a finished keras_tl image classifier: a run folder (`run.json`), its
+  `.keras` file, or the model itself: its trained backbone and
+  preprocessing, its head dropped;
+- what a registered source accepts (`SOURCES`: the text encoders' keras_hub
+  presets, Hugging Face folders and `Backbone` objects);
+- another `keras.Model`: an image backbone, given its `preprocessing`;
+- a registered name (`keras_tl.list_backbones()`: image, text and audio);
+- a keras_hub image preset: a local folder or a `kaggle://` / `hf://` handle.
+
+Anything else is a one-line `BackboneError`.
+
+`weights` is, for any registered backbone (image, text or audio):
 
 - `None`: random initialisation;
 - `"default"`: the spec's `default_weights` tag (or random when it has none);
@@ -18,16 +36,115 @@ that lists the spec's tags.
 """
 
 import dataclasses
+import json
 import os
 from typing import Optional
+
+import keras
 
 from keras_tl.backbones._weights_file import (
     describe_formats,
     load_weights_checked,
     weights_file_format,
 )
-from keras_tl.backbones.spec import LoadedBackbone, PretrainedWeights
-from keras_tl.errors import BackboneError, KerasTLError
+from keras_tl.backbones.keras_hub_presets import preset_spec
+from keras_tl.backbones.registry import get_backbone_spec
+from keras_tl.backbones.spec import BackboneSpec, LoadedBackbone, Preprocessing, PretrainedWeights
+from keras_tl.errors import BackboneError, ConfigError, KerasTLError
+from keras_tl.freezing import BACKBONE_LAYER
+from keras_tl.layers import PixelNormalization
+from keras_tl.registry import Registry
+
+RUN_FILE = "run.json"  # what makes a folder a finished keras_tl run
+RUN_MODEL_FILE = "model.keras"
+
+# Entry points beyond names and image models, registered by the modules that
+# load them, each with `accepts(backbone, modality)` and
+# `load(backbone, weights, input_size, tokenizer) -> LoadedBackbone`;
+# tried in registration order before the keras.Model and name cases.
+SOURCES = Registry("Backbone source", plural="sources")
+
+
+def load_backbone(backbone, weights="default", image_size=None, input_size=None,
+                  preprocessing=None, tokenizer=None, modality=None):
+    """Builds the feature extractor `backbone` names, image, text or audio.
+
+    Args:
+        backbone: a registry name (`keras_tl.list_backbones()`), a keras_hub
+            preset (local folder or remote handle), a local Hugging Face
+            text model folder, a `keras.Model` whose input is an image (with
+            `preprocessing`), a keras_hub text `Backbone` (with
+            `tokenizer`), a `LoadedBackbone` (returned as it is), or a
+            fine-tuned keras_tl image classifier to start from (a run
+            folder, a `FinetuneResult`, a `.keras` file or the model
+            itself): its trained backbone and preprocessing are kept, its
+            head dropped. See the module documentation for the order.
+        weights: `"default"` (the spec's `default_weights`), one of the
+            spec's tags (`spec.pretrained`, e.g. `"imagenet"`), `None`
+            (random init) or the path of an existing weights file.
+        image_size: for images, `(height, width)` or an int.
+        input_size: the input size in the spec's terms (`(height, width)`,
+            `(samples,)`, `(tokens,)`); defaults to the backbone's.
+        preprocessing: with a bare `keras.Model`: what it expects of RGB
+            0-255 pixels, a `Preprocessing` or a mode (`"tf"`, `"torch"`,
+            `"caffe"`, `"none"` when the model normalises by itself).
+        tokenizer: with a keras_hub text `Backbone` object: its tokenizer
+            (or a text classifier preprocessor).
+        modality: `"image"`, `"text"` or `"audio"` to refuse a backbone of
+            another kind (`None`: any).
+
+    Example:
+    >>> loaded = load_backbone("mobilenet_v2", weights=None, image_size=96)
+    >>> loaded.model.output.shape
+    (None, 3, 3, 1280)
+    >>> load_backbone("minilm", weights=None, input_size=(16,)).input_names
+    ['padding_mask', 'segment_ids', 'token_ids']
+    >>> load_backbone(42)
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.BackboneError: Cannot load a backbone from a int: pass a registry name (keras_tl.list_backbones()), a keras_hub preset or model folder, a keras.Model, a finished run or a LoadedBackbone.
+    """
+    size = input_size if input_size is not None else image_size
+    if isinstance(backbone, os.PathLike):
+        backbone = os.fspath(backbone)
+    loaded = _load(backbone, weights, size, preprocessing, tokenizer, modality)
+    if modality is not None and loaded.spec.modality != modality:
+        raise BackboneError(
+            f"{_describe(backbone)} is a {loaded.spec.modality} backbone "
+            f"({loaded.spec.name}); {modality} data needs a{'n' if modality[0] in 'aio' else ''} "
+            f"{modality} backbone: keras_tl.list_backbones({modality!r}).")
+    return loaded
+
+
+def _load(backbone, weights, size, preprocessing, tokenizer, modality):
+    if isinstance(backbone, LoadedBackbone):  # already built, maybe customised
+        return backbone
+    if callable(getattr(backbone, "as_backbone", None)):  # a FinetuneResult
+        return backbone.as_backbone(size)
+    trained = _trained_classifier(backbone)
+    if trained is not None:
+        return from_trained_classifier(*trained, size)
+    for name in SOURCES:
+        source = SOURCES.get(name)
+        if source.accepts(backbone, modality):
+            return source.load(backbone, weights=weights, input_size=size, tokenizer=tokenizer)
+    if isinstance(backbone, keras.Model):
+        return _from_user_model(backbone, size, preprocessing)
+    if not isinstance(backbone, str):
+        raise BackboneError(
+            f"Cannot load a backbone from a {type(backbone).__name__}: pass a registry name "
+            "(keras_tl.list_backbones()), a keras_hub preset or model folder, a keras.Model, "
+            "a finished run or a LoadedBackbone.")
+    if "://" in backbone or os.path.isdir(backbone):
+        return build_backbone(preset_spec(backbone), weights, size)
+    spec = get_backbone_spec(backbone)
+    resolved = resolve_weights(spec, weights)
+    spec = spec.for_weights(resolved.tag)  # the preprocessing and input size of those weights
+    return build_backbone(spec, resolved, _check_input_size(spec, size))
+
+
+def _describe(backbone):
+    return repr(backbone) if isinstance(backbone, str) else f"The {type(backbone).__name__}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,3 +377,146 @@ class KerasWeightsFile:
 
 
 KERAS_WEIGHTS = KerasWeightsFile()
+
+
+# ------------------------------------------------------- the entry points' checks
+
+
+def _check_input_size(spec, image_size):
+    if image_size is None:
+        return tuple(spec.input_size)
+    if isinstance(image_size, int):
+        image_size = (image_size,) * len(spec.input_size)
+    size = tuple(int(v) for v in image_size)
+    if len(size) != len(spec.input_size):
+        raise ConfigError(
+            f"The input size of backbone {spec.name!r} has {len(spec.input_size)} "
+            f"value(s), e.g. {spec.input_size}; got {image_size!r}.")
+    if min(size) < spec.min_input_size:
+        raise ConfigError(
+            f"Input size {size} is too small for backbone {spec.name!r}: it needs "
+            f"at least {'x'.join([str(spec.min_input_size)] * len(size))}. Pass a larger "
+            f"size (its default is {spec.input_size})."
+        )
+    if spec.fixed_input_size and size != tuple(spec.input_size):
+        raise ConfigError(
+            f"Backbone {spec.name!r} only takes {spec.input_size} images with its "
+            f"pretrained weights; got image_size {size}."
+        )
+    return size
+
+
+def _trained_classifier(backbone):
+    """`(model, info, source)` when `backbone` is a fine-tuned keras_tl
+    image classifier (a run folder, a `.keras` file or the model), else
+    `None`. A run folder is read here, not through `FinetuneResult`: the
+    backbones sit below the run."""
+    if isinstance(backbone, str):
+        model_file, run_file = backbone, os.path.join(os.path.dirname(backbone), RUN_FILE)
+        if os.path.isfile(os.path.join(backbone, RUN_FILE)):
+            model_file = os.path.join(backbone, RUN_MODEL_FILE)
+            run_file = os.path.join(backbone, RUN_FILE)
+        elif not (backbone.endswith(".keras") and os.path.isfile(backbone)):
+            return None
+        if not os.path.isfile(model_file):
+            raise BackboneError(
+                f"{backbone} holds no {RUN_MODEL_FILE}; is it the output folder of a "
+                "finished keras_tl run?")
+        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+        info = {}
+        if os.path.isfile(run_file):  # the model of a run folder
+            with open(run_file, encoding="utf-8") as f:
+                info = json.load(f).get("info", {})
+        source = f"run {backbone}" if model_file != backbone else backbone
+        return model, info, source
+    if isinstance(backbone, keras.Model) and BACKBONE_LAYER in {l.name for l in backbone.layers}:
+        return backbone, {}, f"model {backbone.name}"
+    return None
+
+
+def from_trained_classifier(model, info, source, size=None):
+    """The trained backbone of a keras_tl image classifier `model` (its
+    run's `info`; `source` names it in errors), with the preprocessing the
+    model applied; what `FinetuneResult.as_backbone` hands over.
+
+    Example:
+    >>> from keras_tl.tasks.image_classifier import build_image_classifier
+    >>> classifier = build_image_classifier(
+    ...     load_backbone("mobilenet_v2", weights=None, image_size=32), 3)
+    >>> trained = from_trained_classifier(classifier, {"backbone": "mobilenet_v2"}, "a model")
+    >>> trained.spec.name, trained.input_size, trained.spec.preprocessing.mean
+    ('mobilenet_v2', (32, 32), 127.5)
+    """
+    if info.get("modality", "image") != "image" or len(model.inputs) != 1:
+        raise BackboneError(
+            f"Only image classifiers can be the start of another run; {source} is a "
+            f"{info.get('task', 'model of another kind')}.")
+    names = {layer.name: layer for layer in model.layers}
+    if BACKBONE_LAYER not in names:
+        raise BackboneError(f"{source} has no layer named {BACKBONE_LAYER!r}: it was not made by keras_tl.")
+    normalisers = [layer for layer in model.layers if isinstance(layer, PixelNormalization)]
+    preprocessing = Preprocessing.from_mode("none")
+    if normalisers:
+        config = normalisers[0].get_config()
+        as_number = lambda v: tuple(v) if isinstance(v, list) else v  # noqa: E731
+        preprocessing = Preprocessing(as_number(config["mean"]), as_number(config["std"]),
+                                      config["channel_order"])
+    trained = names[BACKBONE_LAYER]
+    shape = tuple(model.input_shape[1:3])
+    if size is not None and tuple(size) != shape:
+        raise ConfigError(f"{source} takes {shape} images; image_size {tuple(size)} differs.")
+    spec = BackboneSpec(
+        name=str(info.get("backbone") or trained.name),
+        build=lambda weights, input_shape: trained,
+        input_size=shape,
+        preprocessing=preprocessing,
+        default_weights=None,
+        source=f"fine-tuned keras_tl {source}",
+    )
+    return LoadedBackbone(trained, spec, shape, f"fine-tuned ({source})")
+
+
+def _normalises_itself(model):
+    """Whether the model's first layers scale its input (keras.applications
+    models built with their preprocessing, or a `Rescaling` first layer)."""
+    scalers = (keras.layers.Rescaling, keras.layers.Normalization, PixelNormalization)
+    first = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)][:3]
+    return any(isinstance(layer, scalers) for layer in first)
+
+
+def _from_user_model(model, image_size, preprocessing=None):
+    if preprocessing is None and _normalises_itself(model):
+        preprocessing = "none"
+    if preprocessing is None:
+        raise ConfigError(
+            f"A bare keras.Model backbone ({model.name!r}) needs its preprocessing: pass "
+            "preprocessing='tf' (x/127.5-1), 'torch' (ImageNet mean/std), 'caffe', a "
+            "keras_tl.Preprocessing(mean, std), or 'none' if the model normalises RGB 0-255 "
+            "pixels itself. A fine-tuned keras_tl model or run folder brings its own.")
+    if isinstance(preprocessing, str):
+        preprocessing = Preprocessing.from_mode(preprocessing)
+    shape = tuple(model.input_shape[1:3])
+    if image_size is not None and None not in shape:
+        wanted = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if wanted != shape:
+            raise ConfigError(
+                f"image_size {wanted} does not match the given model's input {shape}."
+            )
+        size = shape
+    elif None in shape:
+        if image_size is None:
+            raise ConfigError(
+                "The given keras.Model has no fixed input size; pass image_size."
+            )
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    else:
+        size = shape
+    spec = BackboneSpec(
+        name=model.name,
+        build=lambda weights, input_shape: model,
+        input_size=size,
+        preprocessing=preprocessing,
+        default_weights=None,
+        source="user keras.Model",
+    )
+    return LoadedBackbone(model, spec, size, "user")

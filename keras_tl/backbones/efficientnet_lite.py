@@ -14,6 +14,7 @@ layer, not inside the backbone.
 
 import functools
 
+from keras_tl import _compat
 from keras_tl.backbones import _torch_checkpoints as ckpts
 from keras_tl.backbones import builder
 from keras_tl.backbones.registry import register_backbone
@@ -75,13 +76,6 @@ def _blocks(variant):
     return out
 
 
-def _correct_pad(x, kernel_size):
-    """TF 'SAME' padding for a stride-2 'valid' convolution (as keras.applications)."""
-    from keras.src.applications import imagenet_utils
-
-    return imagenet_utils.correct_pad(x, kernel_size)
-
-
 def _block(x, name, filters_in, filters_out, kernel_size, strides, expand_ratio, init):
     """keras.applications' EfficientNet block, without squeeze-excitation."""
     import keras
@@ -95,7 +89,7 @@ def _block(x, name, filters_in, filters_out, kernel_size, strides, expand_ratio,
         x = layers.BatchNormalization(epsilon=1e-3, name=name + "expand_bn")(x)
         x = layers.Activation("relu6", name=name + "expand_activation")(x)
     if strides == 2:
-        x = layers.ZeroPadding2D(_correct_pad(x, kernel_size), name=name + "dwconv_pad")(x)
+        x = layers.ZeroPadding2D(_compat.correct_pad(x, kernel_size), name=name + "dwconv_pad")(x)
     x = layers.DepthwiseConv2D(kernel_size, strides=strides, use_bias=False,
                                padding="valid" if strides == 2 else "same",
                                depthwise_initializer=init(), name=name + "dwconv")(x)
@@ -121,7 +115,7 @@ def _features(x, variant, pretrained):
                                                   distribution="truncated_normal")
 
     layers = keras.layers
-    x = layers.ZeroPadding2D(_correct_pad(x, 3), name="stem_conv_pad")(x)
+    x = layers.ZeroPadding2D(_compat.correct_pad(x, 3), name="stem_conv_pad")(x)
     x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False,
                       kernel_initializer=init(), name="stem_conv")(x)
     x = layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x)

@@ -3,35 +3,21 @@
 import functools
 import os
 
-from keras_tl.backbones.builder import build_backbone
 from keras_tl.backbones.spec import BackboneSpec, PretrainedWeights, Preprocessing
 from keras_tl.errors import BackboneError
-
-
-def load_preset_backbone(preset, weights="default", image_size=None):
-    """Loads a keras_hub image backbone and the preprocessing of its preset.
-
-    `weights` is `"default"` or `"preset"` (the preset's), `None` (random
-    initialisation) or a Keras weights file.
-
-    Example:
-    >>> load_preset_backbone("/no/such/preset")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    keras_tl.errors.BackboneError: '/no/such/preset' is a folder but not a keras_hub preset ...
-    """
-    spec = preset_spec(preset)
-    return build_backbone(spec, weights, image_size)
 
 
 def preset_spec(preset):
     """The `BackboneSpec` of a keras_hub image preset: its image size and
     preprocessing from the preset's image converter, and the weights tag
-    `"preset"`.
+    `"preset"` (`keras_tl.load_backbone` builds it, with `weights`
+    `"default"` / `"preset"`, `None` or a Keras weights file).
 
     Example:
-    >>> preset_spec("./presets/resnet_tiny").pretrained["preset"].format  # doctest: +SKIP
-    'keras_hub'
+    >>> preset_spec("/no/such/preset")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.BackboneError: '/no/such/preset' is a folder but not a keras_hub preset ...
     """
     if "://" not in preset and not os.path.exists(os.path.join(preset, "config.json")):
         raise BackboneError(

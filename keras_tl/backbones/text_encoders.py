@@ -12,8 +12,10 @@ import json
 import os
 import re
 
-from keras_tl.backbones.registry import LoadedBackbone, get_backbone_spec, register_backbone
-from keras_tl.backbones.spec import BackboneSpec, PretrainedWeights
+from keras_tl import _compat
+from keras_tl.backbones.builder import SOURCES, load_backbone
+from keras_tl.backbones.registry import BACKBONES, get_backbone_spec, register_backbone
+from keras_tl.backbones.spec import BackboneSpec, LoadedBackbone, PretrainedWeights
 from keras_tl.errors import BackboneError
 
 DEFAULT_SEQUENCE_LENGTH = 128
@@ -43,17 +45,8 @@ def default_text_encoder_path():
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
-def _is_default(backbone):
-    if backbone is None:
-        return True
-    try:
-        return get_backbone_spec(os.fspath(backbone)).name == DEFAULT_TEXT_ENCODER
-    except BackboneError:
-        return False
-
-
-def _resolve(backbone):
-    return default_text_encoder_path() if _is_default(backbone) else os.fspath(backbone)
+def _is_registered_text(name):
+    return name in BACKBONES and get_backbone_spec(name).modality == "text"
 
 
 def is_text_backbone(backbone):
@@ -69,7 +62,7 @@ def is_text_backbone(backbone):
         backbone = os.fspath(backbone)
     if not isinstance(backbone, str):
         return getattr(backbone, "token_embedding", None) is not None
-    if _is_default(backbone):
+    if _is_registered_text(backbone):
         return True
     if os.path.isdir(backbone):
         return _folder_kind(backbone)[0] == "text"
@@ -110,7 +103,8 @@ def _folder_kind(folder):
 
 def load_text_encoder(backbone=None, sequence_length=DEFAULT_SEQUENCE_LENGTH,
                       weights="default", tokenizer=None):
-    """Loads a keras_hub text encoder and the preprocessor that feeds it.
+    """`keras_tl.load_backbone` for text: a keras_hub text encoder and the
+    preprocessor that feeds it, refusing backbones of other kinds.
 
     Args:
         backbone: `None`/`"minilm"` (offline all-MiniLM-L6-v2), a keras_hub
@@ -130,16 +124,73 @@ def load_text_encoder(backbone=None, sequence_length=DEFAULT_SEQUENCE_LENGTH,
     >>> encoder.input_names
     ['padding_mask', 'segment_ids', 'token_ids']
     """
-    import keras_hub
+    return load_backbone(DEFAULT_TEXT_ENCODER if backbone is None else backbone,
+                         weights=weights, input_size=(sequence_length,), tokenizer=tokenizer,
+                         modality="text")
 
-    if isinstance(backbone, keras_hub.models.Backbone):
-        return _from_objects(backbone, tokenizer, sequence_length)
-    if backbone is not None and not isinstance(backbone, (str, os.PathLike)):
-        raise TypeError(
-            "A text backbone must be a keras_hub preset name or folder, a Hugging "
-            f"Face model folder or a keras_hub Backbone; got {type(backbone).__name__}."
-        )
-    preset = _resolve(backbone)
+
+class TextEncoders:
+    """The builder's source of text encoders that are not registered
+    names: keras_hub presets and handles, local Hugging Face model folders
+    and keras_hub `Backbone` objects (see `keras_tl.backbones.builder`).
+
+    Example:
+    >>> TEXT_ENCODERS.accepts("minilm", None), TEXT_ENCODERS.accepts("photos/", "image")
+    (False, False)
+    """
+
+    def accepts(self, backbone, modality):
+        """Whether `backbone` is a text encoder this source loads (with
+        `modality="text"`: anything but a registered name, so what is not
+        a text encoder gets a text error).
+
+        Example:
+        >>> TEXT_ENCODERS.accepts("/no/such/folder", "text")
+        True
+        """
+        if isinstance(backbone, str) and backbone in BACKBONES:
+            return False  # registered names go through their spec
+        if modality is not None:
+            return modality == "text"
+        return is_text_backbone(backbone)
+
+    def load(self, backbone, weights="default", input_size=None, tokenizer=None):
+        """Loads `backbone` with `input_size[0]` tokens per text; `weights`
+        `None` for random initialisation, else the preset's.
+
+        Example:
+        >>> TEXT_ENCODERS.load(3)
+        Traceback (most recent call last):
+        ...
+        keras_tl.errors.BackboneError: A text backbone must be a keras_hub preset name or folder, a Hugging Face model folder or a keras_hub Backbone; got int.
+        """
+        length = input_size[0] if input_size else DEFAULT_SEQUENCE_LENGTH
+        if getattr(backbone, "token_embedding", None) is not None:
+            return _from_objects(backbone, tokenizer, length)
+        if not isinstance(backbone, str):
+            kind = getattr(backbone, "name", None)
+            if kind is not None and hasattr(backbone, "layers"):  # a keras model of another kind
+                raise BackboneError(f"{kind!r} is not a text encoder ({type(backbone).__name__}).")
+            raise BackboneError(
+                "A text backbone must be a keras_hub preset name or folder, a Hugging "
+                f"Face model folder or a keras_hub Backbone; got {type(backbone).__name__}.")
+        name = os.path.basename(os.path.normpath(backbone)) if os.path.isdir(backbone) else backbone
+        return load_preset(backbone, length, weights, lambda model: _text_spec(name, backbone, model))
+
+
+def load_preset(preset, sequence_length, weights, spec_of):
+    """The text encoder and preprocessor of a keras_hub preset (name, handle
+    or folder) or Hugging Face model folder, its spec made by
+    `spec_of(model)`; `weights=None` for random initialisation.
+
+    Example:
+    >>> encoder = load_preset(default_text_encoder_path(), 8, None,
+    ...                       lambda model: _text_spec("mine", "a folder", model))
+    >>> encoder.spec.name, encoder.weights, encoder.input_size
+    ('mine', 'None', (8,))
+    """
+    import keras_hub  # optional dependency, loaded only for text
+
     if os.path.isdir(preset):
         kind, class_name = _folder_kind(preset)
         if kind == "missing":
@@ -168,12 +219,7 @@ def load_text_encoder(backbone=None, sequence_length=DEFAULT_SEQUENCE_LENGTH,
             f"Could not load a tokenizer for {preset!r}: {error}. A keras_hub preset "
             "needs tokenizer.json (tokenizer.save_to_preset(folder))."
         ) from error
-    name = os.path.basename(os.path.normpath(preset)) if os.path.isdir(preset) else preset
-    if _is_default(backbone):
-        spec = get_backbone_spec(DEFAULT_TEXT_ENCODER)
-    else:
-        spec = _text_spec(name, preset, model)
-    return LoadedBackbone(model, spec, (length,), "preset" if load_weights else "None",
+    return LoadedBackbone(model, spec_of(model), (length,), "preset" if load_weights else "None",
                           preprocessor)
 
 
@@ -187,10 +233,7 @@ def _from_objects(backbone, tokenizer, sequence_length):
         tokenizer = tokenizer.tokenizer
     if tokenizer is None:
         raise BackboneError("Pass tokenizer= (its keras_hub tokenizer) with a Backbone object.")
-    from keras_hub.src.utils.preset_utils import find_subclass
-
-    cls = find_subclass(backbone.name, keras_hub.models.TextClassifierPreprocessor,
-                        type(backbone))
+    cls = _compat.preprocessor_class(keras_hub.models.TextClassifierPreprocessor, backbone)
     preprocessor = cls(tokenizer=tokenizer, sequence_length=length)
     backbone.name = "backbone"
     return LoadedBackbone(backbone, _text_spec(type(backbone).__name__, "object", backbone),
@@ -205,7 +248,11 @@ def _text_spec(name, source, model):
 
 
 def _build_default(weights, input_shape):
-    return load_text_encoder(None, input_shape[0], weights=weights)
+    return load_preset(default_text_encoder_path(), input_shape[0], weights,
+                       lambda model: get_backbone_spec(DEFAULT_TEXT_ENCODER))
+
+
+TEXT_ENCODERS = SOURCES.register("text_encoders", TextEncoders())
 
 
 register_backbone(BackboneSpec(

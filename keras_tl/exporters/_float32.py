@@ -13,6 +13,8 @@ import os
 import tempfile
 import zipfile
 
+from keras_tl import _compat
+
 _LOW_PRECISION = ("mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
 
 
@@ -25,7 +27,7 @@ def needs_float32_clone(model):
     False
     """
     return any(getattr(layer.dtype_policy, "name", None) in _LOW_PRECISION
-               for layer in model._flatten_layers(include_self=True, recursive=True))
+               for layer in _compat.flatten_layers(model))
 
 
 def as_float32(model):

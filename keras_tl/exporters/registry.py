@@ -6,16 +6,10 @@ formats are written in: the SavedModel first, since LiteRT is converted
 from it.
 """
 
-import importlib
+from keras_tl.registry import Registry
 
-from keras_tl.errors import ConfigError
-
-_ENTRIES = {
-    "saved_model": "keras_tl.exporters.saved_model:SavedModelExporter",
-    "onnx": "keras_tl.exporters.onnx:OnnxExporter",
-    "litert": "keras_tl.exporters.litert:LiteRTExporter",
-}
-_INSTANCES = {}
+# name -> "module:Class", one instance each
+_ENTRIES = Registry("Export format", plural="formats", instantiate=True)
 
 
 def register_exporter(name, target, overwrite=False):
@@ -27,11 +21,7 @@ def register_exporter(name, target, overwrite=False):
     ...
     keras_tl.errors.ConfigError: Export format 'onnx' is already registered; pass overwrite=True to replace it.
     """
-    if name in _ENTRIES and not overwrite:
-        raise ConfigError(
-            f"Export format {name!r} is already registered; pass overwrite=True to replace it.")
-    _ENTRIES[name] = target
-    _INSTANCES.pop(name, None)
+    _ENTRIES.register(name, target, overwrite=overwrite)
 
 
 def list_formats():
@@ -41,7 +31,7 @@ def list_formats():
     >>> list_formats()
     ['saved_model', 'onnx', 'litert']
     """
-    return list(_ENTRIES)
+    return _ENTRIES.names()
 
 
 def get_exporter(name):
@@ -55,16 +45,7 @@ def get_exporter(name):
     ...
     keras_tl.errors.ConfigError: Unknown export format 'tfjs'; registered formats: saved_model, onnx, litert.
     """
-    if name not in _ENTRIES:
-        raise ConfigError(
-            f"Unknown export format {name!r}; registered formats: {', '.join(_ENTRIES)}.")
-    if name not in _INSTANCES:
-        target = _ENTRIES[name]
-        if isinstance(target, str):
-            module, _, attribute = target.partition(":")
-            target = getattr(importlib.import_module(module), attribute)
-        _INSTANCES[name] = target()
-    return _INSTANCES[name]
+    return _ENTRIES.get(name)
 
 
 def exporter_for_file(path):
@@ -79,3 +60,8 @@ def exporter_for_file(path):
         if any(str(path).endswith(suffix) for suffix in exporter.suffixes):
             return exporter
     return None
+
+
+register_exporter("saved_model", "keras_tl.exporters.saved_model:SavedModelExporter")
+register_exporter("onnx", "keras_tl.exporters.onnx:OnnxExporter")
+register_exporter("litert", "keras_tl.exporters.litert:LiteRTExporter")

@@ -7,9 +7,11 @@ export and serving cannot disagree.
 
 import os
 
+from keras_tl import _compat
 from keras_tl.export_spec import ConvertedGraph
 from keras_tl.tasks.classification import Classification, classification_head
 from keras_tl.tasks.image_serving import INPUT_NAME, image_signatures, verification_images
+
 DEFAULT_BACKBONE = "mobilenet_v2_torch"  # see benchmarks/results/default_backbone.json
 
 
@@ -67,7 +69,7 @@ class ImageClassification(Classification):
         from keras_tl.backbones import load_backbone
 
         return load_backbone(backbone, weights=weights, image_size=image_size,
-                             preprocessing=preprocessing)
+                             preprocessing=preprocessing, modality="image")
 
     def read(self, data, loaded, class_names=None, min_classes=2, skip_corrupt=False,
              data_dir=None, **options):
@@ -162,7 +164,7 @@ class ImageClassification(Classification):
         if len(shape) != 4 or shape[-1] != 3 or None in shape[1:]:
             return None
         preprocessing = None
-        for layer in model._flatten_layers(include_self=False, recursive=True):
+        for layer in _compat.flatten_layers(model, include_self=False):
             if isinstance(layer, PixelNormalization):
                 preprocessing = {"mean": layer.mean, "std": layer.std,
                                  "channel_order": layer.channel_order,

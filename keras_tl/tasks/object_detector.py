@@ -128,7 +128,7 @@ class ObjectDetection(Task):
     def load_backbone(self, backbone, weights, image_size=None, **options):
         from keras_tl.backbones import load_backbone
 
-        return load_backbone(backbone, weights=weights,
+        return load_backbone(backbone, weights=weights, modality="image",
                              image_size=_square(image_size or DEFAULT_IMAGE_SIZE))
 
     def build_model(self, loaded, class_names, train, dropout, anchor_size=None,

@@ -5,14 +5,11 @@ keras_tl` stays light, and a text task does not load keras_hub for an image
 run.
 """
 
-import importlib
+from keras_tl.registry import Registry
 
-from keras_tl.errors import ConfigError
-
-# name -> "module:Class". Recognition tries them in this order: the most
-# specific layouts first, images (the default) last.
-_ENTRIES = {}
-_INSTANCES = {}
+# name -> "module:Class", one instance each. Recognition tries them in this
+# order: the most specific layouts first, images (the default) last.
+_ENTRIES = Registry("Task", plural="tasks", instantiate=True)
 
 
 def register_task(name, target, overwrite=False):
@@ -24,12 +21,7 @@ def register_task(name, target, overwrite=False):
     ...
     keras_tl.errors.ConfigError: Task 'image_classification' is already registered; pass overwrite=True to replace it.
     """
-    if name in _ENTRIES and not overwrite:
-        raise ConfigError(
-            f"Task {name!r} is already registered; pass overwrite=True to replace it."
-        )
-    _ENTRIES[name] = target
-    _INSTANCES.pop(name, None)
+    _ENTRIES.register(name, target, overwrite=overwrite)
 
 
 def list_tasks():
@@ -39,7 +31,7 @@ def list_tasks():
     >>> list_tasks()
     ['object_detection', 'keyword_spotting', 'text_classification', 'image_classification']
     """
-    return list(_ENTRIES)
+    return _ENTRIES.names()
 
 
 def get_task(name):
@@ -53,15 +45,7 @@ def get_task(name):
 
     if isinstance(name, Task):
         return name
-    if name not in _ENTRIES:
-        raise ConfigError(f"Unknown task {name!r}; registered tasks: {', '.join(_ENTRIES)}.")
-    if name not in _INSTANCES:
-        target = _ENTRIES[name]
-        if isinstance(target, str):
-            module, _, attribute = target.partition(":")
-            target = getattr(importlib.import_module(module), attribute)
-        _INSTANCES[name] = target()
-    return _INSTANCES[name]
+    return _ENTRIES.get(name)
 
 
 def find_task(data, backbone=None, task=None):

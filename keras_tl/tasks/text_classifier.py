@@ -10,6 +10,7 @@ import os
 import keras
 import numpy as np
 
+from keras_tl import _compat
 from keras_tl.errors import ConfigError
 from keras_tl.export_spec import Asset, ConvertedGraph, Signature
 from keras_tl.freezing import get_backbone
@@ -140,24 +141,24 @@ def apply_text_stage(model, stage, train_embeddings=False, pooling="mean"):
 
 
 def _enable_lora(backbone, rank):
-    current = getattr(backbone, "_lora_rank", None)
+    current = _compat.lora_rank(backbone)
     if current is not None and current != rank:
         raise ValueError(f"LoRA is already enabled with rank {current}; cannot switch to {rank}.")
     if current is None:
         backbone.enable_lora(rank)
     else:  # enabling again would add a second set of adapters: reset the flags
         backbone.trainable = True
-        for layer in backbone._flatten_layers(include_self=False):
+        for layer in _compat.flatten_layers(backbone, include_self=False):
             layer.trainable = False
-        for layer in backbone._flatten_layers(include_self=False):
+        for layer in _compat.flatten_layers(backbone, include_self=False):
             if getattr(layer, "lora_enabled", False):
                 layer.trainable = True
-                layer._kernel.trainable = False  # as keras' enable_lora leaves it
+                _compat.freeze_lora_base_kernel(layer)
     # Mark the blocks holding adapters trainable without touching their other
     # variables, so per-block counts (trainable_summary) see the adapters.
-    for layer in backbone._flatten_layers(include_self=False):
-        if any(getattr(sub, "lora_enabled", False) for sub in layer._flatten_layers()):
-            layer._trainable = True
+    for layer in _compat.flatten_layers(backbone, include_self=False):
+        if any(getattr(sub, "lora_enabled", False) for sub in _compat.flatten_layers(layer)):
+            _compat.set_own_trainable(layer, True)
     return backbone
 
 

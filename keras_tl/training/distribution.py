@@ -23,6 +23,7 @@ one-device run with the same `batch_size`, up to floating-point order.
 import contextlib
 import os
 
+from keras_tl import _compat
 from keras_tl.errors import ConfigError
 
 MODES = ("auto", "data_parallel")
@@ -108,8 +109,7 @@ def for_single_device_inference(models, distribution):
     if not distribution or not distribution["strategy"].endswith("Strategy"):
         return
     for model in models:
-        if model is not None and hasattr(model, "_distribute_strategy"):
-            model._distribute_strategy = None  # private: Keras has no public switch
+        if model is not None and _compat.drop_distribute_strategy(model):
             model.predict_function = None  # rebuilt without the strategy on next use
 
 

@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 
 import keras
 
+from keras_tl import _compat
 from keras_tl.errors import ConfigError, TrainingError
 from keras_tl.training import cache, fingerprint
 from keras_tl.training.checkpoint import RunState
@@ -156,7 +157,7 @@ def validate_stages(prepared, stages):
 
     model = prepared.model
     flags = [(layer, layer.trainable)
-             for layer in model._flatten_layers(include_self=True, recursive=True)]
+             for layer in _compat.flatten_layers(model)]
     try:
         for stage in stages:
             try:

@@ -17,6 +17,7 @@ block form a `"stem"` (before the first block) or `"top"` (after the last).
 
 import functools
 
+from keras_tl import _compat
 from keras_tl.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -148,7 +149,7 @@ class _RateMultipliers:
         self._rate_factors = [float(by_id.get(id(v), 1.0)) for v in variables]
 
     def update_step(self, gradient, variable, learning_rate):
-        factor = self._rate_factors[self._get_variable_index(variable)]
+        factor = self._rate_factors[_compat.variable_index(self, variable)]
         if factor != 1.0:
             learning_rate = learning_rate * factor
         return super().update_step(gradient, variable, learning_rate)
@@ -160,7 +161,7 @@ class _RateMultipliers:
             return super()._apply_weight_decay(variables)
         groups = {}
         for variable in variables:
-            factor = self._rate_factors[self._get_variable_index(variable)]
+            factor = self._rate_factors[_compat.variable_index(self, variable)]
             groups.setdefault(factor, []).append(variable)
         base = self.weight_decay
         try:

@@ -10,6 +10,7 @@ in a `LossScaleOptimizer` when it compiles the model.
 
 import contextlib
 
+from keras_tl import _compat
 from keras_tl.errors import ConfigError
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -75,7 +76,7 @@ def float32_outputs(model):
 
     names = []
     for tensor in keras.tree.flatten(model.outputs):
-        layer = tensor._keras_history.operation
+        layer = _compat.producing_layer(tensor)
         if layer.compute_dtype != "float32":
             layer.dtype_policy = "float32"
         names.append(layer.name)

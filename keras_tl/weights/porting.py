@@ -25,6 +25,7 @@ import re
 
 import numpy as np
 
+from keras_tl import _compat
 from keras_tl.errors import BackboneError
 
 # Buffers PyTorch keeps that have no Keras counterpart.
@@ -94,7 +95,7 @@ def plan_port(model, state_dict, mapping, skip=(), source="state dict"):
     ...
     keras_tl.errors.BackboneError: tensor 'head.bias' of state dict holds 1 NaN or Inf value(s) of 2: ...
     """
-    layers = [l for l in model._flatten_layers(include_self=False) if l.weights]
+    layers = [l for l in _compat.flatten_layers(model, include_self=False) if l.weights]
     names = {l.name for l in layers}
     unknown = [name for name in mapping if name not in names]
     if unknown:
