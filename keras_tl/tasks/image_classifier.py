@@ -80,8 +80,7 @@ class ImageClassification(Classification):
         (['0', '1'], 6, 2)
         """
         from keras_tl.backbones import load_backbone
-        from keras_tl.data.image_sources import load_image_data
-        from keras_tl.data.pipeline import make_dataset
+        from keras_tl.data.image_sources import read_image_source
         from keras_tl.data.splits import stratified_split
         from keras_tl.errors import DataNotFoundError
         from keras_tl.tasks.base import PreparedTask
@@ -92,21 +91,21 @@ class ImageClassification(Classification):
                     raise DataNotFoundError(f"Data folder not found: {os.fspath(source_data)}")
         loaded = load_backbone(backbone or self.default_backbone, weights=weights,
                                image_size=image_size, preprocessing=preprocessing)
-        source = dict(image_size=loaded.input_size, skip_corrupt=skip_corrupt, data_dir=data_dir)
-        x, y, names = load_image_data(data, class_names=class_names, **source)
+        reading = dict(image_size=loaded.input_size, skip_corrupt=skip_corrupt, data_dir=data_dir)
+        train = read_image_source(data, class_names=class_names, **reading)
+        names = train.class_names
         if validation_data is not None:
-            x_val, y_val, _ = load_image_data(validation_data, class_names=names, min_classes=1,
-                                              **source)
+            validation = read_image_source(validation_data, class_names=names, min_classes=1,
+                                           **reading)
         elif validation_split:
-            train_idx, val_idx = stratified_split(y, validation_split, seed)
-            x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
+            train_idx, val_idx = stratified_split(train.labels, validation_split, seed)
+            train, validation = train.subset(train_idx), train.subset(val_idx)
         else:
-            x_val = y_val = None
+            validation = None
         test = None
         if test_data is not None:
-            x_test, y_test, _ = load_image_data(test_data, class_names=names, min_classes=1,
-                                                **source)
-            test = make_dataset(x_test, y_test, batch_size)
+            test = read_image_source(test_data, class_names=names, min_classes=1,
+                                     **reading).dataset(batch_size)
 
         model = build_image_classifier(loaded, len(names),
                                        dropout=0.2 if dropout is None else dropout)
@@ -114,18 +113,18 @@ class ImageClassification(Classification):
             task=self,
             model=model,
             class_names=names,
-            train=make_dataset(x, y, batch_size, shuffle=True, seed=seed, augment=augment),
-            validation=None if x_val is None else make_dataset(x_val, y_val, batch_size),
+            train=train.dataset(batch_size, shuffle=True, seed=seed, augment=augment),
+            validation=None if validation is None else validation.dataset(batch_size),
             test=test,
-            sample=None if x_val is None else x_val[:32],
+            sample=None if validation is None else validation.sample(32),
             info=dict(
                 backbone=loaded.spec.name,
                 backbone_source=loaded.spec.source,
                 weights=loaded.weights,
                 input_size=list(loaded.input_size),
                 preprocessing=loaded.spec.preprocessing.to_config(),
-                num_train=int(len(y)),
-                num_validation=0 if y_val is None else int(len(y_val)),
+                num_train=len(train),
+                num_validation=0 if validation is None else len(validation),
             ),
         )
 
