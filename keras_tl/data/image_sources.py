@@ -134,7 +134,13 @@ def read_image_source(data, image_size, class_names=None, skip_corrupt=False, da
 
 class ImageSource:
     """What every source has (see the module docstring); subclasses give
-    `_examples(shuffle, seed)`, a dataset of `(uint8 image, int32 label)`."""
+    `_examples(shuffle, seed)`, a dataset of `(uint8 image, int32 label)`.
+
+    Example:
+    >>> source = read_image_source((np.zeros((4, 8, 8, 3), "uint8"), [0, 1, 1, 0]), (8, 8))
+    >>> source
+    ArraySource(4 images, 2 classes, 8x8)
+    """
 
     def __init__(self, labels, class_names, image_size):
         self.labels = np.asarray(labels, dtype="int32")
