@@ -3,11 +3,18 @@
 import numpy as np
 import pytest
 
-from keras_tl.data.image_sources import load_image_data
+from keras_tl.data.image_sources import read_image_source
 from keras_tl.data.splits import stratified_split
 from tests.helpers import colour_arrays, write_image_folder
 
+
 pytestmark = pytest.mark.core
+
+
+def load_image_data(data, image_size, **options):
+    """All of a source's images, labels and class names."""
+    source = read_image_source(data, image_size, **options)
+    return source.sample(len(source)), source.labels, source.class_names
 
 
 def test_folder_grayscale_becomes_rgb_and_is_resized(tmp_path):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from keras_tl.data import image_decoding
-from keras_tl.data.images import load_image_folder, prepare_images, read_image
+from keras_tl.data.image_sources import read_image_source
+from keras_tl.data.images import prepare_images, read_image
 from keras_tl.errors import DataError
 from tests.test_export import SERVING_CHECK, run_python
 
@@ -313,10 +314,10 @@ def test_decompression_bomb_is_a_data_error_or_skipped(bomb_png, tmp_path, caplo
     shutil.copy(bomb_png, tmp_path / "data" / "red" / "bomb.png")
     with pytest.raises(DataError, match=r"red/bomb\.png: image of 10000x10000 pixels is over "
                                         r"the decompression-bomb limit of 89478485 pixels"):
-        load_image_folder(root, (8, 8))
+        read_image_source(root, (8, 8))
     with caplog.at_level(logging.WARNING, logger="keras_tl"):
-        images, labels, _ = load_image_folder(root, (8, 8), skip_corrupt=True)
-    assert len(images) == 6 and "bomb.png" in caplog.text
+        source = read_image_source(root, (8, 8), skip_corrupt=True)
+    assert len(source.sample(10)) == 6 and "bomb.png" in caplog.text
     tiff = _save(Image.new("1", (10000, 10000)), tmp_path / "bomb.tiff", compression="group4")
     with pytest.raises(DataError, match="bomb.tiff: image of 10000x10000 pixels is over"):
         read_image(tiff)

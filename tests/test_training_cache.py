@@ -2,6 +2,8 @@
 head on backbone features computed once, then the head is back on the
 backbone; the head stage runs to convergence on cheap epochs."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -181,3 +183,61 @@ def test_a_frozen_part_that_reshapes_the_batch_is_refused_by_name():
     data = tf.data.Dataset.from_tensor_slices((np.ones((6, 4), "float32"), np.arange(6))).batch(3)
     with pytest.raises(TrainingError, match="12 feature rows for 6 examples"):
         cache.cached_datasets(model, data, None, batch_size=3)
+
+
+def _feature_data():
+    import keras
+
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.Dense(5, activation="tanh")(inputs))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 6)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.arange(50))).batch(8)
+    return model, data, cache.extract_features(model, data)[0]  # held in memory
+
+
+def test_features_over_the_memory_budget_are_sharded_to_disk_and_read_back(tmp_path, monkeypatch):
+    model, data, expected = _feature_data()
+    monkeypatch.setattr(cache, "SHARD_BYTES", 28 * 16)  # 16 records of 5 floats and a label
+    train, validation, size = cache.cached_datasets(
+        model, data, data, batch_size=8, seed=0, memory_budget=500, directory=str(tmp_path))
+    folders = [tmp_path / name for name in os.listdir(tmp_path)]
+    assert [len(os.listdir(folder)) for folder in folders] == [4, 4]  # training, validation
+    assert size == 2 * 50 * 5 * 4
+    # Validation: in order, exactly the in-memory features.
+    x_val, y_val = (np.concatenate(part) for part in zip(*validation.as_numpy_iterator()))
+    np.testing.assert_array_equal(y_val, np.arange(50))
+    np.testing.assert_array_equal(x_val, expected)
+    # Training: every row once per epoch, reshuffled, aligned with its label.
+    epochs = [list(train.as_numpy_iterator()) for _ in range(2)]
+    assert int(train.cardinality()) == 7
+    for batches in epochs:
+        x, y = (np.concatenate(part) for part in zip(*batches))
+        assert sorted(y.tolist()) == list(range(50))
+        np.testing.assert_array_equal(x, expected[y])
+    assert not np.array_equal(*(np.concatenate([b[1] for b in e]) for e in epochs))
+    del train, validation, epochs
+    import gc
+
+    gc.collect()
+    assert not any(folder.exists() for folder in folders), "the shards go with their dataset"
+
+
+def test_float16_shards_halve_the_disk_size(tmp_path):
+    model, data, expected = _feature_data()
+    train, _, size = cache.cached_datasets(model, data, None, batch_size=50, memory_budget=0,
+                                           shard_dtype="float16", directory=str(tmp_path))
+    assert size == 50 * 5 * 2
+    x, y = next(train.as_numpy_iterator())
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(x, expected[y], atol=1e-3)
+
+
+def test_the_memory_budget_is_a_setting(monkeypatch):
+    monkeypatch.setenv("KERAS_TL_CACHE_MEMORY", "0.5")
+    half = cache.default_memory_budget()
+    monkeypatch.setenv("KERAS_TL_CACHE_MEMORY", "0.25")
+    assert abs(cache.default_memory_budget() - half / 2) < 0.05 * half
+    monkeypatch.setenv("KERAS_TL_CACHE_MEMORY", "lots")
+    with pytest.raises(ConfigError, match="KERAS_TL_CACHE_MEMORY must be a number"):
+        cache.default_memory_budget()

@@ -1,10 +1,11 @@
-"""Image data from folders, arrays, tf.data or TFDS, as uint8 RGB arrays.
+"""Reading images: one file (`read_image`), the cheap check of a file's
+header done while listing a folder (`check_image_file`), and arrays of any
+shape or dtype made uint8 RGB at the model's size (`prepare_images`).
 
-keras_tl targets small datasets: images are decoded once, resized to the
-backbone's size and held in memory, which makes stratified splits exact and
-epochs cheap.
+`keras_tl.data.image_sources` streams whole datasets through the same ops.
 """
 
+import contextlib
 import logging
 import os
 
@@ -16,33 +17,6 @@ from keras_tl.errors import DataError, DataNotFoundError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 logger = logging.getLogger("keras_tl")
 _RESIZE_CHUNK_VALUES = 2**25  # float32 values resized at once
-
-
-def load_image_folder(path, image_size, skip_corrupt=False):
-    """Reads a folder with one sub-folder of images per class.
-
-    Returns `(images, labels, class_names)`: uint8 `[N, H, W, 3]`, int32
-    `[N]`, and the sorted sub-folder names.
-
-    Args:
-        path: the data folder.
-        image_size: `(height, width)` to resize to.
-        skip_corrupt: skip unreadable files with a warning instead of
-            raising.
-
-    Example:
-    >>> from PIL import Image
-    >>> for name in ("cat", "dog"):
-    ...     (tmp_path / "pets" / name).mkdir(parents=True, exist_ok=True)
-    ...     Image.new("RGB", (40, 30), "white").save(tmp_path / "pets" / name / "1.png")
-    >>> x, y, names = load_image_folder(tmp_path / "pets", (32, 32))
-    >>> x.shape, x.dtype, y.tolist(), names
-    ((2, 32, 32, 3), dtype('uint8'), [0, 1], ['cat', 'dog'])
-    """
-    from keras_tl.data.folders import read_class_folders
-
-    return read_class_folders(path, lambda file: read_image(file, image_size), IMAGE_EXTENSIONS,
-                              "images", os.path.join("cat", "001.jpg"), skip_corrupt)
 
 
 def read_image(path, image_size=None):
@@ -91,31 +65,82 @@ def read_image(path, image_size=None):
 def _read_with_pil(path, data):
     """The formats TensorFlow cannot decode, as uint8 RGB (EXIF-rotated)."""
     import io
+
+    from PIL import ImageOps
+
+    from keras_tl.data.image_decoding import scale_16_bit
+
+    with _opened_with_pil(path, io.BytesIO(data)) as image:
+        try:
+            image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I;16") or image.mode == "I":
+                gray = scale_16_bit(np.clip(np.asarray(image), 0, 65535)).numpy()
+                return np.repeat(gray[..., None], 3, axis=-1)
+            return np.asarray(image.convert("RGB"), dtype="uint8")
+        except (OSError, SyntaxError) as error:
+            raise _unreadable(path, error) from error
+
+
+@contextlib.contextmanager
+def _opened_with_pil(path, file):
+    """PIL's lazy open (the header only), refusing an image over
+    `MAX_IMAGE_PIXELS` and anything PIL cannot identify with a `DataError`."""
     import warnings
 
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
-    from keras_tl.data.image_decoding import MAX_IMAGE_PIXELS, scale_16_bit
+    from keras_tl.data.image_decoding import MAX_IMAGE_PIXELS
 
     try:
         with warnings.catch_warnings():
             # PIL warns above the limit and raises above twice it; keras_tl
             # refuses anything above it, before decoding.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-        with image:
-            width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise _unreadable(
-                    path, f"image of {width}x{height} pixels is over the decompression-bomb "
-                    f"limit of {MAX_IMAGE_PIXELS} pixels (as in PIL); refused before decoding")
-            image = ImageOps.exif_transpose(image)
-            if image.mode.startswith("I;16") or image.mode == "I":
-                gray = scale_16_bit(np.clip(np.asarray(image), 0, 65535)).numpy()
-                return np.repeat(gray[..., None], 3, axis=-1)
-            return np.asarray(image.convert("RGB"), dtype="uint8")
+            image = Image.open(file)
     except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError) as error:
         raise _unreadable(path, error) from error
+    with image:
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise _unreadable(
+                path, f"image of {width}x{height} pixels is over the decompression-bomb "
+                f"limit of {MAX_IMAGE_PIXELS} pixels (as in PIL); refused before decoding")
+        yield image
+
+
+def check_image_file(path):
+    """The cheap check of an image file done while listing a folder: its
+    header only (format and size), not its pixels. Returns `True` when the
+    TensorFlow ops of `keras_tl.data.image_decoding` decode it (the
+    SavedModel's formats), `False` for the other formats PIL reads.
+
+    Raises a `DataError` naming the file, as `read_image` does, when it is
+    not an image, or is over the decompression-bomb limit. A file whose
+    header is sound but whose data is truncated passes; it fails when it is
+    decoded.
+
+    Example:
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> folder = tempfile.mkdtemp()
+    >>> Image.new("RGB", (4, 4)).save(os.path.join(folder, "a.png"))
+    >>> Image.new("RGB", (4, 4)).save(os.path.join(folder, "b.tiff"))
+    >>> check_image_file(os.path.join(folder, "a.png")), check_image_file(os.path.join(folder, "b.tiff"))
+    (True, False)
+    """
+    from keras_tl.data.image_decoding import sniff_format
+
+    try:
+        with open(path, "rb") as file:
+            header = file.read(16)
+            file.seek(0)
+            with _opened_with_pil(path, file):
+                pass
+    except FileNotFoundError as error:
+        raise DataNotFoundError(f"Image file not found: {path}") from error
+    except OSError as error:  # reading, not decoding
+        raise _unreadable(path, error.strerror or error) from error
+    return sniff_format(header) is not None
 
 
 def _unreadable(path, reason):
@@ -203,62 +228,3 @@ def resize_images(images, image_size):
         parts = [resize_image(images[start:start + chunk], (height, width)).numpy()
                  for start in range(0, len(images), chunk)]
     return np.concatenate(parts) if parts else np.empty((0, height, width, 3), "uint8")
-
-
-def dataset_to_arrays(dataset):
-    """Materialises a `tf.data.Dataset` of `(image, label)` pairs, batched
-    or not, into NumPy arrays.
-
-    Example:
-    >>> import tensorflow as tf
-    >>> pairs = tf.data.Dataset.from_tensor_slices((np.zeros((5, 8, 8, 3)), np.arange(5)))
-    >>> x, y = dataset_to_arrays(pairs.batch(2))
-    >>> x.shape, y.tolist()
-    ((5, 8, 8, 3), [0, 1, 2, 3, 4])
-    """
-    spec = dataset.element_spec
-    if not (isinstance(spec, tuple) and len(spec) == 2):
-        raise ValueError(
-            "A tf.data.Dataset must yield (image, label) pairs; got elements "
-            f"{spec}. Use dataset.map(lambda d: (d['image'], d['label']))."
-        )
-    batched = len(spec[0].shape) == 4
-    xs, ys = [], []
-    for x, y in dataset.as_numpy_iterator():
-        xs.append(x)
-        ys.append(y)
-    if not xs:
-        raise ValueError("The tf.data.Dataset is empty.")
-    if batched:
-        return np.concatenate(xs), np.concatenate(ys)
-    return np.stack(xs), np.stack(ys)
-
-
-def load_tfds(name, data_dir=None, split="train"):
-    """Loads a TFDS image classification dataset, from `data_dir` when given
-    (no download is attempted then).
-
-    Returns `(images, labels, class_names)`.
-
-    Example:
-    >>> x, y, names = load_tfds("tf_flowers", data_dir="~/tensorflow_datasets")  # doctest: +SKIP
-    >>> names  # doctest: +SKIP
-    ['dandelion', 'daisy', 'tulips', 'sunflowers', 'roses']
-    """
-    import tensorflow_datasets as tfds
-
-    try:
-        dataset, info = tfds.load(
-            name, split=split, data_dir=data_dir, as_supervised=True,
-            with_info=True, download=data_dir is None,
-        )
-    except Exception as error:
-        raise ValueError(
-            f"Could not load TFDS dataset {name!r} (split {split!r}) from "
-            f"data_dir={data_dir!r}: {error}. Prepare it there first with "
-            "tfds.builder(name, data_dir=...).download_and_prepare()."
-        ) from error
-    x, y = dataset_to_arrays(dataset)
-    label = info.features["label"] if "label" in info.features else None
-    names = list(label.names) if label is not None and hasattr(label, "names") else None
-    return x, y, names

@@ -1,4 +1,4 @@
-"""In-memory arrays to batched `tf.data` pipelines, with optional augmentation."""
+"""Examples to batched `tf.data` pipelines, with optional augmentation."""
 
 import numpy as np
 
@@ -37,6 +37,22 @@ def make_dataset(images, labels, batch_size=32, shuffle=False, seed=0, augment=N
     dataset = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, "int32")))
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return batch_examples(dataset, batch_size, seed, augment)
+
+
+def batch_examples(dataset, batch_size, seed=0, augment=None):
+    """Batches a dataset of `(image, label)` examples as `make_dataset` does:
+    float32 images, augmentation (as in `make_dataset`) on the batches,
+    prefetched.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> pairs = tf.data.Dataset.from_tensor_slices((np.zeros((5, 8, 8, 3), "uint8"), [0] * 5))
+    >>> [x.dtype.name for x, _ in batch_examples(pairs, 4)]
+    ['float32', 'float32']
+    """
+    import tensorflow as tf
+
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(lambda x, y: (tf.cast(x, "float32"), y))
     layers = _augmentation_layers(augment, seed)

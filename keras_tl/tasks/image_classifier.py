@@ -73,22 +73,21 @@ class ImageClassification(Classification):
 
     def read(self, data, loaded, class_names=None, min_classes=2, skip_corrupt=False,
              data_dir=None, **options):
-        """The images at the backbone's input size, with their labels.
+        """A lazy source of the images (`keras_tl.data.image_sources`),
+        decoded at the backbone's input size as training reads them.
 
         Example:
         >>> import types
         >>> examples = get_task("image_classification").read(
         ...     (np.zeros((2, 28, 28)), ["shoe", "bag"]), types.SimpleNamespace(input_size=(32, 32)))
-        >>> examples.inputs.shape, examples.class_names
+        >>> examples.sample(2).shape, examples.class_names
         ((2, 32, 32, 3), ['bag', 'shoe'])
         """
-        from keras_tl.data.examples import LabelledArrays
-        from keras_tl.data.image_sources import load_image_data
+        from keras_tl.data.image_sources import read_image_source
 
-        x, y, names = load_image_data(data, class_names=class_names, min_classes=min_classes,
-                                      image_size=loaded.input_size, skip_corrupt=skip_corrupt,
-                                      data_dir=data_dir)
-        return LabelledArrays(x, y, names)
+        return read_image_source(data, loaded.input_size, class_names=class_names,
+                                 skip_corrupt=skip_corrupt, data_dir=data_dir,
+                                 min_classes=min_classes)
 
     def build_model(self, loaded, class_names, train, dropout, **options):
         model = build_image_classifier(loaded, len(class_names),
@@ -98,13 +97,13 @@ class ImageClassification(Classification):
 
     def dataset(self, examples, loaded, info, batch_size, training=False, seed=0,
                 augment=False, **options):
-        from keras_tl.data.pipeline import make_dataset
-
-        return make_dataset(examples.inputs, examples.labels, batch_size, shuffle=training,
-                            seed=seed, augment=augment if training else False)
+        """The source's pipeline: decoded in parallel, shuffled (file list)
+        and augmented for training."""
+        return examples.dataset(batch_size, shuffle=training, seed=seed,
+                                augment=augment if training else False)
 
     def verification_sample(self, examples, info):
-        return examples.inputs[:32]
+        return examples.sample(32)
 
     def prepare_inputs(self, inputs, info):
         """Images in any form the training data could take (file paths,

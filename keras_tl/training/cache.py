@@ -21,7 +21,7 @@ from keras_tl.errors import TrainingError
 
 logger = logging.getLogger("keras_tl")
 
-# Above this, "auto" trains on the backbone as usual (features held in memory).
+# The memory budget of the cache where the available memory cannot be read.
 MAX_CACHE_BYTES = 4 << 30
 
 
@@ -154,11 +154,8 @@ def extract_features(feature_model, dataset, predict=None):
     ((5, 2), [0, 1, 2, 3, 4])
     """
     predict = predict or feature_function(feature_model, dataset)
-    features, targets = [], []
-    for inputs, batch_targets in backend_batches(dataset):
-        features.append(np.asarray(predict(inputs), dtype="float32"))
-        targets.append(np.asarray(batch_targets))
-    return np.concatenate(features), np.concatenate(targets)
+    return _store_features(feature_model, dataset, predict, float("inf"), "float32",
+                           None).arrays()
 
 
 def backend_batches(dataset):
@@ -203,10 +200,19 @@ def feature_function(feature_model, dataset):
     return lambda x: keras.ops.convert_to_numpy(feature_model.predict_on_batch(x))
 
 
-def cached_datasets(feature_model, train, validation, batch_size, seed=0):
+def cached_datasets(feature_model, train, validation, batch_size, seed=0, memory_budget=None,
+                    shard_dtype="float32", directory=None):
     """Training and validation datasets of backbone features: the training
     one reshuffled every epoch, both batched by `batch_size`. Returns
     `(train, validation, feature_bytes)`.
+
+    Features are held in memory up to `memory_budget` bytes (both datasets
+    together; `None`: `default_memory_budget()`); beyond it they are written
+    to disk in shards (`shard_dtype` `"float32"` or `"float16"`, half the
+    size) under `directory` (default: the temporary folder) as they are
+    computed, and read back by a `tf.data` pipeline that shuffles the shard
+    order and rows within a bounded buffer. The shard folder is removed when
+    its dataset is garbage-collected, or at exit.
 
     Example:
     >>> import keras, numpy as np, tensorflow as tf
@@ -216,33 +222,231 @@ def cached_datasets(feature_model, train, validation, batch_size, seed=0):
     >>> train, validation, size = cached_datasets(model, data, None, batch_size=4)
     >>> [tuple(x.shape) for x, _ in train], validation, size
     ([(4, 4), (2, 4)], None, 96)
+    >>> train, _, size = cached_datasets(model, data, None, batch_size=4, memory_budget=0,
+    ...                                  shard_dtype="float16")
+    >>> sorted(int(y) for _, labels in train for y in labels), size
+    ([0, 1, 2, 3, 4, 5], 48)
     """
     import tensorflow as tf
 
+    if shard_dtype not in ("float32", "float16"):
+        from keras_tl.errors import ConfigError
+
+        raise ConfigError(f"shard_dtype must be 'float32' or 'float16'; got {shard_dtype!r}.")
+    budget = default_memory_budget() if memory_budget is None else memory_budget
     predict = feature_function(feature_model, train)  # one trace for both datasets
-    x, y = extract_features(feature_model, train, predict)
-    if len(x) != len(y):
-        raise TrainingError(
-            f"The frozen part of the model gives {len(x)} feature rows for {len(y)} examples "
-            "(it reshapes the batch), so its output cannot be cached; pass "
-            "cache_features=False.")
-    size = x.nbytes
-    train_ds = (tf.data.Dataset.from_tensor_slices((x, y))
-                .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-                .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    store = _store_features(feature_model, train, predict, budget, shard_dtype, directory)
+    train_ds = store.dataset(batch_size, shuffle=True, seed=seed)
+    size = store.nbytes
     validation_ds = None
     if validation is not None:
         if validation.element_spec[0] != train.element_spec[0]:
             predict = feature_function(feature_model, validation)
-        x_val, y_val = extract_features(feature_model, validation, predict)
-        size += x_val.nbytes
-        validation_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch_size)
+        held = store.nbytes if store.shards is None else 0
+        validation_store = _store_features(feature_model, validation, predict, budget - held,
+                                           shard_dtype, directory)
+        size += validation_store.nbytes
+        validation_ds = validation_store.dataset(batch_size)
     return train_ds, validation_ds, size
 
 
+def default_memory_budget():
+    """Bytes of features `cached_datasets` holds in memory before it writes
+    them to disk: `KERAS_TL_CACHE_MEMORY` when set (bytes, or a fraction of
+    the available memory when at most 1), else a quarter of the memory
+    available now (`MemAvailable` of `/proc/meminfo`; 4 GiB where that
+    cannot be read).
+
+    Example:
+    >>> import os
+    >>> os.environ["KERAS_TL_CACHE_MEMORY"] = "1e9"
+    >>> default_memory_budget()
+    1000000000
+    """
+    import os
+
+    setting = os.environ.get("KERAS_TL_CACHE_MEMORY")
+    if setting:
+        try:
+            value = float(setting)
+        except ValueError:
+            from keras_tl.errors import ConfigError
+
+            raise ConfigError(f"KERAS_TL_CACHE_MEMORY must be a number of bytes or a fraction "
+                              f"of the available memory; got {setting!r}.") from None
+        if value > 1:
+            return int(value)
+        return int(value * _available_memory())
+    return _available_memory() // 4
+
+
+def _available_memory():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 * MAX_CACHE_BYTES  # unknown: a budget of MAX_CACHE_BYTES
+
+
+SHARD_BYTES = 256 << 20  # per shard file
+SHUFFLE_BUFFER_BYTES = 128 << 20  # rows of an on-disk cache shuffled at once
+
+
+class _FeatureStore:
+    """Features and targets of one dataset: arrays in memory, or shards of
+    fixed-length records (features then targets, raw bytes) on disk."""
+
+    def __init__(self, feature_shape, target_shape, target_dtype, shard_dtype):
+        self.feature_shape, self.target_shape = feature_shape, target_shape
+        self.target_dtype, self.shard_dtype = np.dtype(target_dtype), np.dtype(shard_dtype)
+        self.features, self.targets = [], []  # in memory
+        self.shards, self.rows, self.nbytes = None, 0, 0
+        self._file = None
+
+    @property
+    def feature_bytes(self):
+        return int(np.prod(self.feature_shape)) * self.shard_dtype.itemsize
+
+    @property
+    def record_bytes(self):
+        return self.feature_bytes + int(np.prod(self.target_shape)) * self.target_dtype.itemsize
+
+    def spill(self, directory):
+        import tempfile
+        import weakref
+
+        self.directory = tempfile.mkdtemp(prefix="keras_tl_features_", dir=directory)
+        self.shards = []
+        self._cleanup = weakref.finalize(self, _remove_folder, self.directory)
+        held = list(zip(self.features, self.targets))
+        self.features, self.targets, self.nbytes, self.rows = [], [], 0, 0
+        for features, targets in held:
+            self.write(features, targets)
+
+    def add(self, features, targets):
+        if self.shards is not None:
+            return self.write(features, targets)
+        self.features.append(features.astype("float32", copy=False))
+        self.targets.append(targets)
+        self.nbytes += self.features[-1].nbytes
+        self.rows += len(features)
+
+    def arrays(self):
+        return np.concatenate(self.features), np.concatenate(self.targets)
+
+    def write(self, features, targets):
+        import os
+
+        records = np.concatenate(
+            [features.astype(self.shard_dtype).reshape(len(features), -1).view("uint8"),
+             targets.astype(self.target_dtype).reshape(len(targets), -1).view("uint8")], axis=1)
+        if self._file is None or self._file.tell() + records.nbytes > SHARD_BYTES:
+            self.close()
+            self.shards.append(os.path.join(self.directory, f"shard-{len(self.shards):05d}.bin"))
+            self._file = open(self.shards[-1], "wb")
+        self._file.write(records.tobytes())
+        self.nbytes += len(features) * self.feature_bytes
+        self.rows += len(features)
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def dataset(self, batch_size, shuffle=False, seed=0):
+        import tensorflow as tf
+
+        if self.shards is None:
+            x, y = self.arrays()
+            dataset = tf.data.Dataset.from_tensor_slices((x, y))
+            if shuffle:
+                dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+            return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        self.close()
+        files = tf.data.Dataset.from_tensor_slices(self.shards)
+        if shuffle:
+            files = files.shuffle(len(self.shards), seed=seed, reshuffle_each_iteration=True)
+        record_bytes = self.record_bytes
+        # Shuffled, rows of a few shards at a time; else in order.
+        rows = files.interleave(
+            lambda file: tf.data.FixedLengthRecordDataset(file, record_bytes),
+            cycle_length=min(4, len(self.shards)) if shuffle else 1)
+        rows = rows.apply(tf.data.experimental.assert_cardinality(self.rows))
+        if shuffle:
+            buffer = max(1, min(self.rows, SHUFFLE_BUFFER_BYTES // record_bytes))
+            rows = rows.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        feature_bytes, feature_shape, target_shape = (self.feature_bytes, self.feature_shape,
+                                                      self.target_shape)
+        shard_dtype, target_dtype = tf.as_dtype(self.shard_dtype), tf.as_dtype(self.target_dtype)
+
+        def parse(records):
+            features = tf.io.decode_raw(tf.strings.substr(records, 0, feature_bytes), shard_dtype)
+            targets = tf.io.decode_raw(tf.strings.substr(records, feature_bytes,
+                                                         record_bytes - feature_bytes),
+                                       target_dtype)
+            features = tf.reshape(tf.cast(features, tf.float32), (-1,) + feature_shape)
+            return features, tf.reshape(targets, (-1,) + target_shape)
+
+        dataset = rows.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.prefetch(tf.data.AUTOTUNE)
+        _keep_until_collected(dataset, self)
+        return dataset
+
+
+def _keep_until_collected(dataset, store):
+    """The store's shard folder lives as long as the dataset reading it."""
+    try:
+        dataset._keras_tl_feature_store = store
+    except AttributeError:  # no attributes: kept until exit
+        _KEPT.append(store)
+
+
+_KEPT = []
+
+
+def _remove_folder(path):
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _store_features(feature_model, dataset, predict, budget, shard_dtype, directory):
+    """Computes the features of `dataset` batch by batch into a store,
+    spilling to disk once they exceed `budget` bytes."""
+    store = None
+    rows = examples = 0
+    for inputs, batch_targets in backend_batches(dataset):
+        features = np.asarray(predict(inputs))
+        targets = np.asarray(batch_targets)
+        rows, examples = rows + len(features), examples + len(targets)
+        if rows != examples:
+            continue  # refused below, with the totals
+        if store is None:
+            store = _FeatureStore(features.shape[1:], targets.shape[1:], targets.dtype,
+                                  shard_dtype)
+        if store.shards is None and store.nbytes + features.size * 4 > budget:
+            store.spill(directory)
+            logger.info("Backbone features exceed the cache memory budget (%.0f MB): writing "
+                        "them to %s.", budget / 1e6, store.directory)
+        store.add(features, targets)
+    if rows != examples:
+        raise TrainingError(
+            f"The frozen part of the model gives {rows} feature rows for {examples} examples "
+            "(it reshapes the batch), so its output cannot be cached; pass "
+            "cache_features=False.")
+    if store is None:
+        raise TrainingError("The dataset to cache features of is empty.")
+    store.close()
+    return store
+
+
 def cache_fits_in_memory(feature_model, samples):
-    """Whether `samples` float32 feature vectors of `feature_model` fit in
-    the cache budget (4 GiB).
+    """Whether `samples` float32 feature vectors of `feature_model` fit the
+    cache: the memory budget (`default_memory_budget`), or half the free
+    space of the temporary folder, where features beyond it are written.
 
     Example:
     >>> import keras
@@ -250,7 +454,11 @@ def cache_fits_in_memory(feature_model, samples):
     >>> cache_fits_in_memory(keras.Model(inputs, keras.layers.Dense(1280)(inputs)), 10_000)
     True
     """
+    import shutil
+    import tempfile
+
     size = 4
     for dim in feature_model.output.shape[1:]:
         size *= int(dim) if dim is not None else 1
-    return samples * size <= MAX_CACHE_BYTES
+    disk = shutil.disk_usage(tempfile.gettempdir()).free // 2
+    return samples * size <= max(default_memory_budget(), disk)
