@@ -7,6 +7,8 @@ export and serving cannot disagree.
 
 import os
 
+from keras_tl.data.images import IMAGE_EXTENSIONS
+from keras_tl.tasks.options import IMAGE_CLASSIFICATION
 from keras_tl.tasks.classification import Classification, classification_head
 
 INPUT_NAME = "images"
@@ -55,8 +57,8 @@ class ImageClassification(Classification):
     name = "image_classification"
     modality = "image"
     default_backbone = DEFAULT_BACKBONE
-    options = dict(image_size=None, augment=False, skip_corrupt=False, data_dir=None,
-                   preprocessing=None)
+    options = IMAGE_CLASSIFICATION
+    file_extensions = IMAGE_EXTENSIONS
 
     def recognizes(self, data, backbone=None):
         # images are the default: find_task falls back to this task

@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from keras_tl.errors import ConfigError
+from keras_tl.tasks.options import OBJECT_DETECTION
 from keras_tl.tasks.base import Task
 
 INPUT_NAME = "images"
@@ -43,8 +44,7 @@ class ObjectDetection(Task):
     name = "object_detection"
     modality = "image"
     default_backbone = "mobilenet_v2_torch"
-    options = dict(image_size=None, augment=False, format=None, anchor_size=None,
-                   aspect_ratios=None)
+    options = OBJECT_DETECTION
     # tf2onnx and the LiteRT converter cannot carry keras_hub's NMS (a
     # data-dependent loop): ONNX and LiteRT hold the pre-NMS detections.
     export_formats = ("saved_model", "onnx", "litert")
