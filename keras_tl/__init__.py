@@ -35,7 +35,7 @@ _PUBLIC = {
     "Stage": "keras_tl.training.stages",
     "default_stages": "keras_tl.training.stages",
     "gradual_stages": "keras_tl.training.stages",
-    "find_learning_rate": "keras_tl.training.lr_finder",
+    "find_learning_rate": "keras_tl.api",
     "finetune": "keras_tl.api",
     "FinetuneResult": "keras_tl.result",
     "load": "keras_tl.result",

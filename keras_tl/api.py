@@ -1,10 +1,8 @@
-"""`keras_tl.finetune`: one call from data and a backbone to a trained model."""
+"""`keras_tl.finetune` and `keras_tl.find_learning_rate`: one call from data
+and a backbone to a trained model, or to a learning rate. Both drive a
+`keras_tl.run.FinetuneRun`."""
 
-import datetime
-import json
-import os
-
-from keras_tl.result import FinetuneResult
+from keras_tl.run import FinetuneRun
 
 
 def finetune(
@@ -112,151 +110,42 @@ def finetune(
     >>> result.class_names, sorted(result.metrics["validation"])
     (['0', '1'], ['accuracy', 'loss'])
     """
-    import keras
-
-    from keras_tl.tasks import find_task
-
-    from keras_tl.training import distribution as distribution_lib
-    from keras_tl.training import precision as precision_lib
-    from keras_tl.training.loop import TrainingOptions, run_stages
-
-    keras.utils.set_random_seed(seed)
-    output_dir = output_dir or os.path.join(
-        "runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    task = find_task(data, backbone, task)
-    options = task.check_options(task_options)
-    precision = precision_lib.check_precision(precision)
-    from keras_tl.training.optimizers import check_optimizer
-
-    check_optimizer(optimizer, weight_decay)  # before anything loads
-    task.training_compile_options(label_smoothing)
-    training = dict(optimizer=optimizer, weight_decay=weight_decay,
-                    label_smoothing=label_smoothing, precision=precision,
-                    cache_features=_resolve_cache_features(cache_features, task, options))
-    common = dict(
+    return FinetuneRun(
+        data, backbone, task=task, stages=stages, output_dir=output_dir, weights=weights,
         batch_size=batch_size, validation_split=validation_split,
-        validation_data=validation_data, test_data=test_data, seed=seed,
-        dropout=dropout,
-    )
-    with distribution_lib.distribution_scope(distribute) as distribution, \
-            precision_lib.precision_scope(precision):
-        prepared = task.prepare(data, backbone, weights=weights, class_names=class_names,
-                                **common, **options)
-        if precision != "float32":
-            precision_lib.float32_outputs(prepared.model)
-        distribution_lib.check_distributed(prepared.model, distribution)
-        stages = list(stages or task.default_stages())
-        if class_weight == "balanced":
-            class_weight = balanced_class_weight(prepared)
-        _check_class_weight(class_weight, prepared.class_names)
-        settings = _settings(prepared, stages, common, class_weight, task_options,
-                             data=data, validation_data=validation_data, training=training,
-                             distribution=distribution)
-        outcome = run_stages(
-            prepared, stages, os.path.join(output_dir, "checkpoint"), settings,
-            options=TrainingOptions(
-                class_weight=class_weight, patience=patience, verbose=verbose,
-                optimizer=optimizer, weight_decay=weight_decay,
-                label_smoothing=label_smoothing, callbacks=list(callbacks or ()),
-                cache_features=training["cache_features"], batch_size=batch_size,
-                seed=seed, report_dir=output_dir),
-        )
-        histories = outcome.histories
-        metrics = {
-            "validation": task.evaluate(prepared.model, prepared.validation, prepared.class_names),
-            "test": task.evaluate(prepared.model, prepared.test, prepared.class_names),
-        }
-    distribution_lib.for_single_device_inference(
-        [prepared.model, prepared.inference_model], distribution)
-    result = FinetuneResult(
-        model=prepared.model, class_names=prepared.class_names, histories=histories,
-        metrics=metrics, info=prepared.info, config=settings, output_dir=output_dir,
-        stages=stages, task=prepared, verification_sample=prepared.sample,
-    )
-    from keras_tl.result import MODEL_FILE
-
-    if outcome.reloaded and os.path.exists(os.path.join(output_dir, MODEL_FILE)):
-        # a finished run's folder is left as it was: a reload never overwrites its model
-        result.output_dir = output_dir
-    else:
-        result.save(output_dir)
-    if export:
-        from keras_tl.exporters import export as export_model
-
-        result.exports = export_model(result, export)
-    return result
+        validation_data=validation_data, test_data=test_data, class_names=class_names,
+        class_weight=class_weight, dropout=dropout, patience=patience, seed=seed, export=export,
+        verbose=verbose, optimizer=optimizer, weight_decay=weight_decay,
+        label_smoothing=label_smoothing, callbacks=callbacks, cache_features=cache_features,
+        precision=precision, distribute=distribute, **task_options).run()
 
 
-def _check_class_weight(class_weight, class_names):
-    from keras_tl.errors import ConfigError
-
-    if class_weight is None:
-        return
-    if not isinstance(class_weight, dict):
-        raise ConfigError(
-            f"class_weight must be None, 'balanced' or {{class_index: weight}}; got {class_weight!r}.")
-    unknown = sorted(set(class_weight) - set(range(len(class_names))), key=str)
-    if unknown:
-        raise ConfigError(
-            f"class_weight has keys {unknown} that are not class indices 0..{len(class_names) - 1} "
-            f"({', '.join(class_names)}).")
-
-
-def balanced_class_weight(prepared):
-    """`{class: n / (k * n_class)}` from the training labels of a prepared task.
+def find_learning_rate(data, backbone=None, *, task=None, stage=None, output_dir=None,
+                       weights="default", batch_size=32, validation_split=0.2,
+                       class_names=None, dropout=None, seed=0, start_lr=1e-7, end_lr=10.0,
+                       num_steps=100, optimizer="adam", weight_decay=None,
+                       label_smoothing=0.0, cache_features="auto", verbose=True,
+                       **task_options):
+    """Runs the learning-rate finder for one stage (default: the task's
+    first, the head) of a `keras_tl.finetune` job on `data`: the same data
+    preparation, model and optimizer, on cached backbone features when the
+    stage allows it. Writes `lr_find.png` (loss against learning rate, the
+    suggestion marked) and `lr_find.json` into `output_dir` when given,
+    prints "suggested learning rate: X" and returns an `LRFinderResult`.
 
     Example:
-    >>> import numpy as np, tensorflow as tf, types
-    >>> train = tf.data.Dataset.from_tensor_slices((np.zeros(6), [0, 0, 0, 0, 1, 1])).batch(4)
-    >>> balanced_class_weight(types.SimpleNamespace(train=train, class_names=["a", "b"]))
-    {0: 0.75, 1: 1.5}
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.integers(0, 255, (16, 32, 32, 3))
+    >>> result = keras_tl.find_learning_rate(
+    ...     (images, [0, 1] * 8), "mobilenet_v2", weights=None, image_size=32,
+    ...     num_steps=30, verbose=False)
+    >>> len(result.learning_rates) <= 30 and result.suggestion in result.learning_rates
+    True
     """
-    import numpy as np
-
-    labels = np.concatenate([np.asarray(y) for _, y in prepared.train.as_numpy_iterator()])
-    counts = np.bincount(labels, minlength=len(prepared.class_names))
-    return {
-        i: float(len(labels) / (len(counts) * c)) if c else 0.0
-        for i, c in enumerate(counts)
-    }
-
-
-def _resolve_cache_features(cache_features, task, options):
-    """`cache_features` for this task and its options: `"auto"` is off
-    with augmentation; `True` with augmentation is a `ConfigError`."""
-    from keras_tl.errors import ConfigError
-
-    if cache_features not in ("auto", True, False):
-        raise ConfigError(f"cache_features must be 'auto', True or False; got {cache_features!r}.")
-    if cache_features and task.train_is_random(options):
-        if cache_features is True:
-            raise ConfigError("cache_features=True cannot be used with augmentation: the "
-                              "backbone sees other inputs every epoch. Use 'auto' or False.")
-        return False
-    return cache_features
-
-
-def _settings(prepared, stages, common, class_weight, task_options, data=None,
-              validation_data=None, training=None, distribution=None):
-    from keras_tl.training.fingerprint import data_fingerprint
-
-    settings = dict(
-        info={k: v for k, v in prepared.info.items() if not k.startswith("num_")},
-        class_names=prepared.class_names,
-        stages=[s.to_config() for s in stages],
-        batch_size=common["batch_size"],
-        seed=common["seed"], dropout=common["dropout"],
-        class_weight=class_weight,
-        task_options={k: v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
-                      for k, v in task_options.items()},
-        # what the model is trained on: a rerun on changed data is refused
-        data=dict(train=data_fingerprint(data), validation=data_fingerprint(validation_data)),
-    )
-    if validation_data is None and common["validation_split"]:
-        settings["validation_split"] = common["validation_split"]
-    if training is not None:
-        settings["training"] = training
-    if distribution is not None:  # recorded, but a run may resume on other devices
-        settings["distribution"] = distribution
-    # round-trip through JSON so it compares equal to the saved copy
-    return json.loads(json.dumps(settings, default=str))
+    run = FinetuneRun(data, backbone, task=task, output_dir=output_dir, weights=weights,
+                      batch_size=batch_size, validation_split=validation_split,
+                      class_names=class_names, dropout=dropout, seed=seed, optimizer=optimizer,
+                      weight_decay=weight_decay, label_smoothing=label_smoothing,
+                      cache_features=cache_features, verbose=0, **task_options)
+    return run.find_learning_rate(stage, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
+                                  output_dir=output_dir, verbose=verbose)

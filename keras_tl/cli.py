@@ -377,7 +377,7 @@ def _summary(args, task, task_options):
 
 
 def _lr_find(args):
-    from keras_tl.training.lr_finder import find_learning_rate
+    from keras_tl.api import find_learning_rate
 
     task = task_registry.find_task(args.data, args.backbone, args.task)
     stages = task.default_stages()

@@ -55,3 +55,16 @@ class ExportError(KerasTLError, RuntimeError):
 
 class ExportVerificationError(ExportError):
     """An exported format disagrees with the Keras model beyond tolerance."""
+
+
+def listing(items, limit=5):
+    """The first `limit` of `items` joined by commas, then "and N more":
+    how an error message names many bad files at once.
+
+    Example:
+    >>> listing(["a.wav", "b.wav", "c.wav"], limit=2)
+    'a.wav, b.wav and 1 more'
+    """
+    items = [str(item) for item in items]
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more

@@ -176,6 +176,21 @@ def test_folder_errors_and_skip_corrupt(tmp_path, caplog):
         audio.load_audio_folder(root, 16000)
 
 
+def test_every_unreadable_training_file_is_named_at_once(tmp_path):
+    root = _write_folder(tmp_path / "data", rates=(16000,))
+    (root / "no" / "cut.wav").write_bytes(b"RIFF")
+    (root / "yes" / "broken.wav").write_bytes(b"not audio at all")
+    (root / "yes" / "song.mp3").write_bytes(b"ID3\x04" + bytes(60))
+    with pytest.raises(DataError) as raised:
+        audio.load_audio_folder(root, 16000)
+    message = str(raised.value)
+    assert message.startswith("3 files cannot be read as WAV: ")
+    assert f"{root / 'no' / 'cut.wav'} (file too short to be a WAV file)" in message
+    assert f"{root / 'yes' / 'broken.wav'} (not a RIFF/WAVE file)" in message
+    assert f"{root / 'yes' / 'song.mp3'} (not a RIFF/WAVE file)" in message
+    assert "ffmpeg" in message and "skip_corrupt" in message and "\n" not in message
+
+
 def test_arrays_of_any_length_and_rate():
     waves = [np.full(8000, 1000.0), np.full(24000, 2000.0), np.full(16000, 3000.0)]
     x, y, names = audio.prepare_audio_arrays(waves, ["up", "down", "up"], 16000)

@@ -19,7 +19,7 @@ import keras_tl
 from keras_tl.backbones import get_backbone_spec
 from keras_tl.freezing import freeze_backbone, get_backbone, unfreeze_backbone
 from keras_tl.tasks.image_classifier import build_image_classifier
-from keras_tl.training.loop import resolve_unfreeze
+from keras_tl.training.stages import resolve_unfreeze
 from keras_tl.training.optimizers import backbone_groups
 from keras_tl.training.stages import Stage
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from keras_tl.data import detection
+from keras_tl.data.detection import yolo
 from keras_tl.data.detection import (
     DetectionRecord,
     detect_format,
@@ -153,7 +154,7 @@ def test_yolo_data_yaml_names_and_the_simple_parser(tmp_path):
     root = write_yolo(tmp_path / "yolo", names_file="data.yaml")
     _assert_records_match(load_detection_data(root))
     # the fallback used when PyYAML is not installed reads every `names:` form
-    parse = detection._simple_yaml_names
+    parse = yolo._simple_yaml_names
     assert parse("names: ['cat', \"dog\"]\nnc: 2\n") == ["cat", "dog"]
     assert parse("names: [cat, dog]  # two\n") == ["cat", "dog"]
     assert parse("train: x\nnames:\n  - cat\n  - dog\nval: y\n") == ["cat", "dog"]
@@ -259,6 +260,26 @@ def test_empty_or_inverted_boxes_are_refused(tmp_path, box, message):
     with pytest.raises(DataError, match=message) as raised:
         load_detection_data(root)
     assert "annotation id 1" in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("written, message", [
+    ((40, 8, 12, 36), "has xmin >= xmax"),
+    ((71, 6, 90, 30), "lies outside the 64x48 image"),
+])
+def test_voc_errors_quote_the_box_as_the_file_writes_it(tmp_path, written, message):
+    xmin, ymin, xmax, ymax = written
+    root = write_voc(tmp_path / "v", _with_objects((0, xmin - 1, ymin - 1, xmax, ymax)))
+    with pytest.raises(DataError, match=message) as raised:
+        load_detection_data(root)
+    assert f"Box {written} in " in str(raised.value)
+
+
+def test_voc_clipping_warning_quotes_the_box_as_the_file_writes_it(tmp_path, caplog):
+    root = write_voc(tmp_path / "v", _with_objects((0, 9, 9, 80, 48)))  # the file says (10, 10, 80, 48)
+    with caplog.at_level(logging.WARNING, logger="keras_tl"):
+        data = load_detection_data(root)
+    np.testing.assert_array_equal(data.records[0].boxes, [[9, 9, 64, 48]])
+    assert "e.g. (10, 10, 80, 48) in " in caplog.text
 
 
 def test_unknown_classes_are_refused(tmp_path):

@@ -29,9 +29,10 @@ reloaded run gets the same task back from `info["task"]`.
 """
 
 import dataclasses
+import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from keras_tl.errors import ConfigError
+from keras_tl.errors import ConfigError, DataNotFoundError
 from keras_tl.tasks.options import Option, defaults
 
 
@@ -82,9 +83,25 @@ class PreparedTask:
         Example:
         >>> prepared.apply_stage(prepared.model, Stage("head"))  # doctest: +SKIP
         """
-        from keras_tl.training.loop import resolve_unfreeze
+        from keras_tl.training.stages import resolve_unfreeze
 
         self.task.apply_stage(model, resolve_unfreeze(model, stage), self.info)
+
+
+def check_data_path(data):
+    """A `DataNotFoundError` when `data` names a file or folder that does
+    not exist (checked before any backbone loads); other data passes.
+
+    Example:
+    >>> check_data_path("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.DataNotFoundError: Data folder not found: no/such/folder
+    """
+    if isinstance(data, (str, os.PathLike)) and not str(data).startswith("tfds:"):
+        if not os.path.exists(data):
+            kind = "file" if os.path.splitext(os.fspath(data))[1] else "folder"
+            raise DataNotFoundError(f"Data {kind} not found: {os.fspath(data)}")
 
 
 class Task:
@@ -140,9 +157,122 @@ class Task:
             )
         return {**declared, **options}
 
-    def prepare(self, data, backbone=None, **kwargs):
-        """Loads and splits `data`, builds the model; returns a `PreparedTask`."""
+    def prepare(self, data, backbone=None, *, weights="default", batch_size=32,
+                validation_split=0.2, validation_data=None, test_data=None,
+                class_names=None, dropout=None, seed=0, **options):
+        """Loads the backbone, reads and splits `data`, builds the model and
+        batches every part; returns a `PreparedTask`. Every task runs this
+        template and overrides its steps: `load_backbone`, `read`, `split`,
+        `build_model`, `dataset`, `verification_sample`, `inference_model`.
+
+        Paths are checked before anything loads; validation and test data
+        are read with the training classes. See `keras_tl.finetune` for the
+        arguments; `options` are the task's own (`Task.options`).
+
+        Example:
+        >>> x = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3))
+        >>> prepared = get_task("image_classification").prepare(
+        ...     (x, [0, 1] * 4), "mobilenet_v2", weights=None, image_size=32,
+        ...     validation_split=0.25)
+        >>> prepared.class_names, prepared.info["num_train"], prepared.info["num_validation"]
+        (['0', '1'], 6, 2)
+        """
+        options = self.check_options(options)
+        for given in (data, validation_data, test_data):
+            check_data_path(given)
+        loaded = self.load_backbone(backbone or self.default_backbone, weights, **options)
+        train = self.read(data, loaded, class_names=class_names, **options)
+        names = list(train.class_names)
+        if validation_data is not None:
+            validation = self.read(validation_data, loaded, class_names=names, min_classes=1,
+                                   **options)
+        elif validation_split:
+            train, validation = self.split(train, validation_split, seed)
+        else:
+            validation = None
+        test = None
+        if test_data is not None:
+            test = self.read(test_data, loaded, class_names=names, min_classes=1, **options)
+        model, info = self.build_model(loaded, names, train, dropout, **options)
+        parts = dict(train=train, validation=validation, test=test)
+        info = dict(backbone=loaded.spec.name, backbone_source=loaded.spec.source,
+                    weights=loaded.weights, **info,
+                    **{f"num_{name}": len(part) if part is not None else 0
+                       for name, part in parts.items()})
+
+        def dataset(name):
+            if parts[name] is None:
+                return None
+            return self.dataset(parts[name], loaded, info, batch_size, training=name == "train",
+                                seed=seed, **options)
+
+        return PreparedTask(
+            task=self, model=model, class_names=names,
+            train=dataset("train"), validation=dataset("validation"), test=dataset("test"),
+            sample=None if validation is None else self.verification_sample(validation, info),
+            inference_model=self.inference_model(model, loaded, names),
+            info=info)
+
+    def read(self, data, loaded, class_names=None, min_classes=2, **options):
+        """The examples of `data` for the backbone `loaded` (its input size):
+        an object with `class_names` and a length that `split` and `dataset`
+        take (e.g. `LabelledArrays`, a lazy image source); labels index
+        `class_names` when given (validation and test data)."""
         raise NotImplementedError
+
+    def split(self, examples, fraction, seed):
+        """`(train, validation)`: a seeded split keeping class proportions
+        (default: `stratified_split` on `examples.labels`, then
+        `examples.subset`).
+
+        Example:
+        >>> from keras_tl.data.examples import LabelledArrays
+        >>> data = LabelledArrays(np.arange(8), [0, 0, 0, 0, 1, 1, 1, 1], ["a", "b"])
+        >>> train, validation = Task().split(data, 0.25, seed=0)
+        >>> len(train), sorted(validation.labels.tolist())
+        (6, [0, 1])
+        """
+        from keras_tl.data.splits import stratified_split
+
+        train_idx, val_idx = stratified_split(examples.labels, fraction, seed)
+        return examples.subset(train_idx), examples.subset(val_idx)
+
+    def load_backbone(self, backbone, weights, **options):
+        """The `LoadedBackbone` the model is built on."""
+        from keras_tl.backbones import load_backbone
+
+        return load_backbone(backbone, weights=weights)
+
+    def build_model(self, loaded, class_names, train, dropout, **options):
+        """`(model, info)`: the uncompiled model on `loaded` and the facts
+        about it `info` records (input size, preprocessing...); `train` are
+        the training examples (e.g. a detector chooses anchors from them)."""
+        raise NotImplementedError
+
+    def dataset(self, examples, loaded, info, batch_size, training=False, seed=0, **options):
+        """A batched `tf.data.Dataset` of `(model inputs, targets)`; the
+        training part shuffled (and augmented when the options say so)."""
+        raise NotImplementedError
+
+    def verification_sample(self, examples, info):
+        """Up to 32 raw validation inputs, kept with the run to verify
+        exports on real data (default: none).
+
+        Example:
+        >>> Task().verification_sample(None, {}) is None
+        True
+        """
+        return None
+
+    def inference_model(self, model, loaded, class_names):
+        """The model export and predict use when it is not `model` (e.g. a
+        text model that takes raw strings); default `None`.
+
+        Example:
+        >>> Task().inference_model("the model", None, []) is None
+        True
+        """
+        return None
 
     # -- training -----------------------------------------------------------
     def default_stages(self):

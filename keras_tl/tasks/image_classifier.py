@@ -64,72 +64,48 @@ class ImageClassification(Classification):
         # images are the default: find_task falls back to this task
         return False
 
-    def prepare(self, data, backbone=None, *, weights="default", batch_size=32,
-                validation_split=0.2, validation_data=None, test_data=None,
-                class_names=None, dropout=None, seed=0, image_size=None,
-                augment=False, skip_corrupt=False, data_dir=None, preprocessing=None):
-        """Loads the backbone and the images, and builds the classifier.
+    def load_backbone(self, backbone, weights, image_size=None, preprocessing=None, **options):
+        """The backbone at `image_size` (default: its own), with
+        `preprocessing` overriding its pixel normalisation."""
+        from keras_tl.backbones import load_backbone
 
-        See `keras_tl.finetune` for the arguments.
+        return load_backbone(backbone, weights=weights, image_size=image_size,
+                             preprocessing=preprocessing)
+
+    def read(self, data, loaded, class_names=None, min_classes=2, skip_corrupt=False,
+             data_dir=None, **options):
+        """The images at the backbone's input size, with their labels.
 
         Example:
-        >>> import numpy as np
-        >>> x = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3))
-        >>> prepared = get_task("image_classification").prepare(
-        ...     (x, [0, 1] * 4), "mobilenet_v2", weights=None, image_size=32,
-        ...     validation_split=0.25)
-        >>> prepared.class_names, prepared.info["num_train"], prepared.info["num_validation"]
-        (['0', '1'], 6, 2)
+        >>> import types
+        >>> examples = get_task("image_classification").read(
+        ...     (np.zeros((2, 28, 28)), ["shoe", "bag"]), types.SimpleNamespace(input_size=(32, 32)))
+        >>> examples.inputs.shape, examples.class_names
+        ((2, 32, 32, 3), ['bag', 'shoe'])
         """
-        from keras_tl.backbones import load_backbone
+        from keras_tl.data.examples import LabelledArrays
         from keras_tl.data.image_sources import load_image_data
-        from keras_tl.data.pipeline import make_dataset
-        from keras_tl.data.splits import stratified_split
-        from keras_tl.errors import DataNotFoundError
-        from keras_tl.tasks.base import PreparedTask
 
-        for source_data in (data, validation_data, test_data):  # fail fast, before any download
-            if isinstance(source_data, (str, os.PathLike)) and not str(source_data).startswith("tfds:"):
-                if not os.path.exists(source_data):
-                    raise DataNotFoundError(f"Data folder not found: {os.fspath(source_data)}")
-        loaded = load_backbone(backbone or self.default_backbone, weights=weights,
-                               image_size=image_size, preprocessing=preprocessing)
-        source = dict(image_size=loaded.input_size, skip_corrupt=skip_corrupt, data_dir=data_dir)
-        x, y, names = load_image_data(data, class_names=class_names, **source)
-        if validation_data is not None:
-            x_val, y_val, _ = load_image_data(validation_data, class_names=names, min_classes=1,
-                                              **source)
-        elif validation_split:
-            train_idx, val_idx = stratified_split(y, validation_split, seed)
-            x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
-        else:
-            x_val = y_val = None
-        test = None
-        if test_data is not None:
-            x_test, y_test, _ = load_image_data(test_data, class_names=names, min_classes=1,
-                                                **source)
-            test = make_dataset(x_test, y_test, batch_size)
+        x, y, names = load_image_data(data, class_names=class_names, min_classes=min_classes,
+                                      image_size=loaded.input_size, skip_corrupt=skip_corrupt,
+                                      data_dir=data_dir)
+        return LabelledArrays(x, y, names)
 
-        model = build_image_classifier(loaded, len(names),
+    def build_model(self, loaded, class_names, train, dropout, **options):
+        model = build_image_classifier(loaded, len(class_names),
                                        dropout=0.2 if dropout is None else dropout)
-        return PreparedTask(
-            task=self,
-            model=model,
-            class_names=names,
-            train=make_dataset(x, y, batch_size, shuffle=True, seed=seed, augment=augment),
-            validation=None if x_val is None else make_dataset(x_val, y_val, batch_size),
-            test=test,
-            sample=None if x_val is None else x_val[:32],
-            info=dict(
-                backbone=loaded.spec.name,
-                backbone_source=loaded.spec.source,
-                weights=loaded.weights,
-                input_size=list(loaded.input_size),
-                preprocessing=loaded.spec.preprocessing.to_config(),
-                num_train=int(len(y)),
-                num_validation=0 if y_val is None else int(len(y_val)),
-            ),
-        )
+        return model, dict(input_size=list(loaded.input_size),
+                           preprocessing=loaded.spec.preprocessing.to_config())
+
+    def dataset(self, examples, loaded, info, batch_size, training=False, seed=0,
+                augment=False, **options):
+        from keras_tl.data.pipeline import make_dataset
+
+        return make_dataset(examples.inputs, examples.labels, batch_size, shuffle=training,
+                            seed=seed, augment=augment if training else False)
+
+    def verification_sample(self, examples, info):
+        return examples.inputs[:32]
 
     def prepare_inputs(self, inputs, info):
         """Images in any form the training data could take (file paths,

@@ -10,7 +10,7 @@ that read the training files (`keras_tl.data.audio`).
 
 import os
 
-from keras_tl.data.audio import WAV_EXTENSIONS
+from keras_tl.data.audio.wav import WAV_EXTENSIONS
 from keras_tl.tasks.options import KEYWORD_SPOTTING
 from keras_tl.tasks.classification import Classification, classification_head
 
@@ -137,65 +137,47 @@ class KeywordSpotting(Classification):
             return True
         return not isinstance(data, (str, os.PathLike)) and is_audio_data(data)
 
-    def prepare(self, data, backbone=None, *, weights="default", batch_size=32,
-                validation_split=0.2, validation_data=None, test_data=None,
-                class_names=None, dropout=None, seed=0, clip_seconds=1.0,
-                augment=False, skip_corrupt=False):
-        """Loads the speech encoder and the clips, and builds the classifier.
-
-        See `keras_tl.finetune` for the shared arguments; `clip_seconds` is
-        the window every recording is padded or cropped to (centred).
+    def read(self, data, loaded, class_names=None, min_classes=2, skip_corrupt=False, **options):
+        """The clips, padded or cropped (centred) to `clip_seconds`, as
+        `LabelledArrays`.
 
         Example:
-        >>> import numpy as np
         >>> x = np.random.default_rng(0).normal(0, 1000, (8, 16000))
         >>> prepared = get_task("keyword_spotting").prepare(
         ...     (x, ["yes", "no"] * 4), weights=None, validation_split=0.25)
         >>> prepared.class_names, prepared.info["clip_samples"], prepared.info["num_validation"]
         (['no', 'yes'], 16000, 2)
         """
-        from keras_tl.backbones import load_backbone
-        from keras_tl.data.audio import make_audio_dataset
-        from keras_tl.data.splits import stratified_split
-        from keras_tl.tasks.base import PreparedTask
+        from keras_tl.data.examples import LabelledArrays
 
-        loaded = load_backbone(backbone or self.default_backbone, weights=weights,
-                               input_size=(int(round(clip_seconds * SAMPLE_RATE)),))
-        samples = int(loaded.model.input.shape[1])
-        x, y, names = load_audio_data(data, samples, class_names, skip_corrupt)
-        if validation_data is not None:
-            x_val, y_val, _ = load_audio_data(validation_data, samples, names, skip_corrupt, 1)
-        elif validation_split:
-            train_idx, val_idx = stratified_split(y, validation_split, seed)
-            x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
-        else:
-            x_val = y_val = None
-        test = None
-        if test_data is not None:
-            x_test, y_test, _ = load_audio_data(test_data, samples, names, skip_corrupt, 1)
-            test = make_audio_dataset(x_test, y_test, batch_size)
-        model = build_keyword_spotter(loaded.model, len(names),
+        x, y, names = load_audio_data(data, int(loaded.model.input.shape[1]), class_names,
+                                      skip_corrupt, min_classes)
+        return LabelledArrays(x, y, names)
+
+    def load_backbone(self, backbone, weights, clip_seconds=1.0, **options):
+        from keras_tl.backbones import load_backbone
+
+        return load_backbone(backbone, weights=weights,
+                             input_size=(int(round(clip_seconds * SAMPLE_RATE)),))
+
+    def build_model(self, loaded, class_names, train, dropout, **options):
+        model = build_keyword_spotter(loaded.model, len(class_names),
                                       dropout=0.2 if dropout is None else dropout)
-        return PreparedTask(
-            task=self,
-            model=model,
-            class_names=names,
-            train=make_audio_dataset(x, y, batch_size, shuffle=True, seed=seed, augment=augment),
-            validation=None if x_val is None else make_audio_dataset(x_val, y_val, batch_size),
-            test=test,
-            sample=None if x_val is None else x_val[:32],
-            info=dict(
-                backbone=loaded.spec.name,
-                backbone_source=loaded.spec.source,
-                weights=loaded.weights,
-                sample_rate=SAMPLE_RATE,
-                clip_samples=samples,
-                preprocessing=dict(input="mono float32 at 16 kHz on the int16 scale",
-                                   clip="centred: longer cropped, shorter zero-padded"),
-                num_train=int(len(y)),
-                num_validation=0 if y_val is None else int(len(y_val)),
-            ),
-        )
+        return model, dict(
+            sample_rate=SAMPLE_RATE,
+            clip_samples=int(loaded.model.input.shape[1]),
+            preprocessing=dict(input="mono float32 at 16 kHz on the int16 scale",
+                               clip="centred: longer cropped, shorter zero-padded"))
+
+    def dataset(self, examples, loaded, info, batch_size, training=False, seed=0,
+                augment=False, **options):
+        from keras_tl.data.audio import make_audio_dataset
+
+        return make_audio_dataset(examples.inputs, examples.labels, batch_size, shuffle=training,
+                                  seed=seed, augment=augment if training else None)
+
+    def verification_sample(self, examples, info):
+        return examples.inputs[:32]
 
     def prepare_inputs(self, inputs, info):
         """WAV file paths, or waveforms (a 2-D array or a list of 1-D arrays

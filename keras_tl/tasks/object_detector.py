@@ -87,11 +87,8 @@ class ObjectDetection(Task):
                   warmup=0.1, schedule="cosine"),
         ]
 
-    def prepare(self, data, backbone=None, *, weights="default", batch_size=8,
-                validation_split=0.2, validation_data=None, test_data=None,
-                class_names=None, dropout=None, seed=0, image_size=None, augment=False,
-                format=None, anchor_size=None, aspect_ratios=None):
-        """Reads the annotations and images, builds the detector.
+    def prepare(self, data, backbone=None, *, batch_size=8, **kwargs):
+        """`Task.prepare` with 8 images a batch by default.
 
         `image_size` (default 224, divisible by 32) is the square size
         images are resized to; `format` forces `"voc"`, `"coco"` or
@@ -104,77 +101,80 @@ class ObjectDetection(Task):
         Example:
         >>> prepared = get_task("object_detection").prepare("shapes/")  # doctest: +SKIP
         """
+        return super().prepare(data, backbone, batch_size=batch_size, **kwargs)
+
+    def read(self, data, loaded=None, class_names=None, min_classes=2, format=None, **options):
+        """The annotated images of a VOC, COCO or YOLO dataset.
+
+        Example:
+        >>> from keras_tl.datasets.detection_demo import detection_demo_path
+        >>> examples = get_task("object_detection").read(detection_demo_path("test"))
+        >>> len(examples) == len(examples.records), examples.format
+        (True, 'coco')
+        """
+        from keras_tl.data.detection import load_detection_data
+
+        loaded = load_detection_data(data, format=format, class_names=class_names)
+        return AnnotatedImages(list(loaded.records), list(loaded.class_names), loaded.format)
+
+    def split(self, examples, fraction, seed):
+        """By image (all boxes of an image stay on one side), seeded."""
+        from keras_tl.data.detection import split_records
+
+        train, held_out = split_records(examples.records, fraction, seed)
+        return (AnnotatedImages(train, examples.class_names, examples.format),
+                AnnotatedImages(held_out, examples.class_names, examples.format))
+
+    def load_backbone(self, backbone, weights, image_size=None, **options):
         from keras_tl.backbones import load_backbone
-        from keras_tl.data.detection import (load_detection_arrays, load_detection_data,
-                                             make_detection_dataset, split_records)
+
+        return load_backbone(backbone, weights=weights,
+                             image_size=_square(image_size or DEFAULT_IMAGE_SIZE))
+
+    def build_model(self, loaded, class_names, train, dropout, anchor_size=None,
+                    aspect_ratios=None, **options):
+        """RetinaNet on the backbone, its anchors chosen from the training
+        boxes."""
         from keras_tl.models.retinanet import (ANCHOR_SIZES, ASPECT_RATIO_SETS, build_detector,
                                                choose_anchors)
-        from keras_tl.tasks.base import PreparedTask
 
         if dropout is not None:
             raise ConfigError("dropout does not apply to object detection; leave it unset.")
-        size = _square(image_size or DEFAULT_IMAGE_SIZE)
-        train = load_detection_data(data, format=format, class_names=class_names)
-        names = list(train.class_names)
-        records = train.records
-        if validation_data is not None:
-            validation = load_detection_data(validation_data, format=format,
-                                             class_names=names).records
-        elif validation_split:
-            records, validation = split_records(records, validation_split, seed)
-        else:
-            validation = None
-        test = None
-        if test_data is not None:
-            test = load_detection_data(test_data, format=format, class_names=names).records
-        max_boxes = max([r.num_objects for part in (records, validation, test) if part
-                         for r in part] + [1])
-
-        def dataset(part, shuffle=False, augment_part=False):
-            if not part:
-                return None
-            images, boxes, ids = load_detection_arrays(part, size, max_boxes)
-            return make_detection_dataset(images, boxes, ids, batch_size, shuffle,
-                                          augment_part, seed), images, boxes
-
-        loaded = load_backbone(backbone or self.default_backbone, weights=weights,
-                               image_size=size)
-        train_set, _, train_boxes = dataset(records, shuffle=True, augment_part=augment)
+        size = tuple(loaded.input_size)
+        train_boxes = [r.boxes * _box_scale(r, size) for r in train.records]
         anchors = choose_anchors(
-            train_boxes, size,
+            np.concatenate(train_boxes + [np.zeros((0, 4), "float32")]), size,
             anchor_sizes=ANCHOR_SIZES if anchor_size is None else (anchor_size,),
             aspect_ratio_sets=(ASPECT_RATIO_SETS if aspect_ratios is None
                                else (tuple(aspect_ratios),)))
-        model = build_detector(loaded, len(names), anchor_size=anchors["anchor_size"],
+        model = build_detector(loaded, len(class_names), anchor_size=anchors["anchor_size"],
                                aspect_ratios=anchors["aspect_ratios"],
                                max_detections=MAX_DETECTIONS)
-        validation_set = dataset(validation)
-        test_set = dataset(test)
-        return PreparedTask(
-            task=self,
-            model=model,
-            class_names=names,
-            train=train_set,
-            validation=validation_set and validation_set[0],
-            test=test_set and test_set[0],
-            sample=None if validation_set is None else validation_set[1][:16],
-            info=dict(
-                backbone=loaded.spec.name,
-                backbone_source=loaded.spec.source,
-                weights=loaded.weights,
-                input_size=list(size),
-                preprocessing=loaded.spec.preprocessing.to_config(),
-                anchor_size=anchors["anchor_size"],
-                aspect_ratios=anchors["aspect_ratios"],
-                anchor_recall=anchors["anchor_recall"],
-                max_detections=MAX_DETECTIONS,
-                annotation_format=train.format,
-                num_train=len(records),
-                num_validation=len(validation or []),
-                num_test=len(test or []),
-                validation_records=_record_summaries(validation, size),
-            ),
-        )
+        return model, dict(
+            input_size=list(size),
+            preprocessing=loaded.spec.preprocessing.to_config(),
+            **anchors,
+            max_detections=MAX_DETECTIONS,
+            annotation_format=train.format)
+
+    def dataset(self, examples, loaded, info, batch_size, training=False, seed=0,
+                augment=False, **options):
+        """Images decoded and resized to the input size, boxes scaled, each
+        image's boxes padded to the most of any image of this part."""
+        from keras_tl.data.detection import load_detection_arrays, make_detection_dataset
+
+        images, boxes, ids = load_detection_arrays(examples.records, tuple(info["input_size"]))
+        return make_detection_dataset(images, boxes, ids, batch_size, shuffle=training,
+                                      augment=augment and training, seed=seed)
+
+    def verification_sample(self, examples, info):
+        """The first 16 validation images at the input size; their true
+        boxes go into `info["validation_records"]` for the report."""
+        from keras_tl.data.detection import load_detection_arrays
+
+        size = tuple(info["input_size"])
+        info["validation_records"] = _record_summaries(examples.records, size)
+        return load_detection_arrays(examples.records[:16], size)[0]
 
     # -- training -----------------------------------------------------------
     def compile_options(self):
@@ -627,6 +627,27 @@ def _first(outputs, *keys):
     raise KeyError(f"none of {keys} in the detector's outputs {sorted(outputs)}")
 
 
+class AnnotatedImages:
+    """Detection examples for `Task.prepare`: the annotated images
+    (`DetectionRecord`s), the class names and the layout they came from.
+
+    Example:
+    >>> len(AnnotatedImages([], ["cat"], "coco"))
+    0
+    """
+
+    def __init__(self, records, class_names, format):
+        self.records, self.class_names, self.format = records, class_names, format
+
+    def __len__(self):
+        return len(self.records)
+
+
+def _box_scale(record, size):
+    """Multiplies a record's pixel boxes to the model's `(height, width)`."""
+    return np.asarray([size[1] / record.width, size[0] / record.height] * 2, "float32")
+
+
 def _record_summaries(records, size, limit=16):
     """The first records' true boxes at the model's input size (as the
     verification sample's images are), for the report."""
@@ -634,9 +655,8 @@ def _record_summaries(records, size, limit=16):
         return None
     summaries = []
     for r in records[:limit]:
-        scale = np.asarray([size[1] / r.width, size[0] / r.height] * 2, "float32")
         summaries.append(dict(image=os.path.basename(r.image_path),
-                              boxes=(r.boxes * scale).round(1).tolist(),
+                              boxes=(r.boxes * _box_scale(r, size)).round(1).tolist(),
                               class_ids=r.class_ids.tolist()))
     return summaries
 

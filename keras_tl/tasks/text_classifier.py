@@ -333,83 +333,71 @@ class TextClassification(Classification):
     def default_stages(self):
         return default_text_stages()
 
-    def prepare(self, data, backbone=None, *, weights="default", class_names=None,
-                batch_size=32, validation_split=0.2, validation_data=None, test_data=None,
-                seed=0, dropout=None, text_column="text", label_column="label",
-                sequence_length=128, pooling="mean", train_embeddings=False, tokenizer=None):
-        """Loads the encoder and the texts, tokenizes them once, and builds
-        the classifier. The `PreparedTask`'s `inference_model` is a
-        `TextClassifierPipeline` (raw strings in).
-
-        See `keras_tl.finetune` for the shared arguments; the text ones are
-        `text_column`, `label_column` (CSV/DataFrame columns),
-        `sequence_length` (tokens kept per text), `pooling` (`"mean"` or
-        `"pooled"`), `train_embeddings` (unfreeze embeddings with
-        `unfreeze="all"`) and `tokenizer` (with a keras_hub `Backbone`
-        object as `backbone`).
+    def read(self, data, loaded=None, class_names=None, min_classes=2, text_column="text",
+             label_column="label", **options):
+        """The texts and labels (`keras_tl.data.text.TextData`) of a CSV/TSV
+        file, a folder of `.txt` files per class, `(texts, labels)` or a
+        DataFrame (`text_column`, `label_column` name the columns).
 
         Example:
-        >>> prepared = get_task("text_classification").prepare(
-        ...     "reviews.csv", "minilm", sequence_length=64)  # doctest: +SKIP
+        >>> get_task("text_classification").read((["good", "bad"], ["pos", "neg"])).class_names
+        ['neg', 'pos']
         """
-        from keras_tl.backbones.text_encoders import load_text_encoder, tokenize
-        from keras_tl.data.text import load_texts, make_text_dataset, split_texts
+        from keras_tl.data.text import load_texts
+
+        return load_texts(data, class_names=class_names, min_classes=min_classes,
+                          text_column=text_column, label_column=label_column)
+
+    def load_backbone(self, backbone, weights, sequence_length=128, tokenizer=None, **options):
+        """The text encoder (`weights` `"default"` or `None`), its tokenizer
+        padding or cutting every text to `sequence_length` tokens;
+        `tokenizer` goes with a keras_hub `Backbone` object as `backbone`.
+
+        Example:
+        >>> encoder = get_task("text_classification").load_backbone(
+        ...     None, None, sequence_length=8)  # random MiniLM, fast
+        >>> encoder.input_size
+        (8,)
+        """
+        from keras_tl.backbones.text_encoders import load_text_encoder
         from keras_tl.errors import ConfigError
-        from keras_tl.tasks.base import PreparedTask
 
         if weights not in ("default", "preset", None):
             raise ConfigError(f"Text encoders take weights='default' or None, got {weights!r}.")
-        columns = dict(text_column=text_column, label_column=label_column)
-        train = load_texts(data, class_names=class_names, **columns)
-        names = train.class_names
-        if validation_data is not None:
-            validation = load_texts(validation_data, class_names=names, min_classes=1, **columns)
-        elif validation_split:
-            train, validation = split_texts(train, validation_split, seed=seed)
-        else:
-            validation = None
-        test = None
-        if test_data is not None:
-            test = load_texts(test_data, class_names=names, min_classes=1, **columns)
+        return load_text_encoder(backbone, sequence_length, weights=weights, tokenizer=tokenizer)
 
-        encoder = load_text_encoder(backbone, sequence_length, weights=weights, tokenizer=tokenizer)
-
-        def dataset(part, shuffle=False):
-            if part is None:
-                return None
-            return make_text_dataset(tokenize(encoder, part.texts), part.labels, batch_size,
-                                     shuffle=shuffle, seed=seed)
-
-        model = build_text_classifier(encoder, len(names),
+    def build_model(self, loaded, class_names, train, dropout, pooling="mean",
+                    train_embeddings=False, **options):
+        """The classifier on token ids (`pooling`: `"mean"` or `"pooled"`;
+        `train_embeddings` unfreezes the embeddings with `unfreeze="all"`)."""
+        model = build_text_classifier(loaded, len(class_names),
                                       dropout=0.1 if dropout is None else dropout,
                                       pooling=pooling)
-        tokenizer_config = {k: v for k, v in encoder.tokenizer.get_config().items()
+        tokenizer_config = {k: v for k, v in loaded.tokenizer.get_config().items()
                             if isinstance(v, (str, int, float, bool, type(None)))}
-        return PreparedTask(
-            task=self,
-            model=model,
-            class_names=names,
-            train=dataset(train, shuffle=True),
-            validation=dataset(validation),
-            test=dataset(test),
-            inference_model=TextClassifierPipeline(model, encoder.preprocessor, names,
-                                                   name="text_pipeline"),
-            sample=None if validation is None else validation.texts[:32],
-            info=dict(
-                backbone=encoder.spec.name,
-                backbone_source=encoder.spec.source,
-                weights=encoder.weights,
-                sequence_length=encoder.input_size[0],
-                pooling=pooling,
-                train_embeddings=bool(train_embeddings),
-                preprocessing=dict(tokenizer=type(encoder.tokenizer).__name__,
-                                   vocabulary_size=int(encoder.tokenizer.vocabulary_size()),
-                                   inputs=encoder.input_names, **tokenizer_config),
-                num_train=len(train),
-                num_validation=0 if validation is None else len(validation),
-                num_test=0 if test is None else len(test),
-            ),
-        )
+        return model, dict(
+            sequence_length=loaded.input_size[0],
+            pooling=pooling,
+            train_embeddings=bool(train_embeddings),
+            preprocessing=dict(tokenizer=type(loaded.tokenizer).__name__,
+                               vocabulary_size=int(loaded.tokenizer.vocabulary_size()),
+                               inputs=loaded.input_names, **tokenizer_config))
+
+    def dataset(self, examples, loaded, info, batch_size, training=False, seed=0, **options):
+        """Texts tokenized once, batched."""
+        from keras_tl.backbones.text_encoders import tokenize
+        from keras_tl.data.text import make_text_dataset
+
+        return make_text_dataset(tokenize(loaded, examples.texts), examples.labels, batch_size,
+                                 shuffle=training, seed=seed)
+
+    def verification_sample(self, examples, info):
+        return examples.texts[:32]
+
+    def inference_model(self, model, loaded, class_names):
+        """A `TextClassifierPipeline`: raw strings in."""
+        return TextClassifierPipeline(model, loaded.preprocessor, class_names,
+                                      name="text_pipeline")
 
     def apply_stage(self, model, stage, info):
         apply_text_stage(model, stage, train_embeddings=info.get("train_embeddings", False),

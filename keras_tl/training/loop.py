@@ -13,7 +13,7 @@ from keras_tl.errors import ConfigError, TrainingError
 from keras_tl.training import cache, fingerprint
 from keras_tl.training.checkpoint import RunState
 from keras_tl.training.schedules import stage_learning_rate
-from keras_tl.training.stages import AUTO
+from keras_tl.training.stages import AUTO, resolve_unfreeze
 
 logger = logging.getLogger("keras_tl")
 
@@ -180,32 +180,6 @@ def validate_stages(prepared, stages):
             layer.trainable = trainable
 
 
-def resolve_unfreeze(model, stage):
-    """`stage` with a fractional `unfreeze` (the top fraction of the
-    backbone's blocks, rounded up) replaced by the name of the first layer
-    to unfreeze (`"all"` when that is every block); other stages as they are.
-
-    Example:
-    >>> import keras
-    >>> from tests.helpers import tiny_backbone
-    >>> from keras_tl.training.stages import Stage
-    >>> inputs = keras.Input((16, 16, 3))
-    >>> model = keras.Model(inputs, keras.layers.Dense(2)(tiny_backbone(name="backbone")(inputs)))
-    >>> resolve_unfreeze(model, Stage("ft", unfreeze=0.5)).unfreeze
-    'block2_conv'
-    >>> resolve_unfreeze(model, Stage("ft", unfreeze=1.0)).unfreeze
-    'all'
-    """
-    from keras_tl.training.optimizers import backbone_groups
-
-    if not isinstance(stage.unfreeze, float):
-        return stage
-    groups = backbone_groups(model)
-    count = min(max(math.ceil(stage.unfreeze * len(groups)), 1), len(groups))
-    first = "all" if count == len(groups) else groups[len(groups) - count][1][0].name
-    return dataclasses.replace(stage, unfreeze=first)
-
-
 def _backbone_or_none(model):
     from keras_tl.freezing import BACKBONE_LAYER
 
@@ -248,7 +222,7 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
             continue
         stage = resolve_unfreeze(model, stage)
         task.apply_stage(model, stage)
-        split = _cache_split(task, model, stage, options)
+        split = cache_split(task, model, stage, options)
         first_epoch = state.epoch if index == state.stage_index else 0
         if split is not None:
             first_epoch = 0  # stages on cached features restart: they are not saved per epoch
@@ -280,8 +254,12 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
         if split is not None and early_stopping and stage.cached_epochs is not None:
             epochs = stage.cached_epochs
         if rate is None:
-            rate = _find_rate(task, train_model, train, stage, options, rates_model=model)
-            state.learning_rates[stage.name] = rate
+            found = sweep_rate(task.task, train_model, train, stage, options, rates_model=model)
+            if options.report_dir:
+                found.save(options.report_dir, name=f"lr_find_{stage.name}")
+            if options.verbose:
+                print(f"Stage {stage.name!r}: suggested learning rate: {found.suggestion:.3g}")
+            rate = state.learning_rates[stage.name] = found.suggestion
         run_stage = dataclasses.replace(stage, learning_rate=rate, epochs=epochs)
         if not keep_optimizer:
             compile_for_stage(train_model, run_stage, steps, task.task, options, rates_model=model)
@@ -318,14 +296,22 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
     return outcome
 
 
-def _cache_split(task, model, stage, options):
-    """The task's (feature model, train model) when `stage` can train on
-    cached features (its frozen part computed once), else `None`."""
+def cache_split(prepared, model, stage, options, with_validation=True):
+    """The task's `(feature model, train model)` when `stage` can train on
+    cached features (its frozen part computed once), else `None`; with
+    `cache_features="auto"` only when the features of the training (and
+    validation) examples fit in memory.
+
+    Example:
+    >>> cache_split(prepared, prepared.model, Stage("head"), TrainingOptions())  # doctest: +SKIP
+    """
     if not options.cache_features or stage.lora_rank:
         return None
-    split = task.task.split_head(model)
+    split = prepared.task.split_head(model)
     if split is not None and options.cache_features == "auto":
-        samples = task.info.get("num_train", 0) + task.info.get("num_validation", 0)
+        samples = prepared.info.get("num_train", 0)
+        if with_validation:
+            samples += prepared.info.get("num_validation", 0)
         if not cache.cache_fits_in_memory(split[0], samples):
             logger.warning("Stage %r: the backbone features of %d examples would not fit the "
                            "cache; it trains on the backbone.", stage.name, samples)
@@ -333,22 +319,25 @@ def _cache_split(task, model, stage, options):
     return split
 
 
-def _find_rate(task, train_model, train, stage, options, rates_model):
+def sweep_rate(task, train_model, train, stage, options, rates_model):
+    """The learning-rate sweep (`lr_sweep`) of `train_model` on `train`
+    with the run's optimizer and `stage`'s layer-wise rates (computed on
+    `rates_model`), the task's training loss, `options.lr_find` as the
+    sweep's settings. Returns an `LRFinderResult`.
+
+    Example:
+    >>> sweep_rate(task, model, train, Stage("head"), TrainingOptions(), model)  # doctest: +SKIP
+    """
     from keras_tl.training.lr_finder import lr_sweep
     from keras_tl.training.optimizers import build_optimizer, rate_multipliers
 
     multipliers = None
     if stage.layer_decay or stage.lr_multipliers:
         multipliers = rate_multipliers(rates_model, stage.layer_decay, stage.lr_multipliers)
-    result = lr_sweep(
-        train_model, train, task.task.training_compile_options(options.label_smoothing)["loss"],
+    return lr_sweep(
+        train_model, train, task.training_compile_options(options.label_smoothing)["loss"],
         lambda rate: build_optimizer(options.optimizer, rate, options.weight_decay, multipliers),
         class_weight=options.class_weight, **options.lr_find)
-    if options.report_dir:
-        result.save(options.report_dir, name=f"lr_find_{stage.name}")
-    if options.verbose:
-        print(f"Stage {stage.name!r}: suggested learning rate: {result.suggestion:.3g}")
-    return result.suggestion
 
 
 def _compile_plain(model, task):

@@ -1,7 +1,10 @@
 """Stages of a fine-tuning run: what is trainable, for how long, how fast."""
 
 import dataclasses
+import math
 from typing import Dict, Optional, Union
+
+from keras_tl.training.optimizers import backbone_groups
 
 AUTO = "auto"
 
@@ -175,3 +178,29 @@ def gradual_stages(blocks=(2, 4, "all"), epochs=2, learning_rate=1e-3, head_epoc
         )
         rate = rate if rate == AUTO else rate / 2  # "auto" finds each stage's own
     return stages
+
+
+def resolve_unfreeze(model, stage):
+    """`stage` with a fractional `unfreeze` (the top fraction of the
+    backbone's blocks, rounded up) replaced by the name of the first layer
+    to unfreeze (`"all"` when that is every block); other stages as they are.
+
+    Example:
+    >>> import keras
+    >>> inputs = keras.Input((16, 16, 3))
+    >>> x = inputs
+    >>> for block in (1, 2):
+    ...     x = keras.layers.Conv2D(4, 3, name=f"block{block}_conv")(x)
+    >>> backbone = keras.Model(inputs, x, name="backbone")
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(backbone(inputs)))
+    >>> resolve_unfreeze(model, Stage("ft", unfreeze=0.5)).unfreeze
+    'block2_conv'
+    >>> resolve_unfreeze(model, Stage("ft", unfreeze=1.0)).unfreeze
+    'all'
+    """
+    if not isinstance(stage.unfreeze, float):
+        return stage
+    groups = backbone_groups(model)
+    count = min(max(math.ceil(stage.unfreeze * len(groups)), 1), len(groups))
+    first = "all" if count == len(groups) else groups[len(groups) - count][1][0].name
+    return dataclasses.replace(stage, unfreeze=first)
