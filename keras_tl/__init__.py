@@ -1,8 +1,10 @@
 """keras_tl: transfer learning for Keras 3.
 
-Names load on first use, so `keras-tl -h` answers without TensorFlow. A
-plain `import keras_tl` also registers every Keras object keras_tl saves in
-its models, so `keras.saving.load_model("runs/x/model.keras")` works after it.
+Names load on first use, so `import keras_tl` (and `keras-tl -h`) imports
+neither Keras nor TensorFlow. Once Keras is imported, before or after
+keras_tl, every Keras object keras_tl saves in its models is registered, so
+`keras.saving.load_model("runs/x/model.keras")` works after `import
+keras_tl` (the detector's keras_hub classes once keras_hub is imported).
 
 Example:
 >>> import keras_tl
@@ -10,12 +12,12 @@ Example:
 ['speech_embedding']
 """
 
+import functools
 import importlib
-import os
-import sys
 
-from keras_tl.version import __version__
+from keras_tl import _import_hooks
 from keras_tl.errors import KerasTLError
+from keras_tl.version import __version__
 
 # public name -> module that defines it
 _PUBLIC = {
@@ -50,15 +52,14 @@ _PUBLIC = {
     "load_text_encoder": "keras_tl.backbones.text_encoders",
     "load_texts": "keras_tl.data.text",
 }
-# modules that register keras_tl's serializable Keras objects
-_SERIALIZABLES = (
-    "keras_tl.layers",
-    "keras_tl.backbones",
-    "keras_tl.tasks.text_classifier",
-    "keras_tl.models.retinanet",
-)
+# modules that register keras_tl's serializable Keras objects, by the
+# package they need imported first
+_SERIALIZABLES = {
+    "keras": ("keras_tl.layers", "keras_tl.backbones", "keras_tl.tasks.text_classifier"),
+    "keras_hub": ("keras_tl.models.retinanet",),
+}
 
-__all__ = sorted(_PUBLIC) + ["KerasTLError", "__version__", "export"]
+__all__ = sorted(_PUBLIC) + ["KerasTLError", "__version__", "export", "register_serializables"]
 
 
 def __getattr__(name):
@@ -71,7 +72,8 @@ def __getattr__(name):
 
 def register_serializables():
     """Imports every module that registers a keras_tl Keras object (done by
-    `import keras_tl` everywhere except in the `keras-tl` command).
+    `import keras_tl` once Keras, or keras_hub, is imported; this imports
+    both).
 
     Example:
     >>> register_serializables()
@@ -79,10 +81,11 @@ def register_serializables():
     >>> keras.saving.get_registered_object("keras_tl>PixelNormalization").__name__
     'PixelNormalization'
     """
-    for module in _SERIALIZABLES:
-        importlib.import_module(module)
+    for modules in _SERIALIZABLES.values():
+        for module in modules:
+            importlib.import_module(module)
 
 
-# The command line imports what each sub-command needs itself.
-if os.path.basename(sys.argv[0] if sys.argv else "") != "keras-tl":
-    register_serializables()
+_import_hooks.after_import(
+    {package: functools.partial(_import_hooks.import_all, modules)
+     for package, modules in _SERIALIZABLES.items()})

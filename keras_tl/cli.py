@@ -13,15 +13,27 @@ import re
 import sys
 import threading
 
-from keras_tl.errors import ConfigError, KerasTLError
+from keras_tl.errors import ConfigError, DataNotFoundError, KerasTLError
+from keras_tl.tasks import registry as task_registry
+
+RUN_MODEL_FILE = "model.keras"  # keras_tl.result.MODEL_FILE, named here without importing Keras
 
 
 def _stage_args(parser):
     group = parser.add_argument_group("stages")
     group.add_argument("--head-epochs", type=int, default=None,
-                       help="epochs of stage 1, backbone frozen (default: the task's)")
+                       help="epochs of stage 1, backbone frozen: exactly this many, also on "
+                            "cached features (default: the task's)")
     group.add_argument("--finetune-epochs", type=int, default=None,
-                       help="epochs of stage 2, backbone unfrozen; 0 skips it (default: the task's)")
+                       help="epochs of stage 2, backbone unfrozen; 0 skips it: exactly this "
+                            "many (default: the task's)")
+    group.add_argument("--head-cached-epochs", type=int, default=None,
+                       help="epoch cap of stage 1 when it trains on cached backbone features "
+                            "(cheap epochs), early stopping ending it sooner (default: the "
+                            "task's, e.g. 50 for images; none once --head-epochs is given)")
+    group.add_argument("--finetune-cached-epochs", type=int, default=None,
+                       help="the same cap for stage 2 (default: the task's, e.g. 10 for images; "
+                            "none once --finetune-epochs is given)")
     group.add_argument("--learning-rate", type=_rate, default=None,
                        help="stage 1 learning rate, or 'auto' (the learning-rate finder's "
                             "suggestion; default: the task's)")
@@ -36,11 +48,63 @@ def _stage_args(parser):
                        help="gradual unfreezing, comma-separated, e.g. '20,60,all' (replaces stage 2)")
 
 
+def _data_args(parser, data_help):
+    """The arguments of every command that reads training data."""
+    parser.add_argument("data", help=data_help)
+    parser.add_argument("--task", choices=task_registry.list_tasks(), default=None,
+                        help="the task to train (default: recognised from DATA)")
+    parser.add_argument("--backbone", default=None,
+                        help="registry name, keras_hub preset folder/handle (default: the "
+                             "task's offline default)")
+    parser.add_argument("--weights", default="default", help="'imagenet', 'none' or a weights file")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--validation-split", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help="AdamW weight decay (needs --optimizer adamw; default 1e-4)")
+    _task_option_args(parser)
+
+
+def _task_option_args(parser):
+    """One flag per task option (`Task.options`), shared by the tasks that
+    declare the same name; its help says what it does in each."""
+    group = parser.add_argument_group(
+        "task options", "each applies to the tasks named in its help (keras_tl.finetune keywords)")
+    for name, declarations in _command_line_options().items():
+        option = declarations[0][1]
+        described = {}  # help text -> tasks, so tasks that agree share one
+        for task, declared in declarations:
+            default = "" if declared.default in (None, False) else f", default {declared.default}"
+            described.setdefault(declared.help + default, []).append(task)
+        text = "; ".join(f"{', '.join(tasks)}: {help}" for help, tasks in described.items())
+        if option.type is bool:
+            group.add_argument(option.flag, dest=name, action=argparse.BooleanOptionalAction,
+                               default=None, help=text)
+        else:
+            group.add_argument(option.flag, dest=name, type=option.parse, default=None,
+                               choices=option.choices, help=text,
+                               metavar=name.upper() if option.choices is None else None)
+
+
+def _command_line_options():
+    """`{option name: [(task name, Option), ...]}` over every registered
+    task, in registry order (the first declaration gives the flag's type)."""
+    options = {}
+    for task in task_registry.list_tasks():
+        for option in task_registry.declared_options(task):
+            if option.command_line:
+                options.setdefault(option.name, []).append((task, option))
+    return options
+
+
 def build_parser():
-    """The argparse parser of `keras-tl`.
+    """The argparse parser of `keras-tl`: the task options' flags come
+    from each registered task's `options`.
 
     Example:
-    >>> build_parser().parse_args(["finetune", "data/"]).backbone
+    >>> build_parser().parse_args(["finetune", "words/", "--clip-seconds", "1.5"]).clip_seconds
+    1.5
     """
     from keras_tl.version import __version__
 
@@ -51,38 +115,21 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     ft = commands.add_parser("finetune", help="fine-tune a pretrained backbone on DATA")
-    ft.add_argument("data", help="image folder (one sub-folder per class), CSV file or text folder")
-    ft.add_argument("--backbone", default=None,
-                    help="registry name, keras_hub preset folder/handle (default: offline ImageNet/MiniLM default)")
+    _data_args(ft, "image folder (one sub-folder per class), CSV file, text or WAV folder, "
+                   "VOC/COCO/YOLO detection folder")
     ft.add_argument("--output", default=None, help="run folder (default runs/<time>); reuse it to resume")
-    ft.add_argument("--weights", default="default", help="'imagenet', 'none' or a weights file")
-    ft.add_argument("--image-size", type=int, default=None, help="square input size (default: the backbone's)")
-    ft.add_argument("--batch-size", type=int, default=32)
-    ft.add_argument("--validation-split", type=float, default=0.2)
     ft.add_argument("--test-data", default=None, help="optional test data, same form as DATA")
-    ft.add_argument("--format", choices=["voc", "coco", "yolo"], default=None,
-                    help="annotation layout of detection data (default: recognised)")
-    ft.add_argument("--augment", action="store_true", help="random flips, rotation and zoom")
-    ft.add_argument("--class-weight", choices=["balanced"], default=None)
-    ft.add_argument("--patience", type=int, default=3, help="early-stopping patience (0: off)")
-    ft.add_argument("--seed", type=int, default=0)
-    ft.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images with a warning")
-    ft.add_argument("--export", default=None, metavar="NAME",
-                    help="export to saved_models/NAME when done")
-    text = ft.add_argument_group("text data")
-    text.add_argument("--text-column", default=None, help="CSV column of the texts (default 'text')")
-    text.add_argument("--label-column", default=None, help="CSV column of the labels (default 'label')")
-    text.add_argument("--sequence-length", type=int, default=None, help="tokens per text (default 128)")
     ft.add_argument("--validation-data", default=None,
                     help="validation data, same form as DATA (replaces --validation-split)")
+    ft.add_argument("--class-weight", choices=["balanced"], default=None)
+    ft.add_argument("--patience", type=int, default=3, help="early-stopping patience (0: off)")
+    ft.add_argument("--export", default=None, metavar="NAME",
+                    help="export to saved_models/NAME when done")
     ft.add_argument("--dropout", type=float, default=None,
                     help="dropout before the classification layer (default: the task's)")
     ft.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                     help="Keras progress output: 0 silent, 1 bars, 2 one line per epoch")
     training = ft.add_argument_group("training")
-    training.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
-    training.add_argument("--weight-decay", type=float, default=None,
-                          help="AdamW weight decay (needs --optimizer adamw; default 1e-4)")
     training.add_argument("--label-smoothing", type=float, default=0.0)
     training.add_argument("--cache-features", choices=["auto", "on", "off"], default="auto",
                           help="train a frozen-backbone stage on backbone features computed "
@@ -96,26 +143,13 @@ def build_parser():
 
     lr = commands.add_parser("lr-find", help="learning-rate finder: plot loss against rate, "
                                              "print the suggested rate")
-    lr.add_argument("data", help="the data `keras-tl finetune` would train on")
+    _data_args(lr, "the data `keras-tl finetune` would train on")
     lr.add_argument("--output", required=True, help="folder for lr_find.png and lr_find.json")
-    lr.add_argument("--backbone", default=None)
-    lr.add_argument("--weights", default="default", help="'imagenet', 'none' or a weights file")
-    lr.add_argument("--image-size", type=int, default=None)
-    lr.add_argument("--batch-size", type=int, default=32)
-    lr.add_argument("--validation-split", type=float, default=0.2)
-    lr.add_argument("--augment", action="store_true")
-    lr.add_argument("--seed", type=int, default=0)
     lr.add_argument("--stage", choices=["head", "finetune"], default="head",
                     help="sweep the head stage (backbone frozen) or the fine-tuning stage")
-    lr.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
-    lr.add_argument("--weight-decay", type=float, default=None)
     lr.add_argument("--num-steps", type=int, default=100, help="training steps of the sweep")
     lr.add_argument("--start-lr", type=float, default=1e-7)
     lr.add_argument("--end-lr", type=float, default=10.0)
-    lr_text = lr.add_argument_group("text data")
-    lr_text.add_argument("--text-column", default=None)
-    lr_text.add_argument("--label-column", default=None)
-    lr_text.add_argument("--sequence-length", type=int, default=None)
 
     ex = commands.add_parser("export", help="export a finished run for serving")
     ex.add_argument("run_dir", help="output folder of `keras-tl finetune`")
@@ -124,43 +158,58 @@ def build_parser():
     ex.add_argument("--formats", default=None,
                     help="comma-separated: saved_model, onnx, litert (default: every format the task supports)")
 
-    pr = commands.add_parser("predict", help="top classes of images (or texts) from an export")
+    pr = commands.add_parser("predict", help="predictions for images, texts or WAV files from an export")
     pr.add_argument("export_path", help="saved_models/NAME[/VERSION], a .onnx or a .tflite file")
-    pr.add_argument("inputs", nargs="+", help="image files (or texts, for a text model)")
+    pr.add_argument("inputs", nargs="+", help="input files (or texts, for a text model)")
     pr.add_argument("--top", type=int, default=3)
     pr.add_argument("--draw", default=None, metavar="FOLDER",
-                    help="detectors: write each image with its boxes drawn into FOLDER")
+                    help="write each image with its predicted boxes into FOLDER (box models)")
 
     bb = commands.add_parser("backbones", help="list registered backbones by modality")
-    bb.add_argument("--modality", choices=["image", "text", "audio"], default=None)
+    bb.add_argument("--modality", default=None,
+                    help="only this modality's backbones (e.g. image, text, audio)")
     return parser
 
 
 def _stages(args, task):
-    """The task's default stages with the command line's overrides."""
+    """The task's default stages with the command line's overrides: an
+    epoch count given is run exactly (the stage's cheap-epoch cap dropped),
+    a cap given replaces the stage's."""
     import dataclasses
 
     from keras_tl.training.stages import gradual_stages
 
     head, finetune = task.default_stages()
-    head = dataclasses.replace(head, **_given(epochs=args.head_epochs,
-                                              learning_rate=args.learning_rate))
+    head = _with_epochs(dataclasses.replace(head, **_given(learning_rate=args.learning_rate)),
+                        args.head_epochs, args.head_cached_epochs)
     if args.gradual:
         blocks = [_int_or_str(b) for b in args.gradual.split(",")]
         stages = gradual_stages(blocks, epochs=_first(args.finetune_epochs, finetune.epochs),
                                 learning_rate=head.learning_rate, head_epochs=head.epochs,
                                 finetune_learning_rate=_first(args.finetune_learning_rate,
                                                               finetune.learning_rate))
+        stages[0] = head
     else:
         finetune = dataclasses.replace(finetune, **_given(
-            epochs=args.finetune_epochs, learning_rate=args.finetune_learning_rate,
+            learning_rate=args.finetune_learning_rate,
             unfreeze=None if args.unfreeze is None else _int_or_str(args.unfreeze)))
+        finetune = _with_epochs(finetune, args.finetune_epochs, args.finetune_cached_epochs)
         stages = [head, finetune] if finetune.epochs > 0 else [head]
     layer_decay = getattr(args, "layer_decay", None)
     if layer_decay is not None:
         stages = [dataclasses.replace(s, layer_decay=layer_decay) if s.trains_backbone else s
                   for s in stages]
     return stages
+
+
+def _with_epochs(stage, epochs, cached_epochs):
+    import dataclasses
+
+    if epochs is not None:
+        stage = dataclasses.replace(stage, epochs=epochs, cached_epochs=None)
+    if cached_epochs is not None:
+        stage = dataclasses.replace(stage, cached_epochs=cached_epochs)
+    return stage
 
 
 def _given(**values):
@@ -187,49 +236,150 @@ def _rate(value):
 
 def _task_options(args, task):
     """The task options the command line gives, checked against the task."""
-    given = dict(
-        text_column=args.text_column, label_column=args.label_column,
-        sequence_length=args.sequence_length, image_size=args.image_size,
-        augment=args.augment or None, skip_corrupt=getattr(args, "skip_corrupt", None) or None,
-        format=getattr(args, "format", None),
-    )
-    task_options = {k: v for k, v in given.items() if v is not None}
-    wrong = sorted(set(task_options) - set(task.options))
+    given = {name: getattr(args, name) for name in _command_line_options()
+             if getattr(args, name, None) is not None}
+    declared = {option.name for option in task.options}
+    wrong = sorted(set(given) - declared)
     if wrong:
+        tasks = [task_name for task_name, _ in _command_line_options()[wrong[0]]]
         flag = "--" + wrong[0].replace("_", "-")
-        raise ConfigError(f"{flag} does not apply to {task.name} data ({args.data}).")
-    return task_options
+        raise ConfigError(f"{flag} does not apply to {task.name} data ({args.data}); it is an "
+                          f"option of {', '.join(tasks)} (--task NAME chooses the task).")
+    return given
 
 
+# -- checks that run before anything heavy is imported ----------------------
+def _check_data_paths(args):
+    for flag, path in (("DATA", args.data), ("--validation-data", getattr(args, "validation_data", None)),
+                       ("--test-data", getattr(args, "test_data", None))):
+        if path is not None and not str(path).startswith("tfds:") and not os.path.exists(path):
+            what = "Data folder" if flag == "DATA" else f"{flag} folder"
+            raise DataNotFoundError(f"{what} not found: {path}")
+
+
+def _check_writable_folder(flag, path):
+    """`path` is a folder, or can be made one: a `ConfigError` saying why not."""
+    if path is None:
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{flag} {path} is a file, not a folder; give a folder path "
+                          "(a new one, or an earlier run folder to resume).")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"{flag} {path}: {existing} is a file, so no folder can be made "
+                          "there; choose another path.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: no permission to write in {existing}; choose a "
+                          "folder you can write to.")
+
+
+def _check_run_folder(run_dir):
+    if not os.path.isdir(run_dir):
+        raise DataNotFoundError(f"Run folder not found: {run_dir} (the --output folder of "
+                                "`keras-tl finetune`).")
+    if not os.path.exists(os.path.join(run_dir, RUN_MODEL_FILE)):
+        raise ConfigError(f"{run_dir} holds no {RUN_MODEL_FILE}: it is not the folder of a "
+                          "finished `keras-tl finetune` run.")
+
+
+def _check_export_path(path):
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, RUN_MODEL_FILE)):
+        raise ConfigError(f"{path} is a run folder, not an export: run `keras-tl export {path} "
+                          "--name NAME` first, then `keras-tl predict saved_models/NAME ...`.")
+    if not os.path.exists(path):
+        raise DataNotFoundError(f"No export at {path}: give saved_models/NAME[/VERSION], a "
+                                ".onnx or a .tflite file (`keras-tl export` writes them).")
+
+
+def _check(args):
+    """Checks the arguments and paths of `args.command` (cheap: before the
+    heavy imports, so a typo is reported at once)."""
+    if args.command in ("finetune", "lr-find"):
+        _check_data_paths(args)
+        _check_writable_folder("--output", args.output)
+    if args.command == "finetune" and args.export:
+        _check_writable_folder("--export", os.path.join("saved_models", args.export))
+    if args.command == "export":
+        _check_run_folder(args.run_dir)
+        _check_writable_folder("--root", args.root)
+    if args.command == "predict":
+        _check_export_path(args.export_path)
+        _check_writable_folder("--draw", args.draw)
+
+
+# -- the commands -----------------------------------------------------------
 def _finetune(args):
     import keras_tl
-    from keras_tl.tasks import find_task
 
-    task = find_task(args.data, args.backbone)
+    task = task_registry.find_task(args.data, args.backbone, args.task)
     task_options = _task_options(args, task)
     weights = None if str(args.weights).lower() == "none" else args.weights
+    export = os.path.join("saved_models", args.export) if args.export else None
+    if args.verbose:
+        print("\n".join(_summary(args, task, task_options)), flush=True)
     result = keras_tl.finetune(
         args.data, backbone=args.backbone, task=task, stages=_stages(args, task),
         output_dir=args.output, weights=weights, batch_size=args.batch_size,
         validation_split=args.validation_split, validation_data=args.validation_data,
         test_data=args.test_data, dropout=args.dropout,
         class_weight=args.class_weight, patience=args.patience, seed=args.seed,
-        export=os.path.join("saved_models", args.export) if args.export else None,
-        verbose=args.verbose, optimizer=args.optimizer, weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing, precision=args.precision,
+        export=export, verbose=args.verbose, optimizer=args.optimizer,
+        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+        precision=args.precision,
         cache_features={"on": True, "off": False}.get(args.cache_features, "auto"),
         distribute=args.distribute, **task_options,
     )
     print(json.dumps({k: v for k, v in result.metrics.items() if v}, indent=2))
     print(f"Run folder: {result.output_dir}")
+    if export:
+        print(f"Exported to {result.exports.path}")
     return 0
 
 
+def _summary(args, task, task_options):
+    """What `finetune` is about to do, as lines: the task and why, the
+    files and classes of a class-folder dataset, the split, the backbone,
+    its input size and where its weights come from."""
+    from keras_tl.backbones import get_backbone_spec
+
+    why = "--task" if args.task else "recognised from the data"
+    lines = [f"Task: {task.name} ({why})"]
+    files = task_registry.class_folder_files(args.data) if task.file_extensions else []
+    used = [f for f in files if f.lower().endswith(task.file_extensions)]
+    if used:
+        classes = sorted({f.split(os.sep)[0] for f in used})
+        shown = ", ".join(classes[:8]) + (", ..." if len(classes) > 8 else "")
+        lines.append(f"Data: {args.data}: {len(used)} files in {len(classes)} classes ({shown})")
+    if args.validation_data:
+        lines.append(f"Validation: {args.validation_data}")
+    elif args.validation_split:
+        lines.append(f"Validation: {args.validation_split:.0%} of the training data held out "
+                     f"(stratified, seed {args.seed})")
+    backbone = args.backbone or task.default_backbone
+    try:
+        spec = get_backbone_spec(backbone)
+    except (KerasTLError, ValueError):  # a keras_hub preset or a model folder
+        lines.append(f"Backbone: {backbone}")
+        return lines
+    size = task_options.get("image_size")
+    size = f"{size}x{size}" if size else "x".join(str(v) for v in spec.input_size)
+    if str(args.weights).lower() == "none":
+        weights = "random initialisation (--weights none)"
+    elif args.weights not in ("default", "imagenet"):
+        weights = f"weights from {args.weights}"
+    else:
+        weights = ("weights " + ("on this machine" if spec.available_offline
+                                 else "to download on first use") + f" ({spec.source})")
+    lines.append(f"Backbone: {spec.name}, input {size}, {weights}")
+    return lines
+
+
 def _lr_find(args):
-    from keras_tl.tasks import find_task
     from keras_tl.api import find_learning_rate
 
-    task = find_task(args.data, args.backbone)
+    task = task_registry.find_task(args.data, args.backbone, args.task)
     stages = task.default_stages()
     stage = stages[0] if args.stage == "head" else stages[-1]
     result = find_learning_rate(
@@ -295,7 +445,10 @@ def _backbones(args):
     """Registered backbones in sections, with input size and weights."""
     from keras_tl.backbones import get_backbone_spec, list_backbones
 
-    for modality in (args.modality,) if args.modality else ("image", "text", "audio"):
+    modalities = sorted({get_backbone_spec(name).modality for name in list_backbones()})
+    if args.modality is not None and args.modality not in modalities:
+        raise ConfigError(f"No {args.modality!r} backbones; modalities: {', '.join(modalities)}.")
+    for modality in (args.modality,) if args.modality else modalities:
         print(f"{modality} backbones:")
         for name in list_backbones(modality):
             spec = get_backbone_spec(name)
@@ -366,7 +519,13 @@ def main(argv=None):
     """
     args = build_parser().parse_args(argv)
     if args.debug:
+        _check(args)
         return _run(args)
+    try:
+        _check(args)
+    except KerasTLError as error:
+        print(f"keras-tl {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
     _quiet_python_logs()
     with _NativeLogFilter():
         try:

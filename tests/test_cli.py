@@ -25,7 +25,12 @@ def test_finetune_command_writes_the_run_folder(image_folder, tmp_path, capsys):
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["stages"][1]["unfreeze"] == "block_16"
     assert run["info"]["input_size"] == [32, 32]
-    assert "Run folder" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "Run folder" in out_text
+    # the summary printed before training: what was recognised, and how much
+    assert "Task: image_classification (recognised from the data)" in out_text
+    assert f"Data: {image_folder}: 24 files in 3 classes (blue, green, red)" in out_text
+    assert "Backbone: mobilenet_v2, input 32x32, random initialisation" in out_text
 
 
 def test_bad_input_exits_2_with_the_message(tmp_path, capsys):

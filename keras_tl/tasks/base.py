@@ -23,9 +23,10 @@ reloaded run gets the same task back from `info["task"]`.
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from keras_tl.errors import ConfigError, DataNotFoundError
+from keras_tl.tasks.options import Option, defaults
 
 
 @dataclasses.dataclass
@@ -100,20 +101,25 @@ class Task:
     """Base class of keras_tl's tasks; see the module docstring.
 
     Subclasses set the class attributes and implement the methods that
-    raise `NotImplementedError`. `options` maps each task-specific keyword
-    of `keras_tl.finetune` to its default.
+    raise `NotImplementedError`. `options` declares each task-specific
+    keyword of `keras_tl.finetune` (a tuple of `keras_tl.tasks.options.Option`:
+    name, type, default, help, choices); the `keras-tl finetune` flags are
+    made from them. `file_extensions` are the files this task reads from a
+    folder with one sub-folder per class (the most common kind there
+    decides the task, `find_task`).
 
     Example:
     >>> from keras_tl.tasks import get_task
     >>> task = get_task("image_classification")
-    >>> task.modality, "image_size" in task.options
-    ('image', True)
+    >>> task.modality, [option.flag for option in task.options][:2]
+    ('image', ['--image-size', '--augment'])
     """
 
     name = ""
     modality = ""
     default_backbone = None
-    options: Dict[str, Any] = {}
+    options: Tuple[Option, ...] = ()
+    file_extensions: Tuple[str, ...] = ()
 
     def __repr__(self):
         return f"<keras_tl task {self.name}>"
@@ -134,13 +140,14 @@ class Task:
         ...
         keras_tl.errors.ConfigError: Unknown option 'colour' for image_classification data; valid: augment, data_dir, image_size, preprocessing, skip_corrupt.
         """
-        unknown = sorted(set(options) - set(self.options))
+        declared = defaults(self.options)
+        unknown = sorted(set(options) - set(declared))
         if unknown:
-            valid = ", ".join(sorted(self.options)) or "none"
+            valid = ", ".join(sorted(declared)) or "none"
             raise ConfigError(
                 f"Unknown option {unknown[0]!r} for {self.name} data; valid: {valid}."
             )
-        return {**self.options, **options}
+        return {**declared, **options}
 
     def prepare(self, data, backbone=None, *, weights="default", batch_size=32,
                 validation_split=0.2, validation_data=None, test_data=None,

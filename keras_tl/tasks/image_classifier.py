@@ -8,9 +8,11 @@ export and serving cannot disagree.
 import os
 
 from keras_tl import _compat
+from keras_tl.data.images import IMAGE_EXTENSIONS
 from keras_tl.export_spec import ConvertedGraph
 from keras_tl.tasks.classification import Classification, classification_head
 from keras_tl.tasks.image_serving import INPUT_NAME, image_signatures, verification_images
+from keras_tl.tasks.options import IMAGE_CLASSIFICATION
 
 DEFAULT_BACKBONE = "mobilenet_v2_torch"  # see benchmarks/results/default_backbone.json
 
@@ -56,8 +58,8 @@ class ImageClassification(Classification):
     name = "image_classification"
     modality = "image"
     default_backbone = DEFAULT_BACKBONE
-    options = dict(image_size=None, augment=False, skip_corrupt=False, data_dir=None,
-                   preprocessing=None)
+    options = IMAGE_CLASSIFICATION
+    file_extensions = IMAGE_EXTENSIONS
 
     def recognizes(self, data, backbone=None):
         # images are the default: find_task falls back to this task

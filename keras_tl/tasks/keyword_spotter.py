@@ -14,8 +14,10 @@ import wave
 
 import numpy as np
 
+from keras_tl.data.audio.wav import WAV_EXTENSIONS
 from keras_tl.export_spec import ConvertedGraph, Signature
 from keras_tl.tasks.classification import Classification, classification_head
+from keras_tl.tasks.options import KEYWORD_SPOTTING
 
 INPUT_NAME = "waveforms"
 WAV_NAME = "wav_bytes"  # serving_wav's input: WAV file bytes
@@ -83,14 +85,15 @@ class KeywordSpotting(Classification):
     Example:
     >>> from keras_tl.tasks import get_task
     >>> task = get_task("keyword_spotting")
-    >>> task.modality, task.options["clip_seconds"]
-    ('audio', 1.0)
+    >>> task.modality, [option.flag for option in task.options]
+    ('audio', ['--clip-seconds', '--augment', '--skip-corrupt'])
     """
 
     name = "keyword_spotting"
     modality = "audio"
     default_backbone = DEFAULT_BACKBONE
-    options = dict(clip_seconds=1.0, augment=False, skip_corrupt=False)
+    options = KEYWORD_SPOTTING
+    file_extensions = WAV_EXTENSIONS
 
     def default_stages(self, head_epochs=10, finetune_epochs=10):
         """Head warm-up at 1e-2 (a linear head on frozen, normalised
@@ -124,8 +127,9 @@ class KeywordSpotting(Classification):
         return super().split_head(model)
 
     def recognizes(self, data, backbone=None):
-        """A folder of `.wav` files per class, `(waveforms, labels)` with
-        1-D waveforms, or the speech encoder named as backbone.
+        """`(waveforms, labels)` with 1-D waveforms, or the speech encoder
+        named as backbone; a folder of class sub-folders goes by its files
+        (`find_task`: `.wav`, `file_extensions`).
 
         Example:
         >>> import numpy as np
@@ -137,7 +141,7 @@ class KeywordSpotting(Classification):
 
         if isinstance(backbone, str) and backbone == DEFAULT_BACKBONE:
             return True
-        return is_audio_data(data)
+        return not isinstance(data, (str, os.PathLike)) and is_audio_data(data)
 
     def read(self, data, loaded, class_names=None, min_classes=2, skip_corrupt=False, **options):
         """The clips, padded or cropped (centred) to `clip_seconds`, as

@@ -28,6 +28,7 @@ import numpy as np
 from keras_tl.errors import ConfigError
 from keras_tl.tasks import detection_reports
 from keras_tl.tasks.base import Task
+from keras_tl.tasks.options import OBJECT_DETECTION
 
 DEFAULT_IMAGE_SIZE = 224  # divisible by 32, as the pyramid needs
 MAX_DETECTIONS = 100
@@ -47,8 +48,7 @@ class ObjectDetection(Task):
     name = "object_detection"
     modality = "image"
     default_backbone = "mobilenet_v2_torch"
-    options = dict(image_size=None, augment=False, format=None, anchor_size=None,
-                   aspect_ratios=None)
+    options = OBJECT_DETECTION
 
     def recognizes(self, data, backbone=None):
         """A VOC, COCO or YOLO layout (not a folder of class sub-folders).

@@ -15,6 +15,7 @@ from keras_tl.errors import ConfigError
 from keras_tl.export_spec import Asset, ConvertedGraph, Signature
 from keras_tl.freezing import get_backbone
 from keras_tl.tasks.classification import Classification, classification_head
+from keras_tl.tasks.options import TEXT_CLASSIFICATION
 from keras_tl.training.stages import HEAD_CACHED_EPOCHS, Stage
 
 POOLINGS = ("mean", "pooled")
@@ -288,6 +289,10 @@ def _as_text_list(texts):
     return texts
 
 
+def _is_folder(data):
+    return isinstance(data, (str, os.PathLike)) and os.path.isdir(data)
+
+
 class TextClassification(Classification):
     """Fine-tunes a keras_hub text encoder into a text classifier.
 
@@ -298,19 +303,20 @@ class TextClassification(Classification):
     Example:
     >>> from keras_tl.tasks import get_task
     >>> task = get_task("text_classification")
-    >>> sorted(task.options)
+    >>> sorted(option.name for option in task.options)
     ['label_column', 'pooling', 'sequence_length', 'text_column', 'tokenizer', 'train_embeddings']
     """
 
     name = "text_classification"
     modality = "text"
     default_backbone = "all_minilm_l6_v2"
-    options = dict(text_column="text", label_column="label", sequence_length=128,
-                   pooling="mean", train_embeddings=False, tokenizer=None)
+    options = TEXT_CLASSIFICATION
+    file_extensions = (".txt",)
 
     def recognizes(self, data, backbone=None):
-        """Text data (a CSV file, a folder of `.txt` files per class,
-        `(texts, labels)`), or a text encoder named as backbone.
+        """Text data (a CSV file, `(texts, labels)`), or a text encoder
+        named as backbone; a folder of class sub-folders goes by its files
+        (`find_task`: `.txt`, `file_extensions`).
 
         Example:
         >>> get_task("text_classification").recognizes("photos/", backbone="minilm")
@@ -318,7 +324,7 @@ class TextClassification(Classification):
         """
         from keras_tl.data.text import is_text_data
 
-        if is_text_data(data):
+        if not _is_folder(data) and is_text_data(data):
             return True
         if backbone is None:
             return False

@@ -265,6 +265,8 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
             compile_for_stage(train_model, run_stage, steps, task.task, options, rates_model=model)
         if options.verbose:
             where = " on cached features" if split is not None else ""
+            if epochs != stage.epochs:  # the stage's cheap-epoch cap, not its epochs
+                where += f" (cached_epochs cap instead of epochs={stage.epochs})"
             print(f"Stage {index + 1}/{len(stages)} {stage.name!r}: unfreeze={stage.unfreeze!r}, "
                   f"lr={rate:g}, epochs={epochs}{where}")
         callbacks = [_EpochCheckpoint(state, stage.name, model_to_save=model,

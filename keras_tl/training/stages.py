@@ -37,8 +37,10 @@ class Stage:
             on top of `layer_decay`.
         cached_epochs: epoch cap when the stage trains on cached backbone
             features (cheap epochs; see `keras_tl.finetune(cache_features=)`)
-            with early stopping on: it then runs until validation loss
-            stops improving. `None`: `epochs`.
+            with early stopping on: it then runs up to this many epochs,
+            until validation loss stops improving, instead of `epochs`.
+            `None`: `epochs` everywhere. The CLI's `--head-epochs N` sets
+            `epochs=N, cached_epochs=None`; `--head-cached-epochs` sets it.
 
     Example:
     >>> Stage("finetune", unfreeze=20, epochs=3, learning_rate=1e-4, layer_decay=0.8).layer_decay
