@@ -202,3 +202,48 @@ def test_a_package_cycle_without_a_module_cycle_is_found(tmp_path):
     packages = package_graph(graph)
     assert cycles(packages) == [["top.p", "top.q"]]
     assert cycle_path(packages, ["top.p", "top.q"]) == "top.p -> top.q -> top.p"
+
+
+def _imports_of_tests(tree):
+    """The names of `tests` modules that the import statements of `tree` name."""
+    for node in ast.walk(tree):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        yield from (name for name in names if name == "tests" or name.startswith("tests."))
+
+
+def _docstring_examples(tree):
+    """`(line, source)` of every `>>>` example in the docstrings of `tree`."""
+    import doctest
+
+    parser = doctest.DocTestParser()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            docstring = ast.get_docstring(node, clean=True)
+            for example in parser.get_examples(docstring or ""):
+                yield getattr(node, "lineno", 1) + example.lineno, example.source
+
+
+@pytest.mark.core
+def test_no_library_module_or_docstring_imports_the_tests():
+    """The wheel ships keras_tl without tests/: an example importing
+    `tests.helpers` runs in this checkout only."""
+    found = []
+    for path, _ in _module_files(PACKAGE_DIR).values():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        found += [f"{path.name}: import {name}" for name in _imports_of_tests(tree)]
+        for line, source in _docstring_examples(tree):
+            try:
+                example = ast.parse(source)
+            except SyntaxError:
+                continue  # a continuation the example parser split off
+            found += [f"{path.name}:{line} (docstring): import {name}"
+                      for name in _imports_of_tests(example)]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.core
+def test_an_example_importing_the_tests_is_found():
+    tree = ast.parse('def f():\n    """Example:\n    >>> from tests.helpers import x\n    """\n')
+    assert [list(_imports_of_tests(ast.parse(source))) for _, source in
+            _docstring_examples(tree)] == [["tests.helpers"]]

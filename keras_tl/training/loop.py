@@ -187,10 +187,14 @@ def resolve_unfreeze(model, stage):
 
     Example:
     >>> import keras
-    >>> from tests.helpers import tiny_backbone
     >>> from keras_tl.training.stages import Stage
+    >>> x = images = keras.Input((16, 16, 3))
+    >>> for block, filters in ((1, 4), (2, 8)):  # two blocks of convolution and BatchNorm
+    ...     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"block{block}_conv")(x)
+    ...     x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+    >>> backbone = keras.Model(images, x, name="backbone")
     >>> inputs = keras.Input((16, 16, 3))
-    >>> model = keras.Model(inputs, keras.layers.Dense(2)(tiny_backbone(name="backbone")(inputs)))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(backbone(inputs)))
     >>> resolve_unfreeze(model, Stage("ft", unfreeze=0.5)).unfreeze
     'block2_conv'
     >>> resolve_unfreeze(model, Stage("ft", unfreeze=1.0)).unfreeze

@@ -221,10 +221,15 @@ def find_learning_rate(data, backbone=None, *, task=None, stage=None, output_dir
     prints "suggested learning rate: X" and returns an `LRFinderResult`.
 
     Example:
-    >>> import numpy as np
-    >>> from tests.helpers import colour_arrays, tiny_backbone
-    >>> x, y, names = colour_arrays()
-    >>> result = find_learning_rate((x, y), tiny_backbone(), num_steps=30, verbose=False)
+    >>> import keras, numpy as np
+    >>> pixels = np.random.default_rng(0).integers(0, 255, (24, 16, 16, 3))
+    >>> images = keras.Input((16, 16, 3))
+    >>> x = keras.layers.Rescaling(1 / 255)(images)  # its preprocessing: pixels to [0, 1]
+    >>> for block, filters in ((1, 4), (2, 8)):  # two blocks of convolution and BatchNorm
+    ...     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"block{block}_conv")(x)
+    ...     x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+    >>> backbone = keras.Model(images, x, name="backbone")
+    >>> result = find_learning_rate((pixels, [0, 1, 2] * 8), backbone, num_steps=30, verbose=False)
     >>> result.suggestion > 0
     True
     """
