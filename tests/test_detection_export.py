@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_tl
-from tests.test_object_detection_task import _voc_folder
+from tests.helpers import voc_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,7 +27,7 @@ def detector_export(tmp_path_factory):
     import keras
 
     root = tmp_path_factory.mktemp("detection_export")
-    folder = _voc_folder(root / "voc")
+    folder = voc_folder(root / "voc")
     keras.utils.set_random_seed(0)
     result = keras_tl.finetune(
         folder, "mobilenet_v2", weights=None, image_size=SIZE, batch_size=4,

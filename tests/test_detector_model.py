@@ -6,21 +6,9 @@ import pytest
 
 import keras_tl
 from keras_tl.errors import BackboneError, ConfigError
+from tests.helpers import tiny_pyramid_backbone
 
 SIZE = 64
-
-
-def tiny_pyramid_backbone(size=SIZE):
-    """Five stride-2 convolutions: feature maps at strides 2 to 32 (no
-    BatchNormalization, whose moving statistics lag behind a few steps)."""
-    import keras
-
-    inputs = keras.Input((size, size, 3))
-    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
-    for block, filters in enumerate((4, 8, 8, 16, 16), 1):
-        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", name=f"block{block}_conv")(x)
-        x = keras.layers.ReLU(name=f"block{block}_relu")(x)
-    return keras.Model(inputs, x, name="tiny")
 
 
 def squares(count=8, seed=0):

@@ -10,33 +10,13 @@ import numpy as np
 import pytest
 
 import keras_tl
-
-
-def _voc_folder(root, count=12, size=64):
-    """Images with one red or blue square each, and their VOC annotations."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    os.makedirs(root / "JPEGImages")
-    os.makedirs(root / "Annotations")
-    for i in range(count):
-        image = np.full((size, size, 3), 200, "uint8")
-        x0, y0 = rng.integers(4, size - 28, 2)
-        name, colour = ("red", (220, 20, 20)) if i % 2 else ("blue", (20, 20, 220))
-        image[y0:y0 + 24, x0:x0 + 24] = colour
-        Image.fromarray(image).save(root / "JPEGImages" / f"{i}.png")
-        (root / "Annotations" / f"{i}.xml").write_text(
-            f"<annotation><filename>{i}.png</filename><size><width>{size}</width>"
-            f"<height>{size}</height><depth>3</depth></size><object><name>{name}</name>"
-            f"<bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x0 + 24}</xmax>"
-            f"<ymax>{y0 + 24}</ymax></bndbox></object></annotation>")
-    return str(root)
+from tests.helpers import voc_folder
 
 
 @pytest.fixture(scope="module")
 def detector_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("det")
-    folder = _voc_folder(root / "voc")
+    folder = voc_folder(root / "voc")
     return keras_tl.finetune(
         folder, "mobilenet_v2", weights=None, image_size=64, batch_size=4,
         stages=[keras_tl.Stage("head", epochs=1)], verbose=0, output_dir=str(root / "run")), folder

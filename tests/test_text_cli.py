@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from keras_tl import cli
-from tests.test_text_helpers import save_tiny_preset, sentiment_texts, write_text_csv
+from tests.helpers import save_tiny_preset, sentiment_texts, write_text_csv
 
 
 def _keras_tl(*args):

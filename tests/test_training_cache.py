@@ -12,7 +12,7 @@ from keras_tl.freezing import get_backbone
 from keras_tl.tasks import get_task
 from keras_tl.training import cache
 from tests.helpers import colour_arrays, tiny_backbone, weights_of
-from tests.test_text_helpers import sentiment_texts, tiny_preset  # noqa: F401
+from tests.helpers import sentiment_texts
 
 pytestmark = pytest.mark.core
 
@@ -131,7 +131,7 @@ def test_a_partly_unfrozen_backbone_trains_on_its_cached_frozen_bottom(tmp_path,
                                result.model.predict(images, verbose=0), atol=1e-5)
 
 
-def test_text_head_is_cached_over_the_padding_mask(tiny_preset, tmp_path, monkeypatch):  # noqa: F811
+def test_text_head_is_cached_over_the_padding_mask(tiny_preset, tmp_path, monkeypatch):
     calls = _count_caching(monkeypatch)
     texts, labels = sentiment_texts(12)
     prepared = get_task("text_classification").prepare(
