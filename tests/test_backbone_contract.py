@@ -57,7 +57,11 @@ def run_backbone_test(name, tmp_path=None):
     images = np.random.default_rng(0).uniform(0, 255, (2,) + size + (3,)).astype("float32")
     probabilities = keras.ops.convert_to_numpy(model(images, training=False))
     assert probabilities.shape == (2, 3)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    # the backbone sees the image: two random images get two different
+    # features (a preprocessing that zeroes the pixels gives the same twice;
+    # the new head starts at zero, so its outputs are uniform until trained)
+    features = keras.ops.convert_to_numpy(get_backbone(model)(images, training=False))
+    assert not np.allclose(features[0], features[1], rtol=1e-3, atol=0), name  # random BN: tiny values
 
     groups = [group for group, _ in backbone_groups(model)]
     assert len(groups) >= 4, (name, groups)

@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from tests.test_notebooks import _outputs, execute
+from tests.helpers import EXAMPLES, execute_notebook, notebook_text
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 
 @pytest.mark.slow
@@ -40,7 +39,7 @@ def test_detection_script_writes_both_runs_and_the_machine(tmp_path):
 
 @pytest.mark.slow
 def test_detection_notebook(tmp_path, monkeypatch):
-    text = _outputs(execute("object_detection.ipynb", tmp_path, monkeypatch, timeout=1500))
+    text = notebook_text(execute_notebook("object_detection.ipynb", tmp_path, monkeypatch, timeout=1500))
     assert "coco 24 training images" in text
     assert "'map_50'" in text and "per_class_ap" in text
     assert text.count("detections") >= 2  # one line per test image

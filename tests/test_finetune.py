@@ -221,8 +221,11 @@ def test_run_folder_holds_model_metrics_and_plots(tmp_path):
     assert test_accuracy == pytest.approx(float(np.mean(predicted == y[:6])))
     np.testing.assert_allclose(loaded.model.predict(x[:4], verbose=0),
                                result.model.predict(x[:4], verbose=0), atol=1e-6)
+    probabilities = result.model.predict(x[:1], verbose=0)[0]
+    best = np.argsort(-probabilities)[:2]
     top = result.predict(x[:1], top=2)[0]
-    assert len(top) == 2 and top[0][0] in names
+    assert [name for name, _ in top] == [names[i] for i in best]
+    np.testing.assert_allclose([p for _, p in top], probabilities[best], atol=1e-6)
 
 
 def test_predict_takes_images_as_the_training_data_could_be(tmp_path, image_folder):

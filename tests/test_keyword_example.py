@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from tests.test_notebooks import _outputs, execute
+from tests.helpers import EXAMPLES, execute_notebook, notebook_text
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 
 @pytest.mark.slow
@@ -31,6 +30,6 @@ def test_keyword_script_beats_chance_and_random_init_on_unseen_voices(tmp_path):
 
 @pytest.mark.slow
 def test_keyword_notebook(tmp_path, monkeypatch):
-    text = _outputs(execute("keyword_spotting.ipynb", tmp_path, monkeypatch))
+    text = notebook_text(execute_notebook("keyword_spotting.ipynb", tmp_path, monkeypatch))
     assert "test voices:" in text and "two_stage" in text and "from_scratch" in text
     assert (tmp_path / "two_stage" / "model.keras").exists()

@@ -12,7 +12,7 @@ from keras_tl.data.text import (
     sample_texts,
     split_texts,
 )
-from tests.test_text_helpers import sentiment_texts, write_text_csv, write_text_folder
+from tests.helpers import sentiment_texts, write_text_csv, write_text_folder
 
 pytestmark = pytest.mark.core
 

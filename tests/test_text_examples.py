@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from tests.test_notebooks import _outputs, execute
+from tests.helpers import EXAMPLES, execute_notebook, notebook_text
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 SMALL = ["--max-train", "48", "--max-test", "40", "--epochs", "1", "--sequence-length", "32"]
 
 
@@ -47,7 +46,7 @@ def test_topic_script_reduced_budget(tmp_path):
 
 @pytest.mark.slow
 def test_sentiment_notebook(tmp_path, monkeypatch):
-    text = _outputs(execute("sentiment_amazon_reviews.ipynb", tmp_path, monkeypatch))
+    text = notebook_text(execute_notebook("sentiment_amazon_reviews.ipynb", tmp_path, monkeypatch))
     assert "two-stage fine-tuned MiniLM" in text and "frozen MiniLM" in text
     assert "Exported version 1" in text
     assert (tmp_path / "saved_models" / "sentiment" / "1" / "model.onnx").exists()
@@ -55,6 +54,6 @@ def test_sentiment_notebook(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_topic_notebook(tmp_path, monkeypatch):
-    text = _outputs(execute("topic_bbc_news.ipynb", tmp_path, monkeypatch))
+    text = notebook_text(execute_notebook("topic_bbc_news.ipynb", tmp_path, monkeypatch))
     assert "is not UTF-8" in text  # the Latin-1 article is named
     assert "two-stage fine-tuned MiniLM" in text

@@ -14,7 +14,7 @@ import pytest
 
 from keras_tl.tasks import get_task
 from keras_tl.tasks.text_classifier import TOKENIZER_CHECK_TEXTS
-from tests.test_text_helpers import VOCABULARY, sentiment_texts, tiny_preset  # noqa: F401
+from tests.helpers import VOCABULARY, sentiment_texts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Corners of keras_hub's rules beyond TOKENIZER_CHECK_TEXTS.

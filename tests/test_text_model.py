@@ -18,7 +18,7 @@ from keras_tl.tasks.text_classifier import (
     default_text_stages,
 )
 from keras_tl.training.stages import Stage
-from tests.test_text_helpers import sentiment_texts, tiny_bert, tiny_preset  # noqa: F401
+from tests.helpers import sentiment_texts, tiny_bert
 
 pytestmark = pytest.mark.core
 
@@ -33,12 +33,12 @@ def _size(weights):
 
 
 @pytest.fixture(scope="module")
-def task(tiny_preset):  # noqa: F811
+def task(tiny_preset):
     return get_task("text_classification").prepare(sentiment_texts(12), tiny_preset, sequence_length=16,
                              batch_size=8, seed=0)
 
 
-def test_preset_folder_loads_encoder_and_tokenizer(tiny_preset):  # noqa: F811
+def test_preset_folder_loads_encoder_and_tokenizer(tiny_preset):
     encoder = load_text_encoder(tiny_preset, sequence_length=16)
     assert encoder.model.name == "backbone"
     assert encoder.input_names == ["padding_mask", "segment_ids", "token_ids"]
@@ -59,7 +59,7 @@ def test_task_tokenizes_and_splits(task):
     assert task.model.get_layer("probabilities").units == 2
 
 
-def test_freezing_counts_per_stage(tiny_preset):  # noqa: F811
+def test_freezing_counts_per_stage(tiny_preset):
     model = build_text_classifier(load_text_encoder(tiny_preset, 16), 3)
     backbone = get_backbone(model)
     layer_size = _size(backbone.get_layer("transformer_layer_0").weights)
@@ -92,7 +92,7 @@ def test_freezing_counts_per_stage(tiny_preset):  # noqa: F811
         apply_text_stage(model, Stage("bad", unfreeze="block9"))
 
 
-def test_lora_trains_only_adapters(tiny_preset):  # noqa: F811
+def test_lora_trains_only_adapters(tiny_preset):
     model = build_text_classifier(load_text_encoder(tiny_preset, 16), 2)
     rank = 2
     stage = default_text_stages(lora_rank=rank)[1]
@@ -136,8 +136,11 @@ def test_training_then_raw_string_pipeline_roundtrip(task, tmp_path):
     texts = ["This tea was great", "awful coffee"]
     probabilities = pipeline.predict(texts)
     assert probabilities.shape == (2, 2)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
-    assert set(pipeline.classify(texts)) <= {"negative", "positive"}
+    # the text decides the output, and classify names each row's most
+    # probable class (two epochs do not reliably learn the opinions: not asserted)
+    assert not np.allclose(probabilities[0], probabilities[1], atol=1e-6)
+    assert list(pipeline.classify(texts)) == [
+        task.class_names[i] for i in probabilities.argmax(axis=1)]
     path = str(tmp_path / "pipeline.keras")
     pipeline.save(path)
     reloaded = keras.saving.load_model(path)
@@ -159,7 +162,7 @@ def test_bad_encoder_folders(tmp_path):
     assert not is_text_backbone(str(image))
 
 
-def test_sequence_length_and_weights_checks(tiny_preset):  # noqa: F811
+def test_sequence_length_and_weights_checks(tiny_preset):
     with pytest.raises(ValueError, match="exceeds the encoder's maximum of 32"):
         load_text_encoder(tiny_preset, sequence_length=64)
     with pytest.raises(ValueError, match="weights='default' or None"):

@@ -44,9 +44,12 @@ def split_frozen_part(model):
 
     Example:
     >>> import keras, numpy as np
-    >>> from tests.helpers import tiny_backbone
+    >>> x = images = keras.Input((16, 16, 3))
+    >>> for block, filters in ((1, 4), (2, 8)):  # two blocks of convolution and BatchNorm
+    ...     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"block{block}_conv")(x)
+    ...     x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+    >>> backbone = keras.Model(images, x, name="backbone")
     >>> inputs = keras.Input((16, 16, 3))
-    >>> backbone = tiny_backbone(name="backbone")
     >>> x = keras.layers.GlobalAveragePooling2D(name="pool")(backbone(inputs))
     >>> x = keras.layers.Dropout(0.2, name="dropout")(x)
     >>> model = keras.Model(inputs, keras.layers.Dense(3, name="probabilities")(x))

@@ -39,10 +39,14 @@ def backbone_groups(model):
     blocks is cut into 8 runs of about as many layers, `part1` ... `part8`.
 
     Example:
-    >>> from tests.helpers import tiny_backbone
     >>> import keras
+    >>> x = images = keras.Input((16, 16, 3))
+    >>> for block, filters in ((1, 4), (2, 8)):  # two blocks of convolution and BatchNorm
+    ...     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"block{block}_conv")(x)
+    ...     x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+    >>> backbone = keras.Model(images, x, name="backbone")
     >>> inputs = keras.Input((16, 16, 3))
-    >>> model = keras.Model(inputs, keras.layers.Dense(2)(tiny_backbone(name="backbone")(inputs)))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(backbone(inputs)))
     >>> [(name, [layer.name for layer in layers]) for name, layers in backbone_groups(model)]
     [('block1', ['block1_conv', 'block1_bn']), ('block2', ['block2_conv', 'block2_bn'])]
     >>> x = inputs
@@ -83,9 +87,13 @@ def rate_multipliers(model, layer_decay=None, lr_multipliers=None):
 
     Example:
     >>> import keras
-    >>> from tests.helpers import tiny_backbone
+    >>> x = images = keras.Input((16, 16, 3))
+    >>> for block, filters in ((1, 4), (2, 8)):  # two blocks of convolution and BatchNorm
+    ...     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"block{block}_conv")(x)
+    ...     x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+    >>> backbone = keras.Model(images, x, name="backbone")
     >>> inputs = keras.Input((16, 16, 3))
-    >>> model = keras.Model(inputs, keras.layers.Dense(2)(tiny_backbone(name="backbone")(inputs)))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(backbone(inputs)))
     >>> factors = rate_multipliers(model, layer_decay=0.5)
     >>> sorted({round(f, 3) for f in factors.values()})
     [0.25, 0.5]
