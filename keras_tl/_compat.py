@@ -9,10 +9,10 @@ Not routed here: `AdamWithRateFactors._apply_weight_decay` in
 
 Example:
 >>> import keras
->>> inputs = keras.Input((2,))
+>>> inputs = keras.Input((2,), name="pixels")
 >>> model = keras.Model(inputs, keras.layers.Dense(1, name="dense")(inputs))
 >>> [layer.name for layer in flatten_layers(model, include_self=False)]
-['input_layer', 'dense']
+['pixels', 'dense']
 """
 
 

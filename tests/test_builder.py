@@ -81,7 +81,7 @@ def test_a_bare_keras_model_is_an_image_backbone_with_its_preprocessing():
 def test_local_keras_hub_presets_load_by_their_kind(tmp_path):
     import keras_hub
 
-    from tests.test_text_helpers import save_tiny_preset
+    from tests.helpers import save_tiny_preset
 
     image = keras_hub.models.ResNetBackbone(
         input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64],

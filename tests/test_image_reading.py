@@ -153,8 +153,9 @@ def served(finetuned, photo_files, bomb_png, tmp_path_factory):
     from keras_tl.tasks import get_task
 
     def save(model, name, class_names):
-        return write_saved_model(model, str(root / name), get_task("image_classification"),
-                                 {"input_size": [SIZE, SIZE]}, class_names)
+        spec = get_task("image_classification").export_spec(
+            model, {"input_size": [SIZE, SIZE]}, class_names)
+        return write_saved_model(spec, str(root / name))
 
     root = tmp_path_factory.mktemp("served")
     inputs = keras.Input((SIZE, SIZE, 3))
