@@ -15,6 +15,7 @@ temporary folder that is removed at the end, and save and export nothing.
 
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -185,7 +186,13 @@ class FinetuneRun:
         """A non-chief process's temporary run folder, holding a copy of the
         chief's checkpoint (the output folder is shared): every process
         resumes from the same epoch and checks the same settings."""
-        folder = tempfile.mkdtemp(prefix=f"keras_tl-worker{self.process_index}-")
+        # named after the output folder: a relaunch replaces what a killed
+        # process left there instead of adding a folder
+        digest = hashlib.sha256(os.path.abspath(self.output_dir).encode()).hexdigest()[:12]
+        folder = os.path.join(tempfile.gettempdir(),
+                              f"keras_tl-worker{self.process_index}-{digest}")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
         checkpoint = os.path.join(self.output_dir, "checkpoint")
         if os.path.exists(checkpoint):
             shutil.copytree(checkpoint, os.path.join(folder, "checkpoint"))
