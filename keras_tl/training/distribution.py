@@ -216,7 +216,7 @@ def _jax_data_parallel(distribute):
         keras.distribution.set_distribution(previous)
 
 
-class ProcessSlicedDataParallel(keras.distribution.DataParallel):
+class _ProcessSlicedDataParallel(keras.distribution.DataParallel):
     """`DataParallel` over several processes where process `i` of `n`
     feeds rows `[i * b/n, (i + 1) * b/n)` of every global batch of `b`, as
     Keras' own sharding does, except that a batch not divisible by `n` (the
@@ -243,7 +243,7 @@ class ProcessSlicedDataParallel(keras.distribution.DataParallel):
 def _jax_multi_process(process_index, num_processes):
     previous = keras.distribution.distribution()
     devices = keras.distribution.list_devices()  # every process's devices
-    keras.distribution.set_distribution(ProcessSlicedDataParallel(devices=devices))
+    keras.distribution.set_distribution(_ProcessSlicedDataParallel(devices=devices))
     try:
         yield {"strategy": "DataParallel", "device_count": len(devices),
                "num_processes": num_processes}
