@@ -136,7 +136,7 @@ def build_parser():
                                "once (auto: when there is no augmentation)")
     training.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16"],
                           default=None, help="mixed precision (the output layer stays float32)")
-    training.add_argument("--distribute", choices=["auto", "data_parallel"], default=None,
+    training.add_argument("--distribute", choices=["auto", "data_parallel", "multi_worker"], default=None,
                           help="data-parallel over this machine's devices (JAX, TensorFlow); "
                                "--batch-size is the global batch")
     _stage_args(ft)

@@ -108,8 +108,10 @@ class FinetuneResult:
                     dict(self.metrics, histories=self.histories))
         with open(os.path.join(output_dir, "class_names.txt"), "w") as f:
             f.write("\n".join(self.class_names) + "\n")
+        processes = (self.config.get("distribution") or {}).get("num_processes", 1)
         _write_json(os.path.join(output_dir, "run.json"),
-                    dict(info=self.info, config=self.config, class_names=self.class_names))
+                    dict(info=self.info, config=self.config, class_names=self.class_names,
+                         num_processes=processes))
         if self.verification_sample is not None:
             _write_sample(os.path.join(output_dir, SAMPLE_FILE), self.verification_sample)
         self.task_contract.write_reports(self, output_dir)

@@ -6,12 +6,20 @@ setting before anything loads (`__init__`), prepares the data and model
 (`Task.prepare`, under the run's distribution and precision), trains the
 stages with checkpoints (`keras_tl.training.loop`), evaluates, saves the
 run folder (`FinetuneResult.save`) and exports.
+
+On several processes (`distribute="multi_worker"`) every process runs the
+same job; only process 0, the chief, writes the run folder. The others
+resume from a copy of its checkpoint, write their checkpoints into a
+temporary folder that is removed at the end, and save and export nothing.
 """
 
 import contextlib
 import datetime
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 
 import keras
 import numpy as np
@@ -54,6 +62,8 @@ class FinetuneRun:
                  seed=0, export=None, verbose="auto", optimizer="adam", weight_decay=None,
                  label_smoothing=0.0, callbacks=None, cache_features="auto", precision=None,
                  distribute=None, **task_options):
+        # first: JAX can join a cluster only before it computes anything
+        self.process_index, self.num_processes = distribution_lib.join_cluster(distribute)
         keras.utils.set_random_seed(seed)
         self.data, self.backbone = data, backbone
         self.output_dir = output_dir or os.path.join(
@@ -75,6 +85,8 @@ class FinetuneRun:
             cache_features=resolve_cache_features(cache_features, self.task, self.options),
             batch_size=batch_size, seed=seed, report_dir=self.output_dir)
         self.export_path, self.distribute = export, distribute
+        self.chief = self.process_index == 0
+        self.write_dir = self.output_dir  # the chief's; a worker's own temporary folder
         self.distribution = None
         self.prepared = None
 
@@ -140,19 +152,27 @@ class FinetuneRun:
         """Prepares, trains every stage (resuming from the run folder),
         evaluates, saves the run folder and exports; returns the
         `FinetuneResult`."""
-        with self.scope():
-            prepared = self.prepare()
-            settings = self.settings()
-            outcome = run_stages(prepared, self.stages,
-                                 os.path.join(self.output_dir, "checkpoint"), settings,
-                                 options=self.training)
-            metrics = self.evaluate()
+        try:
+            self.write_dir = self.output_dir if self.chief else self._worker_copy()
+            self.training.report_dir = self.write_dir
+            with self.scope():
+                prepared = self.prepare()
+                settings = self.settings()
+                outcome = run_stages(prepared, self.stages,
+                                     os.path.join(self.write_dir, "checkpoint"), settings,
+                                     options=self.training)
+                metrics = self.evaluate()
+        finally:
+            if not self.chief:
+                shutil.rmtree(self.write_dir, ignore_errors=True)
         distribution_lib.for_single_device_inference(
             [prepared.model, prepared.inference_model], self.distribution)
         result = FinetuneResult(
             model=prepared.model, class_names=prepared.class_names, histories=outcome.histories,
             metrics=metrics, info=prepared.info, config=settings, output_dir=self.output_dir,
             stages=self.stages, task=prepared, verification_sample=prepared.sample)
+        if not self.chief:  # the chief saves and exports the same model
+            return result
         # a finished run's folder is left as it was: a reload never overwrites its model
         if not (outcome.reloaded and os.path.exists(os.path.join(self.output_dir, MODEL_FILE))):
             result.save(self.output_dir)
@@ -161,6 +181,22 @@ class FinetuneRun:
 
             result.exports = export(result, self.export_path)
         return result
+
+    def _worker_copy(self):
+        """A non-chief process's temporary run folder, holding a copy of the
+        chief's checkpoint (the output folder is shared): every process
+        resumes from the same epoch and checks the same settings."""
+        # named after the output folder: a relaunch replaces what a killed
+        # process left there instead of adding a folder
+        digest = hashlib.sha256(os.path.abspath(self.output_dir).encode()).hexdigest()[:12]
+        folder = os.path.join(tempfile.gettempdir(),
+                              f"keras_tl-worker{self.process_index}-{digest}")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        checkpoint = os.path.join(self.output_dir, "checkpoint")
+        if os.path.exists(checkpoint):
+            shutil.copytree(checkpoint, os.path.join(folder, "checkpoint"))
+        return folder
 
     def find_learning_rate(self, stage=None, start_lr=1e-7, end_lr=10.0, num_steps=100,
                            output_dir=None, verbose=True):
@@ -181,7 +217,7 @@ class FinetuneRun:
             self.training.lr_find = dict(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps)
             result = sweep_rate(prepared.task, model, train, stage, self.training,
                                 rates_model=prepared.model)
-        if output_dir:
+        if output_dir and self.chief:
             result.save(output_dir)
         if verbose:
             print(f"suggested learning rate: {result.suggestion:.3g}")

@@ -112,7 +112,7 @@ def test_no_distribution_records_nothing_and_unknown_mode_is_refused(tmp_path):
     from tests.helpers import colour_arrays, tiny_backbone
 
     x, y, names = colour_arrays()
-    with pytest.raises(ConfigError, match="distribute must be None, 'auto' or 'data_parallel'"):
+    with pytest.raises(ConfigError, match="distribute must be None, 'auto', 'data_parallel' or 'multi_worker'"):
         keras_tl.finetune((x, y), tiny_backbone(), distribute="model_parallel")
     keras_tl.finetune((x, y), tiny_backbone(), class_names=names, verbose=0, distribute="auto",
                       stages=[keras_tl.Stage("head", epochs=1)], output_dir=str(tmp_path / "r"))
