@@ -33,7 +33,8 @@ def _bn(model, block):
 def test_stage_one_leaves_backbone_kernels_and_bn_statistics_unchanged(tmp_path):
     backbone = tiny_backbone()
     before = [weights_of(layer) for layer in backbone.layers]
-    stage = keras_tl.Stage("head", epochs=4, learning_rate=1e-2)
+    # on a random tiny backbone's features 1e-2 barely moved the loss in 4 epochs (JAX: up 1 %)
+    stage = keras_tl.Stage("head", epochs=4, learning_rate=5e-2)
     result = _finetune(tmp_path, [stage], backbone=backbone)
     after = [weights_of(layer) for layer in get_backbone(result.model).layers]
     for old, new in zip(before, after):
