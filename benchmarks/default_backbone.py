@@ -5,7 +5,6 @@ each, side by side in one process, written to a JSON file.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -13,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 
 from fashion_mnist_demo import compare  # noqa: E402
 
-from keras_tl.reports import machine_info  # noqa: E402
+from _results import write_results  # noqa: E402  (benchmarks/ is the script's folder)
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "mobilenet_v2_torch")
 
@@ -38,14 +37,8 @@ def main():
                    mean_seconds=round(sum(r["seconds"] for r in runs) / len(runs), 1))
         for name, runs in rows.items()
     }
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        setup = {k: v for k, v in results["setup"].items() if k != "backbone"}
-        json.dump(dict(setup=setup, summary=summary, two_stage=rows,
-                       machine=dict(machine_info(), note="shared machine; times are indicative")),
-                  f, indent=2)
-    print(json.dumps(summary, indent=2))
-    print(f"wrote {args.out}")
+    setup = {k: v for k, v in results["setup"].items() if k != "backbone"}
+    write_results(args.out, summary, setup=setup, two_stage=rows)
 
 
 if __name__ == "__main__":

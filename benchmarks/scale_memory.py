@@ -157,7 +157,7 @@ def main():
     if args.child:
         print("RESULT " + json.dumps(measure(args.child, args)), flush=True)
         return
-    from keras_tl.reports import machine_info
+    from _results import write_results  # benchmarks/ is the script's folder
 
     start = time.perf_counter()
     write_folder(os.path.join(args.data, "pool"), max(args.sizes))
@@ -183,13 +183,7 @@ def main():
                     stages="head: 1 epoch on cached features; finetune: unfreeze='all', 1 epoch",
                     cache_memory=os.environ.get("KERAS_TL_CACHE_MEMORY", "default"),
                     single_loop_sample=args.old_sample)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(dict(settings=settings, summary=summary, sizes=rows,
-                       machine=dict(machine_info(), note="shared machine; times are indicative")),
-                  f, indent=2)
-    print(json.dumps(summary, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, summary, settings=settings, sizes=rows)
 
 
 if __name__ == "__main__":
