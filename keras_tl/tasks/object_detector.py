@@ -201,13 +201,12 @@ class ObjectDetection(Task):
         >>> get_task("object_detection").evaluate(None, None) is None
         True
         """
-        if dataset is None:
+        metrics = super().evaluate(model, dataset)  # the losses
+        if metrics is None:
             return None
         from keras_tl.data.detection import DetectionRecord
         from keras_tl.evaluation.coco import coco_metrics
 
-        values = model.evaluate(dataset, verbose=0, return_dict=True)
-        metrics = {key: float(value) for key, value in values.items()}
         images, records = [], []
         for x, y in dataset.as_numpy_iterator():
             images.append(x)
