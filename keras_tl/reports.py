@@ -7,9 +7,13 @@ do not pay its start-up.
 """
 
 import functools
+import os
+import platform
 import warnings
 
 import numpy as np
+
+from keras_tl.version import __version__
 
 
 def machine_info():
@@ -20,9 +24,6 @@ def machine_info():
     >>> sorted(machine_info())
     ['cpu', 'cpus', 'keras', 'keras_backend', 'keras_tl', 'python', 'tensorflow']
     """
-    import os
-    import platform
-
     import keras
 
     cpu = platform.processor() or platform.machine()
@@ -34,7 +35,6 @@ def machine_info():
         pass
     import tensorflow as tf
 
-    from keras_tl.version import __version__
 
     return dict(cpu=cpu, cpus=os.cpu_count(), python=platform.python_version(),
                 keras=keras.__version__, keras_backend=keras.backend.backend(),

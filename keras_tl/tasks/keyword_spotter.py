@@ -14,10 +14,15 @@ import wave
 
 import numpy as np
 
+from keras_tl.data import audio
+from keras_tl.data.audio import is_audio_data, make_audio_dataset, prepare_waveforms, serving_wav_fn
 from keras_tl.data.audio.wav import WAV_EXTENSIONS
+from keras_tl.data.examples import LabelledArrays
+from keras_tl.errors import DataError
 from keras_tl.export_spec import ConvertedGraph, Signature
 from keras_tl.tasks.classification import Classification, classification_head
 from keras_tl.tasks.options import KEYWORD_SPOTTING
+from keras_tl.training.stages import Stage
 
 INPUT_NAME = "waveforms"
 WAV_NAME = "wav_bytes"  # serving_wav's input: WAV file bytes
@@ -55,8 +60,6 @@ def load_audio_data(data, clip_samples, class_names=None, skip_corrupt=False, mi
     >>> x.shape, names
     ((2, 16000), ['no', 'yes'])
     """
-    from keras_tl.data import audio
-
     if isinstance(data, (str, os.PathLike)):
         x, y, names = audio.load_audio_folder(data, clip_samples, skip_corrupt=skip_corrupt)
         if class_names is not None:  # validation/test folders index the training classes
@@ -70,8 +73,6 @@ def load_audio_data(data, clip_samples, class_names=None, skip_corrupt=False, mi
 
 
 def _reindex(labels, names, class_names):
-    from keras_tl.errors import DataError
-
     unknown = sorted(set(names) - set(class_names))
     if unknown:
         raise DataError(f"Classes {unknown} are not among the training classes {list(class_names)}.")
@@ -104,8 +105,6 @@ class KeywordSpotting(Classification):
         >>> [(s.name, s.learning_rate, s.unfreeze) for s in get_task("keyword_spotting").default_stages()]
         [('head', 0.01, None), ('finetune', 0.0001, 'all')]
         """
-        from keras_tl.training.stages import Stage
-
         return [
             Stage("head", unfreeze=None, epochs=head_epochs, learning_rate=1e-2),
             Stage("finetune", unfreeze="all", epochs=finetune_epochs, learning_rate=1e-4,
@@ -137,8 +136,6 @@ class KeywordSpotting(Classification):
         >>> task.recognizes((np.zeros((4, 16000)), [0, 1, 0, 1])), task.recognizes("photos/")
         (True, False)
         """
-        from keras_tl.data.audio import is_audio_data
-
         if isinstance(backbone, str) and backbone == DEFAULT_BACKBONE:
             return True
         return not isinstance(data, (str, os.PathLike)) and is_audio_data(data)
@@ -154,8 +151,6 @@ class KeywordSpotting(Classification):
         >>> prepared.class_names, prepared.info["clip_samples"], prepared.info["num_validation"]
         (['no', 'yes'], 16000, 2)
         """
-        from keras_tl.data.examples import LabelledArrays
-
         x, y, names = load_audio_data(data, int(loaded.model.input.shape[1]), class_names,
                                       skip_corrupt, min_classes)
         return LabelledArrays(x, y, names)
@@ -177,8 +172,6 @@ class KeywordSpotting(Classification):
 
     def dataset(self, examples, loaded, info, batch_size, training=False, seed=0,
                 augment=False, **options):
-        from keras_tl.data.audio import make_audio_dataset
-
         return make_audio_dataset(examples.inputs, examples.labels, batch_size, shuffle=training,
                                   seed=seed, augment=augment if training else None)
 
@@ -195,8 +188,6 @@ class KeywordSpotting(Classification):
         ...     [np.ones(8000)], {"clip_samples": 16000}).shape
         (1, 16000)
         """
-        from keras_tl.data.audio import prepare_waveforms
-
         if isinstance(inputs, (str, os.PathLike)):
             inputs = [inputs]
         return prepare_waveforms(inputs, int(info["clip_samples"]))
@@ -236,7 +227,6 @@ class KeywordSpotting(Classification):
             def build_wav():
                 import tensorflow as tf  # serving graphs only
 
-                from keras_tl.data.audio import serving_wav_fn
 
                 wav_to_clips = serving_wav_fn(samples)
 

@@ -5,17 +5,25 @@ The training model takes the tokenizer's int arrays (`token_ids`,
 so `predict` takes raw strings.
 """
 
+import json
 import os
+import shutil
 
 import keras
 import numpy as np
 
 from keras_tl import _compat
+from keras_tl.backbones import text_encoders
+from keras_tl.backbones.text_encoders import load_text_encoder, tokenize
+from keras_tl.data.text import is_text_data, length_batches, load_texts, make_text_dataset
 from keras_tl.errors import ConfigError
 from keras_tl.export_spec import Asset, ConvertedGraph, Signature
 from keras_tl.freezing import get_backbone
+from keras_tl.tasks import wordpiece
 from keras_tl.tasks.classification import Classification, classification_head
 from keras_tl.tasks.options import TEXT_CLASSIFICATION
+from keras_tl.tasks.wordpiece import load_tokenizer
+from keras_tl.training.cache import split_frozen_part
 from keras_tl.training.stages import HEAD_CACHED_EPOCHS, Stage
 
 POOLINGS = ("mean", "pooled")
@@ -201,8 +209,6 @@ class TextClassifierPipeline(keras.Model):
         >>> pipeline.tokenize(["hello"])["token_ids"].shape  # sequence_length 8
         (1, 8)
         """
-        import numpy as np
-
         texts = _as_text_list(texts)
         wanted = sorted(self.classifier.input) if isinstance(self.classifier.input, dict) else None
         parts = {}
@@ -224,10 +230,6 @@ class TextClassifierPipeline(keras.Model):
         >>> probabilities.shape, np.allclose(probabilities.sum(axis=-1), 1)
         ((2, 2), True)
         """
-        import numpy as np
-
-        from keras_tl.data.text import length_batches
-
         if not isinstance(x, dict):
             x = self.tokenize(x)
         outputs = None
@@ -279,8 +281,6 @@ def _without_compile(config):
 
 
 def _as_text_list(texts):
-    import numpy as np
-
     if isinstance(texts, str):
         raise TypeError("Pass a list of texts, not a single string: predict([text]).")
     texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in np.asarray(texts, object).reshape(-1)]
@@ -322,13 +322,10 @@ class TextClassification(Classification):
         >>> get_task("text_classification").recognizes("photos/", backbone="minilm")
         True
         """
-        from keras_tl.data.text import is_text_data
-
         if not _is_folder(data) and is_text_data(data):
             return True
         if backbone is None:
             return False
-        from keras_tl.backbones import text_encoders
 
         return text_encoders.is_text_backbone(backbone)
 
@@ -345,8 +342,6 @@ class TextClassification(Classification):
         >>> get_task("text_classification").read((["good", "bad"], ["pos", "neg"])).class_names
         ['neg', 'pos']
         """
-        from keras_tl.data.text import load_texts
-
         return load_texts(data, class_names=class_names, min_classes=min_classes,
                           text_column=text_column, label_column=label_column)
 
@@ -361,9 +356,6 @@ class TextClassification(Classification):
         >>> encoder.input_size
         (8,)
         """
-        from keras_tl.backbones.text_encoders import load_text_encoder
-        from keras_tl.errors import ConfigError
-
         if weights not in ("default", "preset", None):
             raise ConfigError(f"Text encoders take weights='default' or None, got {weights!r}.")
         return load_text_encoder(backbone, sequence_length, weights=weights, tokenizer=tokenizer)
@@ -387,9 +379,6 @@ class TextClassification(Classification):
 
     def dataset(self, examples, loaded, info, batch_size, training=False, seed=0, **options):
         """Texts tokenized once, batched."""
-        from keras_tl.backbones.text_encoders import tokenize
-        from keras_tl.data.text import make_text_dataset
-
         return make_text_dataset(tokenize(loaded, examples.texts), examples.labels, batch_size,
                                  shuffle=training, seed=seed)
 
@@ -420,8 +409,6 @@ class TextClassification(Classification):
         >>> features.output.shape, head.input.shape
         ((None, 384), (None, 384))
         """
-        from keras_tl.training.cache import split_frozen_part
-
         return split_frozen_part(model)
 
     def prepare_inputs(self, inputs, info):
@@ -527,12 +514,6 @@ def embed_texts(encoder, texts, batch_size=64):
     >>> embed_texts(encoder, ["hello", "hi there"]).shape
     (2, 384)
     """
-    import numpy as np
-
-    from keras_tl.backbones.text_encoders import tokenize
-
-    from keras_tl.data.text import length_batches
-
     inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in encoder.input_names}
     features = encoder.model(inputs)
     sequence = features["sequence_output"] if isinstance(features, dict) else features
@@ -555,7 +536,6 @@ def linear_probe(train_features, train_labels, test_features, test_labels, C=1.0
     >>> linear_probe(train, [0, 0, 1, 1], np.array([[0.2, 0.8], [0.8, 0.3]]), [0, 1])
     1.0
     """
-    import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     classifier = LogisticRegression(C=C, max_iter=2000)
@@ -614,8 +594,6 @@ def _wordpiece_settings(pipeline):
 def _token_feed(texts, folder):
     """Token arrays for raw texts, built by the export's own
     `tokenizer/wordpiece.py` rules from its `vocab.txt` in `folder`."""
-    from keras_tl.tasks.wordpiece import load_tokenizer
-
     arrays = load_tokenizer(os.path.join(folder, TOKENIZER_DIR)).encode(
         [str(text) for text in texts])
     return {name: np.asarray(rows, dtype="int32") for name, rows in arrays.items()}
@@ -634,11 +612,6 @@ def tokenizer_assets(pipeline):
     >>> tokenizer_assets(None)
     ()
     """
-    import json
-    import shutil
-
-    from keras_tl.tasks import wordpiece
-
     settings = _wordpiece_settings(pipeline)
     if settings is None:
         return ()
