@@ -105,6 +105,7 @@ def assert_warmup_replays(exported, spec, text_ops=False, atol=1e-5):
         outputs = runner.run(inputs)
         if outputs is not None:
             expected[runner.graph.name] = (runner.graph.feed_for(inputs), outputs)
+    assert "serving_default" in expected, expected
     _, batching = parse_server_configs(os.path.dirname(exported.path))
     largest = min(len(inputs), batching.max_batch_size.value)
     seen = []
@@ -135,3 +136,24 @@ def _assert_same(listed, expected, atol):
     else:
         np.testing.assert_allclose(np.asarray(listed, expected.dtype), expected, atol=atol,
                                    rtol=0)
+
+
+def spec_of(run):
+    """The `ExportSpec` `keras_tl.export` builds for `run` (same model,
+    info, class names and verification inputs)."""
+    from keras_tl.exporters import pipeline
+
+    model, task, class_names, info, _, sample = pipeline._unpack(run, None, None)
+    return task.export_spec(model, info, class_names, sample)
+
+
+def assert_export_for_tf_serving(exported, run, atol=1e-4):
+    """The configs, the warm-up replay and the model card of `run`'s export."""
+    assert_server_configs(exported)
+    spec = spec_of(run)
+    assert_warmup_replays(exported, spec, text_ops=spec.modality == "text", atol=atol)
+    with open(exported.files["model_card"], encoding="utf-8") as f:
+        card = f.read()
+    assert f"{spec.task} ({spec.modality} inputs); {len(spec.class_names)} classes" in card
+    for signature in spec.signatures:
+        assert f"- `{signature.name}`: " in card

@@ -113,7 +113,7 @@ def _data(info, training):
     for part, label in (("train", "training"), ("validation", "validation"), ("test", "test")):
         count = info.get(f"num_{part}")
         if count is not None:
-            lines.append(f"- {label}: {count} examples")
+            lines.append(f"- {label}: {count} examples" if count else f"- {label}: none")
     if not lines:
         lines.append("- not recorded in the run's info")
     data = training.get("data") or {}
@@ -135,7 +135,7 @@ def _metrics(metrics, info):
     for part in parts:
         names += [name for name, value in metrics[part].items()
                   if name not in names and isinstance(value, (int, float))]
-    header = [f"{part} ({info[f'num_{part}']} examples)" if info.get(f"num_{part}") is not None
+    header = [f"{part} ({info[f'num_{part}']} examples)" if info.get(f"num_{part}")
               else part for part in parts]
     lines = ["| metric | " + " | ".join(header) + " |", "|---" * (len(parts) + 1) + "|"]
     for name in names:
@@ -178,7 +178,7 @@ def _contract(signatures, info):
     preprocessing = info.get("preprocessing")
     if preprocessing:
         lines.append(f"- preprocessing (inside the model): {_value(preprocessing)}")
-    for key in ("input_size", "sequence_length", "sample_rate", "clip_samples"):
+    for key in ("input_size", "sequence_length", "sample_rate", "clip_samples", "nms"):
         if info.get(key) is not None:
             lines.append(f"- {key}: {_value(info[key])}")
     return lines
