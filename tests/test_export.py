@@ -493,6 +493,33 @@ def test_serving_doc_uses_the_real_names(exported):
     assert "target=/models/NAME" not in text and "-e MODEL_NAME=flowers" in text
 
 
+def test_serving_doc_tf_serving_commands_use_the_written_files(exported):
+    """The tensorflow_model_server command lines (docs/serving.md, README)
+    pass the config files an export writes, from the model's base folder."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    commands = [block for block in _blocks(_doc(), "bash") + _blocks(readme, "bash")
+                if "--model_config_file" in block]
+    assert len(commands) == 3  # docs: the binary and Docker; the README
+    base = os.path.dirname(exported.path)
+    for command in commands:
+        flags = dict(re.findall(r"--(\w+)(?:=(\S+))?", command))
+        assert "enable_batching" in flags
+        # the REST port: Docker's entry point sets it, and -p publishes it
+        assert flags.get("rest_api_port", "8501") == "8501" and (
+            "docker" not in command or "-p 8501:8501" in command)
+        folders = set()
+        for flag, key in (("model_config_file", "tf_serving_config"),
+                          ("batching_parameters_file", "tf_serving_batching")):
+            folder, name = os.path.split(flags[flag])
+            assert os.path.join(base, name) == exported.files[key]
+            folders.add(folder)
+        (folder,) = folders
+        assert re.fullmatch(r"\$PWD/saved_models/\w+", folder), folder
+        if "docker" in command:  # mounted where base_path points
+            assert f"target={folder}" in command
+
+
 def test_serving_doc_python_snippets_run(exported, tmp_path):
     """The ONNX Runtime and LiteRT snippets of docs/serving.md, as written."""
     from PIL import Image
