@@ -100,8 +100,7 @@ def assert_warmup_replays(exported, spec, text_ops=False, atol=1e-5):
     assert report["keras_modules_loaded"] == []
     inputs = spec.verification_inputs
     expected = {}
-    for key, runner in SavedModelExporter().runners({"saved_model": exported.path},
-                                                    spec).items():
+    for runner in SavedModelExporter().runners({"saved_model": exported.path}, spec).values():
         outputs = runner.run(inputs)
         if outputs is not None:
             expected[runner.graph.name] = (runner.graph.feed_for(inputs), outputs)
