@@ -196,8 +196,8 @@ def test_tf_serving_configs_and_warmup_replay(exported, trained):
         trained.model, trained.info, CLASS_NAMES, trained.verification_sample)
     report = assert_warmup_replays(exported, spec)
     assert [(r["signature_name"], len(r["outputs"]["class_ids"])) for r in report["records"]] == [
-        ("serving_default", 1), ("serving_default", 24), ("serving_bytes", 1),
-        ("serving_bytes", 24)]
+        ("serving_default", 1), ("serving_default", 8), ("serving_bytes", 1),
+        ("serving_bytes", 8)]
 
 
 def test_model_card(exported, trained):

@@ -92,6 +92,7 @@ def assert_warmup_replays(exported, spec, text_ops=False, atol=1e-5):
     at its largest batch, whose inputs are the verification inputs' first
     rows and whose outputs, replayed without keras or keras_tl, are the
     SavedModel's own on the verification inputs. Returns the report."""
+    from keras_tl.exporters import tf_serving
     from keras_tl.exporters.saved_model import SavedModelExporter
 
     assert exported.files["tf_serving_warmup"] == os.path.join(
@@ -106,7 +107,8 @@ def assert_warmup_replays(exported, spec, text_ops=False, atol=1e-5):
             expected[runner.graph.name] = (runner.graph.feed_for(inputs), outputs)
     assert "serving_default" in expected, expected
     _, batching = parse_server_configs(os.path.dirname(exported.path))
-    largest = min(len(inputs), batching.max_batch_size.value)
+    largest = min(len(inputs), tf_serving.WARMUP_BATCH_SIZE)
+    assert largest <= batching.max_batch_size.value  # else TF Serving refuses the version
     seen = []
     for record in report["records"]:
         assert record["log_type"] == "predict_log"

@@ -6,8 +6,9 @@ Inside the version folder (staged with it, so atomic like the rest):
   TFRecord of `PredictionLog` records that the server replays when it loads
   the version, before it takes traffic, so the first client request is not
   the slow one. One `PredictRequest` per signature the spec can feed, on
-  the first verification input (batch 1) and on up to `MAX_BATCH_SIZE` of
-  them (the largest batch the batcher forms).
+  the first verification input (batch 1) and on up to `WARMUP_BATCH_SIZE`
+  of them (a batch the batcher forms under load; kept small, as the file is
+  part of every version: 8 float32 images of 224x224 take 4.8 MB).
 
 Beside the version folders (written only after the version is in place,
 each by an atomic rename):
@@ -34,9 +35,10 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODEL_CONFIG_FILE = "models.config"
 BATCHING_FILE = "batching_parameters.txt"
 GENERATED_HEADER = "# Written by keras_tl export; a file without this line is left as it is."
-# The largest batch the batcher forms; the warm-up's largest request must not
-# exceed it, or TF Serving refuses to load the version.
+# The largest batch the batcher forms; a warm-up request above it would make
+# TF Serving refuse to load the version.
 MAX_BATCH_SIZE = 32
+WARMUP_BATCH_SIZE = 8
 
 # Field numbers of TF Serving's messages (tensorflow_serving/apis/*.proto).
 _PREDICTION_LOG_PREDICT_LOG = 6
@@ -49,7 +51,7 @@ _MAP_KEY, _MAP_VALUE = 1, 2
 def warmup_requests(spec):
     """`[(signature name, feed)]`: the requests the warm-up file holds, for
     each signature of `spec` the verification inputs can feed, at batch 1
-    and at up to `MAX_BATCH_SIZE`.
+    and at up to `WARMUP_BATCH_SIZE`.
 
     Example:
     >>> from keras_tl.export_spec import ExportSpec, Signature
@@ -59,7 +61,7 @@ def warmup_requests(spec):
     [('serving_default', {'x': [1]}), ('serving_default', {'x': [1, 2, 3]})]
     """
     inputs = spec.verification_inputs
-    sizes = sorted({1, min(len(inputs), MAX_BATCH_SIZE)})
+    sizes = sorted({1, min(len(inputs), WARMUP_BATCH_SIZE, MAX_BATCH_SIZE)})
     requests = []
     for signature in spec.signatures:
         for size in sizes:
