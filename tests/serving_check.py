@@ -4,6 +4,7 @@ TensorFlow: no keras, no keras_tl.
 Usage: python tests/serving_check.py VERSION_DIR ARRAYS.npz
        python tests/serving_check.py --files REQUEST.json
        python tests/serving_check.py --texts VERSION_DIR TEXTS.json
+       python tests/serving_check.py --warmup VERSION_DIR [--text-ops]
 
 ARRAYS.npz holds `images` (float32 [n, H, W, 3], integer values 0-255) and
 `reference` (the Keras model's probabilities for them). Prints one JSON
@@ -24,6 +25,14 @@ tests/test_text_export.py asserts on that report.
 
 With --wav VERSION_DIR FILES.json (a keyword model's export): each WAV
 file's bytes go to `serving_wav`; tests/test_keyword_task.py asserts on it.
+
+With --warmup VERSION_DIR [--text-ops]: replays the export's
+`assets.extra/tf_serving_warmup_requests` as TF Serving does on load: each
+record parsed as a `PredictionLog` (tensorflow-serving-api), its request's
+inputs fed to its signature. Prints `{"records": [{"log_type",
+"model_name", "signature_name", "inputs", "outputs"}], ...}` (strings and
+bytes base64-encoded); tests/tf_serving_helpers.py asserts on it.
+`--text-ops` imports TensorFlow Text first (a text model's tokenizer ops).
 """
 
 import sys
@@ -34,10 +43,12 @@ import sys
 # show that no real keras / keras_tl module was loaded.
 # TensorFlow Text (--texts) subclasses tf.keras layers, so Keras itself stays
 # importable there; keras_tl and keras_hub never are.
-_BLOCKED = ("keras_tl", "keras_hub") + (() if "--texts" in sys.argv else ("keras", "tf_keras"))
+_TEXT_OPS = "--texts" in sys.argv or "--text-ops" in sys.argv
+_BLOCKED = ("keras_tl", "keras_hub") + (() if _TEXT_OPS else ("keras", "tf_keras"))
 for _name in _BLOCKED:
     sys.modules[_name] = None
 
+import base64  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 
@@ -206,11 +217,53 @@ def texts_report(path, texts_path):
     }
 
 
+def _listed(array):
+    """A JSON-ready array: numbers as they are, strings and bytes base64."""
+    array = np.asarray(array)
+    if array.dtype.kind in ("O", "S", "U"):
+        encode = np.vectorize(lambda v: base64.b64encode(
+            v if isinstance(v, bytes) else str(v).encode()).decode(), otypes=[object])
+        return encode(array).tolist() if array.size else array.tolist()
+    return array.tolist()
+
+
+def warmup_report(path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    if _TEXT_OPS:
+        import tensorflow_text  # noqa: F401  (registers the tokenizer's ops)
+
+    loaded = tf.saved_model.load(path)
+    records = []
+    warmup = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
+    for raw in tf.data.TFRecordDataset(warmup):
+        log = prediction_log_pb2.PredictionLog.FromString(raw.numpy())
+        request = log.predict_log.request
+        inputs = {key: tf.make_ndarray(tensor) for key, tensor in request.inputs.items()}
+        signature = loaded.signatures[request.model_spec.signature_name]
+        outputs = signature(**{key: tf.constant(value) for key, value in inputs.items()})
+        records.append({
+            "log_type": log.WhichOneof("log_type"),
+            "model_name": request.model_spec.name,
+            "signature_name": request.model_spec.signature_name,
+            "inputs": {key: _listed(value) for key, value in inputs.items()},
+            "outputs": {key: _listed(value.numpy()) for key, value in outputs.items()},
+        })
+    for name in _BLOCKED:
+        del sys.modules[name]
+    return {
+        "records": records,
+        "keras_modules_loaded": sorted(m for m in sys.modules if m.split(".")[0] in _BLOCKED),
+    }
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--texts":
         print(json.dumps(texts_report(sys.argv[2], sys.argv[3])))
     elif sys.argv[1] == "--files":
         files_main(sys.argv[2])
+    elif sys.argv[1] == "--warmup":
+        print(json.dumps(warmup_report(sys.argv[2])))
     elif sys.argv[1] == "--wav":
         wav_main(sys.argv[2], sys.argv[3])
     else:

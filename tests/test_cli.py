@@ -99,7 +99,8 @@ def test_export_then_predict_commands(image_folder, tmp_path, capsys):
     # exporting again makes version 2 and never touches version 1
     assert cli.main(["export", str(run), "--name", "colours", "--root", str(root),
                      "--formats", "saved_model"]) == 0
-    assert sorted(os.listdir(root / "colours")) == ["1", "2"]
+    assert sorted(os.listdir(root / "colours")) == [
+        "1", "2", "batching_parameters.txt", "models.config"]
 
 
 def test_finetune_export_option_writes_a_verified_version(image_folder, tmp_path):

@@ -124,10 +124,12 @@ def test_layout_and_metadata(exported, trained):
     from keras_tl.version import __version__
 
     assert exported.version == 1 and os.path.basename(exported.path) == "1"
-    assert os.listdir(os.path.dirname(exported.path)) == ["1"]  # no staging folder left
+    # no staging folder left; TF Serving's configs beside the version
+    assert sorted(os.listdir(os.path.dirname(exported.path))) == [
+        "1", "batching_parameters.txt", "models.config"]
     assert sorted(os.listdir(exported.path)) == [
-        "assets", "fingerprint.pb", "keras_tl.json", "model.onnx",
-        "model_float32.tflite", "model_int8.tflite", "saved_model.pb", "variables",
+        "MODEL_CARD.md", "assets", "assets.extra", "fingerprint.pb", "keras_tl.json",
+        "model.onnx", "model_float32.tflite", "model_int8.tflite", "saved_model.pb", "variables",
     ]
     with open(os.path.join(exported.path, "assets", "class_names.txt")) as f:
         assert f.read().splitlines() == CLASS_NAMES
@@ -183,6 +185,33 @@ def test_saved_model_in_tensorflow_only_process(exported, trained, tmp_path):
                            tmp_path)
     assert_serving_contract(report, count=6)
     assert report["class_names"] == CLASS_NAMES
+
+
+def test_tf_serving_configs_and_warmup_replay(exported, trained):
+    from keras_tl.tasks import get_task
+    from tests.tf_serving_helpers import assert_server_configs, assert_warmup_replays
+
+    assert_server_configs(exported)
+    spec = get_task("image_classification").export_spec(
+        trained.model, trained.info, CLASS_NAMES, trained.verification_sample)
+    report = assert_warmup_replays(exported, spec)
+    assert [(r["signature_name"], len(r["outputs"]["class_ids"])) for r in report["records"]] == [
+        ("serving_default", 1), ("serving_default", 8), ("serving_bytes", 1),
+        ("serving_bytes", 8)]
+
+
+def test_model_card(exported, trained):
+    with open(exported.files["model_card"], encoding="utf-8") as f:
+        card = f.read()
+    assert exported.metadata["files"]["model_card"] == "MODEL_CARD.md"
+    assert card.startswith("# Model card: tiny\n")
+    assert "image_classification (image inputs); 3 classes: `red`, `green`, `blue`." in card
+    accuracy = trained.metrics["validation"]["accuracy"]
+    assert f"| accuracy | {accuracy:.4g} |" in card and "No test set was given" in card
+    assert "## Calibration\n\nNot calibrated" in card
+    assert ("- `serving_default`: `images` float32[batch, 16, 16, 3] -> `probabilities` "
+            "float32[batch, 3], `class_ids` int64[batch], `class_names` string[batch]") in card
+    assert "- saved_model/serving_bytes: " in card
 
 
 def test_onnx_and_litert_files_as_documented(exported, trained):
@@ -252,7 +281,7 @@ def test_versions_increment_and_existing_version_is_refused(trained, tmp_path):
     assert export(model, base, formats=(), class_names=CLASS_NAMES, version=3).version == 3
     with pytest.raises(ExportError, match="Version 3 already exists"):
         export(model, base, formats=(), class_names=CLASS_NAMES, version=3)
-    assert sorted(os.listdir(base)) == ["1", "3"]
+    assert sorted(os.listdir(base)) == ["1", "3", "batching_parameters.txt", "models.config"]
 
 
 def test_tampered_onnx_fails_verification(trained, tmp_path, monkeypatch):
@@ -462,6 +491,33 @@ def test_serving_doc_uses_the_real_names(exported):
     (jq,) = re.findall(r"instances: \[\{(\w+): \{b64", text)
     assert {jq} == real["serving_bytes"][0]
     assert "target=/models/NAME" not in text and "-e MODEL_NAME=flowers" in text
+
+
+def test_serving_doc_tf_serving_commands_use_the_written_files(exported):
+    """The tensorflow_model_server command lines (docs/serving.md, README)
+    pass the config files an export writes, from the model's base folder."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    commands = [block for block in _blocks(_doc(), "bash") + _blocks(readme, "bash")
+                if "--model_config_file" in block]
+    assert len(commands) == 3  # docs: the binary and Docker; the README
+    base = os.path.dirname(exported.path)
+    for command in commands:
+        flags = dict(re.findall(r"--(\w+)(?:=(\S+))?", command))
+        assert "enable_batching" in flags
+        # the REST port: Docker's entry point sets it, and -p publishes it
+        assert flags.get("rest_api_port", "8501") == "8501" and (
+            "docker" not in command or "-p 8501:8501" in command)
+        folders = set()
+        for flag, key in (("model_config_file", "tf_serving_config"),
+                          ("batching_parameters_file", "tf_serving_batching")):
+            folder, name = os.path.split(flags[flag])
+            assert os.path.join(base, name) == exported.files[key]
+            folders.add(folder)
+        (folder,) = folders
+        assert re.fullmatch(r"\$PWD/saved_models/\w+", folder), folder
+        if "docker" in command:  # mounted where base_path points
+            assert f"target={folder}" in command
 
 
 def test_serving_doc_python_snippets_run(exported, tmp_path):

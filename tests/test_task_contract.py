@@ -162,6 +162,19 @@ def test_serving_contract_lists_the_saved_model_signatures(name, fitted):
         input_names = [t.name for t in tf.nest.flatten(function.structured_input_signature)]
         assert sorted(input_names) == sorted(signature.inputs), signature.name
 
+@pytest.mark.slow  # a SavedModel export and a TensorFlow-only replay per task
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_tf_serving_files_of_every_task(name, fitted):
+    """Every task's export gets TF Serving's configs, a warm-up file that
+    replays to the SavedModel's outputs, and a model card."""
+    from tests.tf_serving_helpers import assert_export_for_tf_serving
+
+    case, reloaded, inputs, tmp_path, _ = fitted(name)
+    exported = keras_tl.export(reloaded, str(tmp_path / "tf_serving" / name),
+                               formats=["saved_model"])
+    assert_export_for_tf_serving(exported, reloaded)
+
+
 def test_run_task_test_runs_the_whole_contract_in_one_call(tiny_preset, tmp_path):
     seconds = contract.run_task_test(CASES["image_classification"](tiny_preset), tmp_path,
                                      formats=["saved_model"])

@@ -44,8 +44,8 @@ def test_text_export_layout_and_verification(exported, prepared):
 
     assert exported.version == 1
     assert sorted(os.listdir(exported.path)) == [
-        "assets", "fingerprint.pb", "keras_tl.json", "model.onnx", "saved_model.pb",
-        "tokenizer", "variables"]
+        "MODEL_CARD.md", "assets", "assets.extra", "fingerprint.pb", "keras_tl.json",
+        "model.onnx", "saved_model.pb", "tokenizer", "variables"]
     assert sorted(os.listdir(os.path.join(exported.path, "tokenizer"))) == [
         "tokenizer_config.json", "vocab.txt", "wordpiece.py"]
     v = exported.verification
@@ -105,6 +105,24 @@ def test_served_without_keras_tl(exported, prepared, tmp_path):
     np.testing.assert_allclose(report["probabilities"], expected, atol=1e-5)
     np.testing.assert_allclose(report["onnx_probabilities"], expected, atol=1e-5)
     assert report["class_names"] == [prepared.class_names[i] for i in expected.argmax(-1)]
+
+
+def test_tf_serving_configs_and_warmup_replay(exported, prepared):
+    """The warm-up requests hold the raw texts; TF Serving (with TensorFlow
+    Text's ops) replays them to the SavedModel's outputs."""
+    from tests.tf_serving_helpers import assert_server_configs, assert_warmup_replays
+
+    assert_server_configs(exported)
+    info = {"task": "text_classification", "modality": "text", **prepared.info}
+    spec = get_task("text_classification").export_spec(
+        prepared.inference_model, info, prepared.class_names, prepared.sample)
+    report = assert_warmup_replays(exported, spec, text_ops=True)
+    assert [len(r["inputs"]["texts"]) for r in report["records"]] == [
+        1, 8]
+    with open(exported.files["model_card"], encoding="utf-8") as f:
+        card = f.read()
+    assert "- `serving_default`: `texts` string[batch] -> `probabilities`" in card
+    assert f"- training: {prepared.info['num_train']} examples" in card
 
 
 def test_serving_doc_snippet_runs(exported, prepared):

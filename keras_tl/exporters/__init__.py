@@ -6,6 +6,8 @@
 - `saved_model`, `onnx`, `litert`: one exporter each, listed in `registry`;
 - `predict`: `predict()`, predictions from any exported format, for every task;
 - `metadata`: the `keras_tl.json` schema;
+- `tf_serving`: TF Serving's warm-up requests, model config and batching
+  parameters; `model_card`: `MODEL_CARD.md` (every export writes both);
 - `_versioning`: version folders built in owned staging folders;
 - `_backend`: the TensorFlow subprocess for models trained under JAX or PyTorch;
 - `_float32`: float32 clones of mixed-precision models.

@@ -7,11 +7,14 @@ Layout of `export(result, "saved_models/NAME")`, one folder per export:
       1/                        TF Serving loads all-digit folders only
         saved_model.pb          the task's signatures (e.g. serving_default)
         variables/  assets/class_names.txt  fingerprint.pb
+        assets.extra/tf_serving_warmup_requests   replayed by TF Serving on load
         model.onnx              (formats the task supports)
         model_float32.tflite  model_int8.tflite
         tokenizer/ ...          the spec's assets (a text model's vocabulary)
         keras_tl.json           metadata and verification numbers
+        MODEL_CARD.md           task, data, metrics, input contract, limitations
       2/ ...
+      models.config  batching_parameters.txt      TF Serving's configs (tf_serving)
       .tmp-export-<random>/     only while an export runs
 """
 
@@ -19,7 +22,7 @@ import os
 
 from keras_tl.errors import ConfigError
 from keras_tl.export_spec import write_assets
-from keras_tl.exporters import _backend, _float32, _versioning
+from keras_tl.exporters import _backend, _float32, _versioning, model_card, tf_serving
 from keras_tl.exporters import metadata as metadata_lib
 from keras_tl.exporters.base import check_tolerance, compare
 from keras_tl.exporters.registry import get_exporter, list_formats
@@ -34,7 +37,9 @@ class ExportResult(dict):
       also the SavedModel's folder;
     - `version`: the version number;
     - `files`: file key (`"saved_model"`, `"onnx"`, `"litert_float32"`,
-      `"litert_int8"`, the spec's assets, `"metadata"`) -> path;
+      `"litert_int8"`, the spec's assets, `"tf_serving_warmup"`, `"model_card"`,
+      `"metadata"`, and beside the versions `"tf_serving_config"` and
+      `"tf_serving_batching"`) -> path;
     - `verification`: one report per way of running the export
       (`"saved_model/serving_default"`, `"onnx"`, `"litert_int8"`...), see
       `keras_tl.exporters.base`, and `"inputs"`, how many were compared;
@@ -133,8 +138,10 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
     backend = _backend.current_backend()
 
     with _versioning.staged_version(path, version) as stage:
+        model_name = os.path.basename(os.path.abspath(stage.base_dir))
         files, formats_meta = _write(exporters, spec, model, stage.path, backend)
         files.update(write_assets(spec.assets, stage.path))
+        files.update(tf_serving.write_warmup_requests(spec, stage.path, model_name))
         verification = {"inputs": len(spec.verification_inputs)}
         for exporter in exporters:
             verification.update(exporter.verify(files, spec))
@@ -149,11 +156,14 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
             spec, spec.model_outputs, formats_meta, files, verification, stage.path,
             config=extra.get("config"), metrics=extra.get("metrics"), user_metadata=metadata,
             backend=backend)
+        files["model_card"] = model_card.write_model_card(stage.path, meta, model_name)
+        meta["files"]["model_card"] = model_card.MODEL_CARD_FILE
         files["metadata"] = metadata_lib.write_metadata(stage.path, meta)
 
     final = {key: os.path.normpath(os.path.join(stage.final_path,
                                                 os.path.relpath(value, stage.path)))
              for key, value in files.items()}
+    final.update(tf_serving.write_server_configs(stage.base_dir))  # beside the versions
     return ExportResult(stage.final_path, stage.version, final, verification, meta)
 
 
