@@ -1,6 +1,7 @@
 """Losses keras_tl trains with beyond Keras' own."""
 
 import keras
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -22,8 +23,6 @@ class SmoothedSparseCategoricalCrossentropy(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
-        from keras import ops
-
         classes = ops.shape(y_pred)[-1]
         labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
         targets = ops.one_hot(labels, classes, dtype=y_pred.dtype)
