@@ -337,3 +337,145 @@ def test_cli_refuses_bad_arguments_before_loading(image_export, tmp_path, capsys
     assert "--name" in capsys.readouterr().err
     assert main(["serve", image_export.files["onnx"], "--format", "litert"]) == 2
     assert "is a file already" in capsys.readouterr().err
+
+
+# -- the other tasks -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def text_export(tiny_preset, tmp_path_factory):
+    from keras_tl.exporters import export
+    from keras_tl.tasks import get_task
+    from tests.helpers import sentiment_texts
+
+    prepared = get_task("text_classification").prepare(
+        sentiment_texts(8), tiny_preset, sequence_length=16, batch_size=8)
+    return export(prepared, tmp_path_factory.mktemp("saved_models") / "reviews")
+
+
+@pytest.mark.parametrize("format", ("saved_model", "onnx"))
+def test_text_classifier_served_from_both_formats(text_export, format):
+    from keras_tl.exporters.predict import load_export
+
+    texts = ["great value, would buy again", "stale and bland", "ok"]
+    expected = load_export(text_export.files["onnx"]).outputs(texts)["probabilities"]
+    server = Server(os.path.dirname(text_export.path), format=format)
+    try:
+        status, rows = server.predict({"instances": texts})
+        assert status == 200, rows
+        np.testing.assert_allclose([p["probabilities"] for p in rows["predictions"]], expected,
+                                   atol=1e-5)
+        status, named = server.predict({"instances": [{"texts": t} for t in texts]})
+        assert named == rows
+        status, columns = server.predict({"inputs": {"texts": texts}})
+        np.testing.assert_allclose(columns["outputs"]["probabilities"], expected, atol=1e-5)
+        assert columns["outputs"]["class_names"] == [p["class_names"] for p in rows["predictions"]]
+        status, body = server.predict({"instances": [[1, 2]]})
+        assert status == 400 and set(body) == {"error"}
+        status, page = server.request("GET", "/")
+        assert status == 200 and "textarea" in page
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def keyword_export(tmp_path_factory):
+    import keras_tl
+    from tests.test_keyword_task import _tones
+
+    root = tmp_path_factory.mktemp("kws")
+    x, y = _tones(16)
+    result = keras_tl.finetune(
+        (x, y), stages=[keras_tl.Stage("head", epochs=3, learning_rate=1e-2)],
+        batch_size=8, validation_split=0.25, verbose=0, output_dir=str(root / "run"))
+    return keras_tl.export(result, str(root / "saved_models" / "kws"))
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_keyword_spotter_takes_wav_bytes_and_waveforms(keyword_export, format, tmp_path):
+    from keras_tl.exporters.predict import load_export
+    from tests.test_keyword_task import _tones, _write_wav
+
+    clips, _ = _tones(2, seed=3)
+    paths = [_write_wav(tmp_path / "a.wav", clips[0], 8000),
+             _write_wav(tmp_path / "b.wav", clips[1], 22050, channels=2)]
+    loaded = load_export(keyword_export.files["onnx"])
+    expected = loaded.outputs(loaded.task.prepare_inputs(paths, loaded.info))["probabilities"]
+    server = Server(os.path.dirname(keyword_export.path), format=format)
+    try:
+        wavs = [open(path, "rb").read() for path in paths]
+        status, rows = server.predict({"signature_name": "serving_wav",
+                                       "instances": [{"wav_bytes": b64(w)} for w in wavs]})
+        assert status == 200, rows
+        np.testing.assert_allclose([p["probabilities"] for p in rows["predictions"]], expected,
+                                   atol=1e-4)
+        status, columns = server.predict({"inputs": {"waveforms": clips.tolist()}})
+        assert status == 200, columns
+        np.testing.assert_allclose(columns["outputs"]["probabilities"],
+                                   loaded.outputs(clips)["probabilities"], atol=1e-4)
+        status, body = server.predict({"signature_name": "serving_wav",
+                                       "instances": [{"wav_bytes": b64(b"RIFF....")}]})
+        assert status == 400 and set(body) == {"error"}, body
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def detector_export(tmp_path_factory):
+    import keras
+
+    import keras_tl
+    from tests.helpers import voc_folder
+
+    root = tmp_path_factory.mktemp("detector")
+    folder = voc_folder(root / "voc")
+    keras.utils.set_random_seed(0)
+    result = keras_tl.finetune(
+        folder, "mobilenet_v2", weights=None, image_size=64, batch_size=4,
+        stages=[keras_tl.Stage("head", epochs=2, learning_rate=1e-3)], verbose=0,
+        output_dir=str(root / "run"))
+    # a barely trained detector scores low: lower its threshold so there are boxes to compare
+    result.model.prediction_decoder.confidence_threshold = CONFIDENCE
+    result.model.make_predict_function(force=True)
+    report = keras_tl.export(result, str(root / "saved_models" / "det"))
+    return report, os.path.join(folder, "JPEGImages", "3.png")
+
+
+CONFIDENCE = 0.02
+COMPARED = 10  # detections compared across formats (the tail's near-ties may reorder)
+
+
+@pytest.mark.slow  # trains and exports a detector: about 2 minutes
+def test_detector_boxes_agree_across_formats(detector_export):
+    from PIL import Image
+
+    report, source = detector_export
+    photo = np.asarray(Image.open(source).convert("RGB").resize((96, 48)))
+    body = {"signature_name": "serving_bytes",
+            "instances": [{"image_bytes": b64(png_bytes(photo))}]}
+    answers = {}
+    for format in FORMATS:
+        server = Server(os.path.dirname(report.path), format=format)
+        try:
+            status, answer = server.predict(body)
+            assert status == 200, answer
+            answers[format] = answer["predictions"][0]
+            pixels = np.asarray(Image.fromarray(photo).resize((64, 64)), "float32")
+            status, columns = server.predict({"inputs": {"images": [pixels.tolist()]}})
+            assert status == 200 and set(columns["outputs"]) == {
+                "boxes", "scores", "class_ids", "class_names", "num_detections"}
+            status, page = server.request("GET", "/")
+            assert "<canvas" in page or "canvas" in page
+        finally:
+            server.close()
+    reference = answers["saved_model"]
+    count = reference["num_detections"]
+    assert count > 0 and len(reference["boxes"]) == 100
+    assert reference["class_ids"][count:] == [-1] * (100 - count)
+    assert reference["class_names"][count:] == [""] * (100 - count)
+    k = min(count, COMPARED)
+    for format in ("onnx", "litert"):
+        got = answers[format]
+        assert abs(got["num_detections"] - count) <= 2, (format, got["num_detections"], count)
+        assert got["class_names"][:k] == reference["class_names"][:k], format
+        np.testing.assert_allclose(got["scores"][:k], reference["scores"][:k], atol=1e-4)
+        # boxes in pixels of the 96 x 48 photo as given, not the model's 64 x 64
+        np.testing.assert_allclose(got["boxes"][:k], reference["boxes"][:k], atol=0.05)
