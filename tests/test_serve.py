@@ -15,10 +15,17 @@ import threading
 import numpy as np
 import pytest
 
+from tests.browser import CHROMIUM
 from tests.test_export import CLASS_NAMES, SIZE, colour_images, tiny_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("saved_model", "onnx", "litert")
+# KERAS_TL_PAGE_SCREENSHOTS=docs writes the Chromium tests' screenshots there
+SCREENSHOTS = os.environ.get("KERAS_TL_PAGE_SCREENSHOTS")
+
+
+def _screenshot(name):
+    return os.path.join(SCREENSHOTS, f"serving_page_{name}.png") if SCREENSHOTS else None
 
 
 class Server:
@@ -298,6 +305,28 @@ def test_the_page_is_self_contained(image_server):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # no CDN, no network
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (apt-get install chromium)")
+def test_the_page_shows_predictions_in_headless_chromium(image_export, photos, tmp_path):
+    from tests.browser import try_page
+
+    server = Server(os.path.dirname(image_export.path), format="onnx")
+    try:
+        images, _ = photos
+        path = tmp_path / "photo.png"
+        path.write_bytes(png_bytes(images[0]))
+        status, answer = server.predict({"signature_name": "serving_bytes", "instances": [
+            {"image_bytes": b64(path.read_bytes())}]})
+        probabilities = np.array(answer["predictions"][0]["probabilities"])
+        shown = try_page(f"http://127.0.0.1:{server.server.port}/", file=str(path),
+                         screenshot=_screenshot("classifier"))
+    finally:
+        server.close()
+    # the classes, most probable first, each with its probability to 3 decimals
+    assert shown["rows"] == [[CLASS_NAMES[i], f"{probabilities[i]:.3f}"]
+                             for i in np.argsort(-probabilities)]
+    assert not shown["canvas"]  # a classifier: no boxes
+
+
 # -- the command line ----------------------------------------------------------
 def test_cli_serves_and_prints_its_url(image_export):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
@@ -462,8 +491,15 @@ def test_detector_boxes_agree_across_formats(detector_export):
             status, columns = server.predict({"inputs": {"images": [pixels.tolist()]}})
             assert status == 200 and set(columns["outputs"]) == {
                 "boxes", "scores", "class_ids", "class_names", "num_detections"}
-            status, page = server.request("GET", "/")
-            assert "<canvas" in page or "canvas" in page
+            if CHROMIUM and format == "saved_model":  # the page draws the boxes
+                from tests.browser import try_page
+
+                path = os.path.join(os.path.dirname(source), "..", "photo_96x48.png")
+                with open(path, "wb") as f:
+                    f.write(png_bytes(photo))
+                shown = try_page(f"http://127.0.0.1:{server.server.port}/", file=path,
+                                 screenshot=_screenshot("detector"))
+                answers["page"] = shown
         finally:
             server.close()
     reference = answers["saved_model"]
@@ -471,6 +507,8 @@ def test_detector_boxes_agree_across_formats(detector_export):
     assert count > 0 and len(reference["boxes"]) == 100
     assert reference["class_ids"][count:] == [-1] * (100 - count)
     assert reference["class_names"][count:] == [""] * (100 - count)
+    if "page" in answers:
+        assert answers["page"]["canvas"] and f"{count} detection" in answers["page"]["text"]
     k = min(count, COMPARED)
     for format in ("onnx", "litert"):
         got = answers[format]
