@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.browser import CHROMIUM
+from tests.test_detection_export import detector_export  # noqa: F401  (a fixture)
 from tests.test_export import CLASS_NAMES, SIZE, colour_images, tiny_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -447,36 +448,16 @@ def test_keyword_spotter_takes_wav_bytes_and_waveforms(keyword_export, format, t
         server.close()
 
 
-@pytest.fixture(scope="module")
-def detector_export(tmp_path_factory):
-    import keras
-
-    import keras_tl
-    from tests.helpers import voc_folder
-
-    root = tmp_path_factory.mktemp("detector")
-    folder = voc_folder(root / "voc")
-    keras.utils.set_random_seed(0)
-    result = keras_tl.finetune(
-        folder, "mobilenet_v2", weights=None, image_size=64, batch_size=4,
-        stages=[keras_tl.Stage("head", epochs=2, learning_rate=1e-3)], verbose=0,
-        output_dir=str(root / "run"))
-    # a barely trained detector scores low: lower its threshold so there are boxes to compare
-    result.model.prediction_decoder.confidence_threshold = CONFIDENCE
-    result.model.make_predict_function(force=True)
-    report = keras_tl.export(result, str(root / "saved_models" / "det"))
-    return report, os.path.join(folder, "JPEGImages", "3.png")
-
-
-CONFIDENCE = 0.02
 COMPARED = 10  # detections compared across formats (the tail's near-ties may reorder)
 
 
 @pytest.mark.slow  # trains and exports a detector: about 2 minutes
-def test_detector_boxes_agree_across_formats(detector_export):
+def test_detector_boxes_agree_across_formats(detector_export):  # noqa: F811
     from PIL import Image
 
-    report, source = detector_export
+    _, report = detector_export  # its NMS threshold lowered so that there are boxes
+    root = os.path.dirname(os.path.dirname(os.path.dirname(report.path)))
+    source = os.path.join(root, "voc", "JPEGImages", "3.png")
     photo = np.asarray(Image.open(source).convert("RGB").resize((96, 48)))
     body = {"signature_name": "serving_bytes",
             "instances": [{"image_bytes": b64(png_bytes(photo))}]}
