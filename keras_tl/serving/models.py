@@ -32,7 +32,7 @@ import threading
 
 import numpy as np
 
-from keras_tl.errors import ExportError, ServingError
+from keras_tl.errors import ExportError, KerasTLError, ServingError
 
 DEFAULT_SIGNATURE = "serving_default"
 FORMAT_FILES = {"onnx": ("model.onnx",),
@@ -249,13 +249,12 @@ class ConvertedSignatures(ServedSignatures):
         return paths
 
     def _prepared(self, given):
-        from keras_tl.errors import KerasTLError
-
         try:
             return self.loaded.task.prepare_inputs(given, self.loaded.info)
         except (KerasTLError, ValueError) as error:
-            message = str(error).replace(os.path.dirname(str(given[0])) + os.sep, "") \
-                if given and self.loaded.task.modality != "text" else str(error)
+            message = str(error)
+            if self.loaded.task.modality != "text":  # name the instance, not the temporary file
+                message = message.replace(os.path.dirname(given[0]) + os.sep, "")
             raise ServingError(f"Cannot decode the input: {message}") from None
 
     def _served(self, outputs, given):

@@ -44,6 +44,7 @@ _MODEL_PATH = re.compile(
 _TF_DTYPES = {"float16": "DT_HALF", "float32": "DT_FLOAT", "float64": "DT_DOUBLE",
               "int8": "DT_INT8", "int16": "DT_INT16", "int32": "DT_INT32", "int64": "DT_INT64",
               "uint8": "DT_UINT8", "bool": "DT_BOOL", "string": "DT_STRING"}
+_TF_NUMPY = {name: name for name in _TF_DTYPES if name != "string"}
 logger = logging.getLogger(__name__)
 
 
@@ -241,8 +242,8 @@ def outputs_to_predictions(outputs):
     >>> outputs_to_predictions({"y": np.array([1]), "z": np.array([b"a"], dtype=object)})
     [{'y': 1, 'z': 'a'}]
     """
-    batch = {len(value) for value in outputs.values() if np.ndim(value)}
-    if len(batch) != 1:
+    batch = {len(value) if np.ndim(value) else None for value in outputs.values()}
+    if len(batch) != 1 or None in batch:
         raise ServingError("The outputs have different batch sizes: send the request in the "
                            "columnar format (\"inputs\").")
     rows = {key: [_jsonable(key, row) for row in value] for key, value in outputs.items()}
@@ -364,9 +365,6 @@ def _array(key, value, spec):
         raise ServingError(f"Input {key!r} must be a (nested) list of "
                            f"{spec.get('dtype')} numbers of one shape: {error}") from None
     return array
-
-
-_TF_NUMPY = {name: name for name in _TF_DTYPES if name != "string"}
 
 
 def _strings(key, value):
