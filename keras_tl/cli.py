@@ -1,9 +1,10 @@
-"""`keras-tl` command line: finetune, export, predict, backbones.
+"""`keras-tl` command line: finetune, export, predict, serve, backbones.
 
 Example:
     keras-tl finetune photos/ --backbone efficientnet_lite0 --output runs/photos
     keras-tl export runs/photos --name photos
     keras-tl predict saved_models/photos cat.jpg
+    keras-tl serve saved_models/photos --port 8501
 """
 
 import argparse
@@ -165,6 +166,20 @@ def build_parser():
     pr.add_argument("--draw", default=None, metavar="FOLDER",
                     help="write each image with its predicted boxes into FOLDER (box models)")
 
+    sv = commands.add_parser("serve", help="a local server speaking TensorFlow Serving's REST "
+                                           "API for an export, with a page to try it at /")
+    sv.add_argument("export_path", help="saved_models/NAME[/VERSION], a .onnx or a .tflite file")
+    sv.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's; "
+                                                           "0 picks a free one)")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--name", default=None,
+                    help="model name in the URLs (default: the export's base folder name)")
+    sv.add_argument("--format", default=None, choices=("saved_model", "onnx", "litert"),
+                    help="format to serve from a folder (default saved_model)")
+    sv.add_argument("--max-request-mb", type=float, default=32.0,
+                    help="largest request body in MB; larger ones get a 413 (default 32)")
+
     bb = commands.add_parser("backbones", help="list registered backbones by modality")
     bb.add_argument("--modality", default=None,
                     help="only this modality's backbones (e.g. image, text, audio)")
@@ -307,6 +322,22 @@ def _check(args):
     if args.command == "predict":
         _check_export_path(args.export_path)
         _check_writable_folder("--draw", args.draw)
+    if args.command == "serve":
+        _check_serve(args)
+
+
+def _check_serve(args):
+    _check_export_path(args.export_path)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port number (0-65535).")
+    if args.max_request_mb <= 0:
+        raise ConfigError(f"--max-request-mb must be positive; got {args.max_request_mb}.")
+    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.name):
+        raise ConfigError(f"--name {args.name!r}: use letters, digits, '_', '-' or '.' (it is "
+                          "part of the URL).")
+    if args.format and os.path.isfile(args.export_path):
+        raise ConfigError("--format picks a file inside an export folder; "
+                          f"{args.export_path} is a file already.")
 
 
 # -- the commands -----------------------------------------------------------
@@ -416,6 +447,28 @@ def _predict(args):
         print(f"{given}: {format_prediction(prediction)}")
     if args.draw:
         _draw(args.inputs, predictions, args.draw)
+    return 0
+
+
+def _serve(args):
+    from keras_tl.serving.models import model_name_of, open_model
+    from keras_tl.serving.rest import serve
+
+    served = open_model(args.export_path, format=args.format)
+    name = args.name or model_name_of(args.export_path)
+    server = serve(served, name, host=args.host, port=args.port,
+                   max_request_bytes=int(args.max_request_mb * 1024 * 1024))
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base = f"http://{host}:{server.port}"
+    print(f"Serving {served.path} ({served.format}, version {served.version}) as {name!r}:\n"
+          f"  page     {base}/\n"
+          f"  predict  POST {base}/v1/models/{name}:predict\n"
+          f"  status   GET  {base}/v1/models/{name}   metadata: GET {base}/v1/models/{name}"
+          "/metadata\n(Ctrl+C stops)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 
@@ -551,7 +604,7 @@ def _one_line(error):
 
 def _run(args):
     handler = {"finetune": _finetune, "export": _export, "predict": _predict,
-               "backbones": _backbones, "lr-find": _lr_find}[args.command]
+               "backbones": _backbones, "lr-find": _lr_find, "serve": _serve}[args.command]
     return handler(args)
 
 

@@ -57,6 +57,10 @@ class ExportVerificationError(ExportError):
     """An exported format disagrees with the Keras model beyond tolerance."""
 
 
+class ServingError(KerasTLError, ValueError):
+    """A request to `keras-tl serve` is malformed (answered with a 400)."""
+
+
 def listing(items, limit=5):
     """The first `limit` of `items` joined by commas, then "and N more":
     how an error message names many bad files at once.
