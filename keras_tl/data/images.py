@@ -14,6 +14,9 @@ import numpy as np
 from keras_tl.data.splits import check_labels
 from keras_tl.errors import DataError, DataNotFoundError
 
+# PIL.Image.MAX_IMAGE_PIXELS: PIL warns above it and refuses twice as much;
+# keras_tl refuses anything above it (here, and in image_decoding's graphs).
+MAX_IMAGE_PIXELS = 89_478_485
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 logger = logging.getLogger("keras_tl")
 _RESIZE_CHUNK_VALUES = 2**25  # float32 values resized at once
@@ -54,7 +57,7 @@ def read_image(path, image_size=None):
     except OSError as error:
         raise _unreadable(path, error.strerror or error) from error
     if image_decoding.sniff_format(data) is None:
-        image = _read_with_pil(path, data)
+        image = read_with_pil(path, data)
         return image if image_size is None else resize_images(image[None], image_size)[0]
     try:
         return image_decoding.decode_to_array(data, image_size)
@@ -62,19 +65,30 @@ def read_image(path, image_size=None):
         raise _unreadable(path, image_decoding.error_reason(error)) from error
 
 
-def _read_with_pil(path, data):
-    """The formats TensorFlow cannot decode, as uint8 RGB (EXIF-rotated)."""
+def read_with_pil(path, data):
+    """Encoded image `data` (of the file `path`, named in errors) decoded by
+    PIL as uint8 RGB, upright per EXIF: the formats TensorFlow cannot decode,
+    and every image `keras_tl.data.numpy_inputs` reads without TensorFlow.
+
+    Example:
+    >>> import io
+    >>> from PIL import Image
+    >>> buffer = io.BytesIO()
+    >>> Image.new("L", (3, 2), 7).save(buffer, format="PNG")
+    >>> read_with_pil("gray.png", buffer.getvalue()).shape
+    (2, 3, 3)
+    """
     import io
 
     from PIL import ImageOps
 
-    from keras_tl.data.image_decoding import scale_16_bit
+    from keras_tl.data.numpy_inputs import scale_16_bit
 
     with _opened_with_pil(path, io.BytesIO(data)) as image:
         try:
             image = ImageOps.exif_transpose(image)
             if image.mode.startswith("I;16") or image.mode == "I":
-                gray = scale_16_bit(np.clip(np.asarray(image), 0, 65535)).numpy()
+                gray = scale_16_bit(np.clip(np.asarray(image), 0, 65535))
                 return np.repeat(gray[..., None], 3, axis=-1)
             return np.asarray(image.convert("RGB"), dtype="uint8")
         except (OSError, SyntaxError) as error:
@@ -89,15 +103,15 @@ def _opened_with_pil(path, file):
 
     from PIL import Image, UnidentifiedImageError
 
-    from keras_tl.data.image_decoding import MAX_IMAGE_PIXELS
-
     try:
         with warnings.catch_warnings():
             # PIL warns above the limit and raises above twice it; keras_tl
             # refuses anything above it, before decoding.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(file)
-    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError) as error:
+    except UnidentifiedImageError as error:  # its message names the buffer: <_io.BytesIO ...>
+        raise _unreadable(path, "cannot identify image file") from error
+    except (Image.DecompressionBombError, OSError, SyntaxError) as error:
         raise _unreadable(path, error) from error
     with image:
         width, height = image.size
@@ -144,11 +158,11 @@ def check_image_file(path):
 
 
 def _unreadable(path, reason):
-    return DataError(
-        f"Cannot read image {path}: {reason}. Remove or replace the file; when "
-        "training, skip_corrupt=True (--skip-corrupt) skips unreadable images "
-        "with a warning."
-    )
+    from keras_tl.data.folders import unreadable_files_error
+
+    error = unreadable_files_error([(path, reason)], "image", "images")
+    error.reason = str(reason)  # a folder's bad files are listed at once, with their reasons
+    return error
 
 
 def prepare_arrays(images, labels, image_size, class_names=None, min_classes=2):
@@ -177,15 +191,19 @@ def prepare_images(images, image_size):
 
     `images` may be `[N, H, W]` or `[N, H, W, 1]` (grayscale, made RGB),
     `[N, H, W, 3]` or `[N, H, W, 4]` (alpha dropped), any numeric dtype in
-    [0, 255], or a list of image file paths (read by `read_image`). Arrays
-    are resized as `resize_images` does.
+    [0, 255], or a list of image files (paths, bytes or binary file
+    objects). Files give the pixels `read_image` gives, arrays are resized
+    as `resize_images` does, both without TensorFlow
+    (`keras_tl.data.numpy_inputs`), so predicting needs none.
 
     Example:
     >>> prepare_images(np.zeros((2, 28, 28)), (96, 96)).shape
     (2, 96, 96, 3)
     """
-    if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike)):
-        return np.stack([read_image(path, image_size) for path in images])
+    if isinstance(images, (list, tuple)) and images and is_file_input(images[0]):
+        from keras_tl.data import numpy_inputs
+
+        return np.stack([numpy_inputs.read_image(image, image_size) for image in images])
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
@@ -205,18 +223,28 @@ def prepare_images(images, image_size):
     return resize_images(images, image_size)
 
 
+def is_file_input(value):
+    """Whether `value` names or holds a file (a path, bytes or a binary
+    file object), not an array.
+
+    Example:
+    >>> is_file_input("cat.jpg"), is_file_input(b"\\x89PNG"), is_file_input(np.zeros(3))
+    (True, True, False)
+    """
+    return isinstance(value, (str, os.PathLike, bytes, bytearray)) or hasattr(value, "read")
+
+
 def resize_images(images, image_size):
-    """Resizes a uint8 `[N, H, W, 3]` batch to `(height, width)` with
-    `keras_tl.data.image_decoding.resize_image` (bilinear, antialiased, as
-    `read_image` and the SavedModel's `serving_bytes`).
+    """Resizes a uint8 `[N, H, W, 3]` batch to `(height, width)` as
+    `keras_tl.data.image_decoding.resize_image` does (bilinear, antialiased,
+    as `read_image` and the SavedModel's `serving_bytes`), in NumPy
+    (`keras_tl.data.numpy_inputs.resize_image`, the same pixels).
 
     Example:
     >>> resize_images(np.zeros((2, 28, 28, 3), "uint8"), (32, 32)).shape
     (2, 32, 32, 3)
     """
-    import tensorflow as tf
-
-    from keras_tl.data.image_decoding import resize_image
+    from keras_tl.data.numpy_inputs import resize_image
 
     height, width = image_size
     if images.shape[1:3] == (height, width):
@@ -224,7 +252,6 @@ def resize_images(images, image_size):
     # Bounded float32 memory for large batches of large images.
     pixels = max(images.shape[1] * images.shape[2], height * width) * 3
     chunk = max(1, _RESIZE_CHUNK_VALUES // pixels)
-    with tf.device("/CPU:0"):
-        parts = [resize_image(images[start:start + chunk], (height, width)).numpy()
-                 for start in range(0, len(images), chunk)]
+    parts = [resize_image(images[start:start + chunk], (height, width))
+             for start in range(0, len(images), chunk)]
     return np.concatenate(parts) if parts else np.empty((0, height, width, 3), "uint8")
