@@ -151,7 +151,8 @@ def build_parser():
     lr.add_argument("--start-lr", type=float, default=1e-7)
     lr.add_argument("--end-lr", type=float, default=10.0)
 
-    ex = commands.add_parser("export", help="export a finished run for serving")
+    ex = commands.add_parser("export", help="export a finished run for serving (a line per "
+                                            "format as it is written and verified, on stderr)")
     ex.add_argument("run_dir", help="output folder of `keras-tl finetune`")
     ex.add_argument("--name", required=True, help="model name: writes saved_models/NAME/<version>")
     ex.add_argument("--root", default="saved_models", help="export root folder (default saved_models)")
@@ -412,7 +413,9 @@ def _export(args):
     formats = None  # every format the run's task supports
     if args.formats:
         formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    report = export(result, os.path.join(args.root, args.name), formats=formats)
+    print(f"Exporting {args.run_dir} to {os.path.join(args.root, args.name)}: each format is "
+          "written, then verified against the Keras model", file=sys.stderr, flush=True)
+    report = export(result, os.path.join(args.root, args.name), formats=formats, verbose=True)
     print(report.summary())
     return 0
 
