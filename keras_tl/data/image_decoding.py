@@ -37,7 +37,7 @@ import re
 
 import tensorflow as tf
 
-from keras_tl.data.images import MAX_IMAGE_PIXELS
+from keras_tl.data.numpy_inputs import MAX_IMAGE_PIXELS
 RESIZE_METHOD = "bilinear"
 RESIZE_ANTIALIAS = True
 

@@ -5,18 +5,18 @@ shape or dtype made uint8 RGB at the model's size (`prepare_images`).
 `keras_tl.data.image_sources` streams whole datasets through the same ops.
 """
 
-import contextlib
 import logging
 import os
 
 import numpy as np
 
+from keras_tl.data import numpy_inputs
+from keras_tl.data.numpy_inputs import (MAX_IMAGE_PIXELS, opened_with_pil, read_with_pil,
+                                        unreadable_image)
 from keras_tl.data.splits import check_labels
-from keras_tl.errors import DataError, DataNotFoundError
+from keras_tl.errors import DataNotFoundError
 
-# PIL.Image.MAX_IMAGE_PIXELS: PIL warns above it and refuses twice as much;
-# keras_tl refuses anything above it (here, and in image_decoding's graphs).
-MAX_IMAGE_PIXELS = 89_478_485
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 logger = logging.getLogger("keras_tl")
 _RESIZE_CHUNK_VALUES = 2**25  # float32 values resized at once
@@ -55,71 +55,22 @@ def read_image(path, image_size=None):
     except FileNotFoundError as error:
         raise DataNotFoundError(f"Image file not found: {path}") from error
     except OSError as error:
-        raise _unreadable(path, error.strerror or error) from error
+        raise unreadable_image(path, error.strerror or error) from error
     if image_decoding.sniff_format(data) is None:
         image = read_with_pil(path, data)
         return image if image_size is None else resize_images(image[None], image_size)[0]
+    return _decoded_by_tensorflow(path, data, image_size)
+
+
+def _decoded_by_tensorflow(name, data, image_size):
+    import tensorflow as tf
+
+    from keras_tl.data import image_decoding
+
     try:
         return image_decoding.decode_to_array(data, image_size)
     except tf.errors.OpError as error:
-        raise _unreadable(path, image_decoding.error_reason(error)) from error
-
-
-def read_with_pil(path, data):
-    """Encoded image `data` (of the file `path`, named in errors) decoded by
-    PIL as uint8 RGB, upright per EXIF: the formats TensorFlow cannot decode,
-    and every image `keras_tl.data.numpy_inputs` reads without TensorFlow.
-
-    Example:
-    >>> import io
-    >>> from PIL import Image
-    >>> buffer = io.BytesIO()
-    >>> Image.new("L", (3, 2), 7).save(buffer, format="PNG")
-    >>> read_with_pil("gray.png", buffer.getvalue()).shape
-    (2, 3, 3)
-    """
-    import io
-
-    from PIL import ImageOps
-
-    from keras_tl.data.numpy_inputs import scale_16_bit
-
-    with _opened_with_pil(path, io.BytesIO(data)) as image:
-        try:
-            image = ImageOps.exif_transpose(image)
-            if image.mode.startswith("I;16") or image.mode == "I":
-                gray = scale_16_bit(np.clip(np.asarray(image), 0, 65535))
-                return np.repeat(gray[..., None], 3, axis=-1)
-            return np.asarray(image.convert("RGB"), dtype="uint8")
-        except (OSError, SyntaxError) as error:
-            raise _unreadable(path, error) from error
-
-
-@contextlib.contextmanager
-def _opened_with_pil(path, file):
-    """PIL's lazy open (the header only), refusing an image over
-    `MAX_IMAGE_PIXELS` and anything PIL cannot identify with a `DataError`."""
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            # PIL warns above the limit and raises above twice it; keras_tl
-            # refuses anything above it, before decoding.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(file)
-    except UnidentifiedImageError as error:  # its message names the buffer: <_io.BytesIO ...>
-        raise _unreadable(path, "cannot identify image file") from error
-    except (Image.DecompressionBombError, OSError, SyntaxError) as error:
-        raise _unreadable(path, error) from error
-    with image:
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise _unreadable(
-                path, f"image of {width}x{height} pixels is over the decompression-bomb "
-                f"limit of {MAX_IMAGE_PIXELS} pixels (as in PIL); refused before decoding")
-        yield image
+        raise unreadable_image(name, image_decoding.error_reason(error)) from error
 
 
 def check_image_file(path):
@@ -148,21 +99,13 @@ def check_image_file(path):
         with open(path, "rb") as file:
             header = file.read(16)
             file.seek(0)
-            with _opened_with_pil(path, file):
+            with opened_with_pil(path, file):
                 pass
     except FileNotFoundError as error:
         raise DataNotFoundError(f"Image file not found: {path}") from error
     except OSError as error:  # reading, not decoding
-        raise _unreadable(path, error.strerror or error) from error
+        raise unreadable_image(path, error.strerror or error) from error
     return sniff_format(header) is not None
-
-
-def _unreadable(path, reason):
-    from keras_tl.data.folders import unreadable_files_error
-
-    error = unreadable_files_error([(path, reason)], "image", "images")
-    error.reason = str(reason)  # a folder's bad files are listed at once, with their reasons
-    return error
 
 
 def prepare_arrays(images, labels, image_size, class_names=None, min_classes=2):
@@ -201,9 +144,7 @@ def prepare_images(images, image_size):
     (2, 96, 96, 3)
     """
     if isinstance(images, (list, tuple)) and images and is_file_input(images[0]):
-        from keras_tl.data import numpy_inputs
-
-        return np.stack([numpy_inputs.read_image(image, image_size) for image in images])
+        return np.stack([_read_for_model(image, image_size) for image in images])
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
@@ -221,6 +162,15 @@ def prepare_images(images, image_size):
             logger.warning("Image values are all <= 1; keras_tl expects pixels in [0, 255].")
         images = np.clip(images, 0, 255).round().astype("uint8")
     return resize_images(images, image_size)
+
+
+def _read_for_model(image, image_size):
+    """An image file as `read_image` reads it: with Pillow and NumPy, or,
+    for the few files Pillow decodes otherwise, TensorFlow's ops."""
+    data, name = numpy_inputs.file_contents(image)
+    if numpy_inputs.decoded_otherwise_by_pillow(data):
+        return _decoded_by_tensorflow(name, data, image_size)
+    return numpy_inputs.read_image(data, image_size, name=name)
 
 
 def is_file_input(value):
@@ -244,14 +194,12 @@ def resize_images(images, image_size):
     >>> resize_images(np.zeros((2, 28, 28, 3), "uint8"), (32, 32)).shape
     (2, 32, 32, 3)
     """
-    from keras_tl.data.numpy_inputs import resize_image
-
     height, width = image_size
     if images.shape[1:3] == (height, width):
         return images
     # Bounded float32 memory for large batches of large images.
     pixels = max(images.shape[1] * images.shape[2], height * width) * 3
     chunk = max(1, _RESIZE_CHUNK_VALUES // pixels)
-    parts = [resize_image(images[start:start + chunk], (height, width))
+    parts = [numpy_inputs.resize_image(images[start:start + chunk], (height, width))
              for start in range(0, len(images), chunk)]
     return np.concatenate(parts) if parts else np.empty((0, height, width, 3), "uint8")

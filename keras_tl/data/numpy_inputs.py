@@ -27,6 +27,7 @@ Example:
 ((15, 20, 3), [200, 0, 0])
 """
 
+import contextlib
 import io
 import os
 import struct
@@ -35,17 +36,23 @@ import numpy as np
 
 from keras_tl.errors import DataError, DataNotFoundError
 
-SAMPLE_RATE = 16000  # keras_tl.data.audio.clips.SAMPLE_RATE, without importing TensorFlow there
-_KAISER_BETA = 5.0  # keras_tl.data.audio.clips: scipy.signal.resample_poly's window
-_ZERO_CROSSINGS = 10
-_RESAMPLE_BLOCK = 8192
+# PIL.Image.MAX_IMAGE_PIXELS: PIL warns above it and refuses twice as much;
+# keras_tl refuses anything above it (here, and in image_decoding's graphs).
+MAX_IMAGE_PIXELS = 89_478_485
+# The resampling filter of keras_tl.data.audio.clips (which imports these).
+SAMPLE_RATE = 16000
+KAISER_BETA = 5.0  # scipy.signal.resample_poly's default window
+ZERO_CROSSINGS = 10  # per side, in units of the lower of the two rates
+RESAMPLE_BLOCK = 8192  # output samples computed at once (bounds memory on long files)
 
 
 # -- images -------------------------------------------------------------------
 def read_image(source, image_size=None, name=None):
     """An image file (a path, its bytes or a binary file object) as uint8
     RGB `[H, W, 3]`, resized to `(height, width)` when given: the pixels
-    `keras_tl.data.images.read_image` gives, without TensorFlow.
+    `keras_tl.data.images.read_image` gives, without TensorFlow, for every
+    file but those `decoded_otherwise_by_pillow` (which
+    `keras_tl.data.images.prepare_images` reads with TensorFlow).
 
     Raises a `DataError` naming the file (`name`, default the path) when it
     is not an image Pillow reads.
@@ -56,18 +63,19 @@ def read_image(source, image_size=None, name=None):
     ...
     keras_tl.errors.DataError: Cannot read image notes.txt: cannot identify image file. Remove or replace the file; when training, skip_corrupt=True (--skip-corrupt) skips unreadable files with a warning.
     """
-    from keras_tl.data import images  # light: Pillow's checks and messages
-
-    data, name = _contents(source, name, "Image")
-    if _decoded_otherwise_by_pillow(data):
-        from keras_tl.data.image_decoding import decode_to_array  # TensorFlow: rare formats only
-
-        return decode_to_array(data, image_size)
-    image = images.read_with_pil(name, data)
+    data, name = file_contents(source, name, "Image")
+    image = read_with_pil(name, data)
     return image if image_size is None else resize_image(image, image_size)
 
 
-def _contents(source, name, kind):
+def file_contents(source, name=None, kind="Image"):
+    """`(bytes, name)` of a file given as a path, bytes or a binary file
+    object; `name` (for messages) defaults to its path.
+
+    Example:
+    >>> file_contents(b"abc")
+    (b'abc', '<3 bytes>')
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), name or f"<{len(source)} bytes>"
     if hasattr(source, "read"):
@@ -79,13 +87,19 @@ def _contents(source, name, kind):
     except FileNotFoundError as error:
         raise DataNotFoundError(f"{kind} file not found: {path}") from error
     except IsADirectoryError as error:
-        raise DataError(f"{path} is a folder, not a{'n' if kind[0] in 'AI' else ''} "
-                        f"{kind.lower()} file.") from error
+        raise DataError(f"{path} is a folder, not a file.") from error
 
 
-def _decoded_otherwise_by_pillow(data):
-    """16-bit colour PNGs (Pillow keeps the high byte, TensorFlow rounds
-    v / 257) and CMYK JPEGs (other colour conversions)."""
+def decoded_otherwise_by_pillow(data):
+    """Whether Pillow decodes the image `data` otherwise than
+    `keras_tl.data.image_decoding`: 16-bit colour PNGs (Pillow keeps the
+    high byte, TensorFlow rounds v / 257) and CMYK JPEGs (other colour
+    conversions).
+
+    Example:
+    >>> decoded_otherwise_by_pillow(b"GIF89a...")
+    False
+    """
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25:
         return data[24] == 16 and data[25] in (2, 4, 6)  # bit depth 16, not plain grayscale
     if data[:3] == b"\xff\xd8\xff":
@@ -97,6 +111,82 @@ def _decoded_otherwise_by_pillow(data):
         except Exception:  # noqa: BLE001  (unreadable: Pillow's own error comes next)
             return False
     return False
+
+
+def read_with_pil(path, data):
+    """Encoded image `data` (of the file `path`, named in errors) decoded by
+    PIL as uint8 RGB, upright per EXIF: the formats TensorFlow cannot decode,
+    and every image `keras_tl.data.numpy_inputs` reads without TensorFlow.
+
+    Example:
+    >>> import io
+    >>> from PIL import Image
+    >>> buffer = io.BytesIO()
+    >>> Image.new("L", (3, 2), 7).save(buffer, format="PNG")
+    >>> read_with_pil("gray.png", buffer.getvalue()).shape
+    (2, 3, 3)
+    """
+    from PIL import ImageOps
+
+    with opened_with_pil(path, io.BytesIO(data)) as image:
+        try:
+            image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I;16") or image.mode == "I":
+                gray = scale_16_bit(np.clip(np.asarray(image), 0, 65535))
+                return np.repeat(gray[..., None], 3, axis=-1)
+            return np.asarray(image.convert("RGB"), dtype="uint8")
+        except (OSError, SyntaxError) as error:
+            raise unreadable_image(path, error) from error
+
+
+@contextlib.contextmanager
+def opened_with_pil(path, file):
+    """PIL's lazy open (the header only), refusing an image over
+    `MAX_IMAGE_PIXELS` and anything PIL cannot identify with a `DataError`.
+
+    Example:
+    >>> with opened_with_pil("notes.txt", io.BytesIO(b"text")):
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.DataError: Cannot read image notes.txt: cannot identify image file. Remove or replace the file; when training, skip_corrupt=True (--skip-corrupt) skips unreadable files with a warning.
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # PIL warns above the limit and raises above twice it; keras_tl
+            # refuses anything above it, before decoding.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file)
+    except UnidentifiedImageError as error:  # its message names the buffer: <_io.BytesIO ...>
+        raise unreadable_image(path, "cannot identify image file") from error
+    except (Image.DecompressionBombError, OSError, SyntaxError) as error:
+        raise unreadable_image(path, error) from error
+    with image:
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise unreadable_image(
+                path, f"image of {width}x{height} pixels is over the decompression-bomb "
+                f"limit of {MAX_IMAGE_PIXELS} pixels (as in PIL); refused before decoding")
+        yield image
+
+
+def unreadable_image(path, reason):
+    """The `DataError` for an image file that cannot be read; its `reason`
+    attribute lets a folder's bad files be listed at once.
+
+    Example:
+    >>> unreadable_image("a.jpg", "truncated").reason
+    'truncated'
+    """
+    from keras_tl.data.folders import unreadable_files_error
+
+    error = unreadable_files_error([(path, reason)], "image", "images")
+    error.reason = str(reason)  # a folder's bad files are listed at once, with their reasons
+    return error
 
 
 def scale_16_bit(values):
@@ -171,10 +261,12 @@ def _gather(pixels, axis, starts, weights):
 
 
 # -- WAV files ----------------------------------------------------------------
-def read_wav(source, clip_samples=None, name=None):
-    """A WAV file (path, bytes or binary file object) as float32 mono at
-    16 kHz on the int16 scale, fitted to `clip_samples` when given: what
-    `keras_tl.data.audio.read_wav` gives, without TensorFlow.
+def read_wav_or_reason(source, clip_samples=None):
+    """`(waveform, None)` for a WAV file (path, bytes or binary file
+    object): float32 mono at 16 kHz on the int16 scale, fitted to
+    `clip_samples` when given, what `keras_tl.data.audio.read_wav` gives,
+    without TensorFlow; `(None, reason)` for a file that is not a readable
+    WAV (`keras_tl.data.audio.unreadable_wavs_error` names them at once).
 
     Example:
     >>> import wave
@@ -182,19 +274,19 @@ def read_wav(source, clip_samples=None, name=None):
     >>> with wave.open(buffer, "wb") as w:
     ...     w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000)
     ...     w.writeframes(np.full(8000, 1000, "<i2").tobytes())
-    >>> clip = read_wav(buffer.getvalue(), 16000)
+    >>> clip, _ = read_wav_or_reason(buffer.getvalue(), 16000)
     >>> clip.shape, float(clip[0]), float(clip[8000])
     ((16000,), 0.0, 1000.0)
+    >>> read_wav_or_reason(b"hello")
+    (None, 'file too short to be a WAV file')
     """
-    from keras_tl.data.audio.wav import unreadable_wavs_error  # light: its messages
-
-    data, name = _contents(source, name, "Audio")
+    data, _ = file_contents(source, None, "Audio")
     try:
         waveform, rate = decode_wav(data)
     except ValueError as error:
-        raise unreadable_wavs_error([(name, str(error))]) from None
+        return None, str(error)
     waveform = resample(waveform, rate)
-    return waveform if clip_samples is None else fit_clip(waveform, clip_samples)
+    return (waveform if clip_samples is None else fit_clip(waveform, clip_samples)), None
 
 
 def decode_wav(data):
@@ -276,19 +368,19 @@ def resample(waveform, rate_in, rate_out=SAMPLE_RATE):
     up, down = int(rate_out) // divisor, int(rate_in) // divisor
     if up == down:
         return x
-    half = _ZERO_CROSSINGS * max(up, down)
+    half = ZERO_CROSSINGS * max(up, down)
     t = np.arange(-half, half + 1, dtype=np.float64)
     angle = np.where(t == 0, 1.0, np.pi * t / max(up, down))
     sinc = np.where(t == 0, 1.0, np.sin(angle) / angle)
-    window = np.i0(_KAISER_BETA * np.sqrt(np.maximum(1.0 - (t / half) ** 2, 0.0)))
+    window = np.i0(KAISER_BETA * np.sqrt(np.maximum(1.0 - (t / half) ** 2, 0.0)))
     h = sinc * window
     h = (h / h.sum() * up).astype(np.float32)
     n_in = x.shape[-1]
     n_out = (n_in * up + down - 1) // down
     n_taps = (2 * half) // up + 1
     parts = []
-    for start in range(0, n_out, _RESAMPLE_BLOCK):
-        m = np.arange(start, min(start + _RESAMPLE_BLOCK, n_out), dtype=np.int64)[:, None]
+    for start in range(0, n_out, RESAMPLE_BLOCK):
+        m = np.arange(start, min(start + RESAMPLE_BLOCK, n_out), dtype=np.int64)[:, None]
         k = -((half - m * down) // up) + np.arange(n_taps)[None, :]
         j = m * down - k * up + half
         inside = (k >= 0) & (k < n_in) & (j >= 0) & (j <= 2 * half)

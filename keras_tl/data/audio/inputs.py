@@ -76,7 +76,16 @@ def prepare_waveforms(waveforms, clip_samples, sample_rate=SAMPLE_RATE):
     from keras_tl.data.images import is_file_input
 
     if isinstance(waveforms, (list, tuple)) and waveforms and is_file_input(waveforms[0]):
-        return np.stack([numpy_inputs.read_wav(file, clip_samples) for file in waveforms])
+        clips, failures = [], []  # every unreadable file is named at once
+        for index, file in enumerate(waveforms):
+            clip, reason = numpy_inputs.read_wav_or_reason(file, clip_samples)
+            clips.append(clip)
+            if reason is not None:
+                name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else f"input {index}"
+                failures.append((name, reason))
+        if failures:
+            raise unreadable_wavs_error(failures)
+        return np.stack(clips)
     if isinstance(waveforms, np.ndarray) and waveforms.dtype.kind in "fiu" and waveforms.ndim == 1:
         raise DataError(
             f"Got a single 1-D waveform of {waveforms.shape[0]} samples; pass a batch: "
