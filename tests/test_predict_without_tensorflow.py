@@ -77,6 +77,12 @@ def test_images_read_without_tensorflow_are_the_tensorflow_pixels(tmp_path):
             assert got.shape == expected.shape and np.array_equal(got, expected), (path, size)
     with open(path, "rb") as f:  # bytes and file objects too
         assert np.array_equal(numpy_inputs.read_image(f.read(), (8, 8)), read_image(path, (8, 8)))
+    from keras_tl.data.image_decoding import resize_image
+
+    arrays = np.random.default_rng(5).integers(0, 256, (3, 300, 200, 3)).astype("uint8")
+    for size in ((224, 224), (16, 30), (480, 100)):  # shrink, grow, both
+        assert np.array_equal(numpy_inputs.resize_image(arrays, size),
+                              resize_image(arrays, size).numpy()), size
 
 
 @pytest.mark.core

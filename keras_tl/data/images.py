@@ -7,6 +7,7 @@ shape or dtype made uint8 RGB at the model's size (`prepare_images`).
 
 import logging
 import os
+import sys
 
 import numpy as np
 
@@ -185,10 +186,12 @@ def is_file_input(value):
 
 
 def resize_images(images, image_size):
-    """Resizes a uint8 `[N, H, W, 3]` batch to `(height, width)` as
-    `keras_tl.data.image_decoding.resize_image` does (bilinear, antialiased,
-    as `read_image` and the SavedModel's `serving_bytes`), in NumPy
-    (`keras_tl.data.numpy_inputs.resize_image`, the same pixels).
+    """Resizes a uint8 `[N, H, W, 3]` batch to `(height, width)` with
+    `keras_tl.data.image_decoding.resize_image` (bilinear, antialiased, as
+    `read_image` and the SavedModel's `serving_bytes`) once TensorFlow is
+    imported (training), else with its NumPy twin
+    (`keras_tl.data.numpy_inputs.resize_image`, the same pixels, slower on
+    large batches), so predicting needs no TensorFlow.
 
     Example:
     >>> resize_images(np.zeros((2, 28, 28, 3), "uint8"), (32, 32)).shape
@@ -197,9 +200,19 @@ def resize_images(images, image_size):
     height, width = image_size
     if images.shape[1:3] == (height, width):
         return images
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        from keras_tl.data.image_decoding import resize_image
+
+        def resize(part):
+            with tf.device("/CPU:0"):
+                return resize_image(part, (height, width)).numpy()
+    else:
+        def resize(part):
+            return numpy_inputs.resize_image(part, (height, width))
     # Bounded float32 memory for large batches of large images.
     pixels = max(images.shape[1] * images.shape[2], height * width) * 3
     chunk = max(1, _RESIZE_CHUNK_VALUES // pixels)
-    parts = [numpy_inputs.resize_image(images[start:start + chunk], (height, width))
-             for start in range(0, len(images), chunk)]
+    parts = [resize(images[start:start + chunk]) for start in range(0, len(images), chunk)]
     return np.concatenate(parts) if parts else np.empty((0, height, width, 3), "uint8")
