@@ -48,14 +48,14 @@ _PUBLIC = {
     "get_task": "keras_tl.tasks",
     "list_tasks": "keras_tl.tasks",
     "default_text_stages": "keras_tl.tasks.text_classifier",
-    "TextClassifierPipeline": "keras_tl.tasks.text_classifier",
+    "TextClassifierPipeline": "keras_tl.tasks.text_pipeline",
     "load_text_encoder": "keras_tl.backbones.text_encoders",
     "load_texts": "keras_tl.data.text",
 }
 # modules that register keras_tl's serializable Keras objects, by the
 # package they need imported first
 _SERIALIZABLES = {
-    "keras": ("keras_tl.layers", "keras_tl.backbones", "keras_tl.tasks.text_classifier"),
+    "keras": ("keras_tl.layers", "keras_tl.backbones", "keras_tl.tasks.text_pipeline"),
     "keras_hub": ("keras_tl.models.retinanet",),
 }
 

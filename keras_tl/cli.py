@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 
-from keras_tl.errors import ConfigError, DataNotFoundError, KerasTLError
+from keras_tl.errors import ConfigError, DataError, DataNotFoundError, KerasTLError
 from keras_tl.tasks import registry as task_registry
 
 RUN_MODEL_FILE = "model.keras"  # keras_tl.result.MODEL_FILE, named here without importing Keras
@@ -152,7 +152,8 @@ def build_parser():
     lr.add_argument("--start-lr", type=float, default=1e-7)
     lr.add_argument("--end-lr", type=float, default=10.0)
 
-    ex = commands.add_parser("export", help="export a finished run for serving")
+    ex = commands.add_parser("export", help="export a finished run for serving (a line per "
+                                            "format as it is written and verified, on stderr)")
     ex.add_argument("run_dir", help="output folder of `keras-tl finetune`")
     ex.add_argument("--name", required=True, help="model name: writes saved_models/NAME/<version>")
     ex.add_argument("--root", default="saved_models", help="export root folder (default saved_models)")
@@ -160,8 +161,13 @@ def build_parser():
                     help="comma-separated: saved_model, onnx, litert (default: every format the task supports)")
 
     pr = commands.add_parser("predict", help="predictions for images, texts or WAV files from an export")
-    pr.add_argument("export_path", help="saved_models/NAME[/VERSION], a .onnx or a .tflite file")
-    pr.add_argument("inputs", nargs="+", help="input files (or texts, for a text model)")
+    pr.add_argument("export_path", help="saved_models/NAME[/VERSION], a .onnx or a .tflite file "
+                                        "(.onnx and .tflite run without TensorFlow)")
+    pr.add_argument("inputs", nargs="*", help="image or WAV files, or texts for a text model "
+                                              "(a file given to a text model is warned about)")
+    pr.add_argument("--texts-from", default=None, metavar="FILE",
+                    help="text models: predict each line of a .txt file, or each row of the "
+                         "'text' column (else the only column) of a .csv file")
     pr.add_argument("--top", type=int, default=3)
     pr.add_argument("--draw", default=None, metavar="FOLDER",
                     help="write each image with its predicted boxes into FOLDER (box models)")
@@ -322,6 +328,11 @@ def _check(args):
     if args.command == "predict":
         _check_export_path(args.export_path)
         _check_writable_folder("--draw", args.draw)
+        if not args.inputs and not args.texts_from:
+            raise ConfigError("Nothing to predict: give input files (or texts), or "
+                              "--texts-from FILE for a text model.")
+        if args.texts_from and not os.path.isfile(args.texts_from):
+            raise DataNotFoundError(f"--texts-from {args.texts_from}: no such file.")
     if args.command == "serve":
         _check_serve(args)
 
@@ -433,7 +444,9 @@ def _export(args):
     formats = None  # every format the run's task supports
     if args.formats:
         formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    report = export(result, os.path.join(args.root, args.name), formats=formats)
+    print(f"Exporting {args.run_dir} to {os.path.join(args.root, args.name)}: each format is "
+          "written, then verified against the Keras model", file=sys.stderr, flush=True)
+    report = export(result, os.path.join(args.root, args.name), formats=formats, verbose=True)
     print(report.summary())
     return 0
 
@@ -442,8 +455,9 @@ def _predict(args):
     from keras_tl.exporters.predict import format_prediction, load_export
 
     exported = load_export(args.export_path)
-    predictions = exported.predict(args.inputs, top=args.top)
-    for given, prediction in zip(args.inputs, predictions):
+    inputs = _predict_inputs(args, exported.task.modality)
+    predictions = exported.predict(inputs, top=args.top)
+    for given, prediction in zip(inputs, predictions):
         print(f"{given}: {format_prediction(prediction)}")
     if args.draw:
         _draw(args.inputs, predictions, args.draw)
@@ -470,6 +484,63 @@ def _serve(args):
     finally:
         server.server_close()
     return 0
+_MODEL_INPUTS = {"image": ("images", "(.jpg, .png, .bmp, .gif, .webp, .tif)"),
+                 "audio": ("WAV files", "(.wav)"), "text": ("texts", "")}
+
+
+def _predict_inputs(args, modality):
+    """The inputs to predict, checked against what the model takes: a file
+    given to a text model is warned about (its path is classified); a file
+    of the wrong kind given to an image or WAV model is a `DataError`."""
+    takes, extensions = _MODEL_INPUTS.get(modality, (modality, ""))
+    if args.texts_from and modality != "text":
+        raise ConfigError(f"--texts-from is for text models; this model takes {takes}.")
+    inputs = list(args.inputs) + (_read_texts(args.texts_from) if args.texts_from else [])
+    for given in args.inputs:
+        if modality == "text" and os.path.isfile(given):
+            print(f"keras-tl predict: warning: {given} is a file; this model takes texts, so "
+                  "its path is classified as a text. Pass --texts-from FILE to read one text "
+                  "per line from a .txt, or the text column of a .csv.", file=sys.stderr)
+        elif modality in ("image", "audio") and os.path.isfile(given) \
+                and not _is_kind(given, modality):
+            raise DataError(f"This model takes {takes} {extensions}: {given} is not one.")
+    return inputs
+
+
+def _is_kind(path, modality):
+    """Whether the file at `path` is an image (Pillow identifies it) or a
+    WAV file (RIFF/WAVE header): the header only."""
+    if modality == "audio":
+        with open(path, "rb") as f:
+            header = f.read(12)
+        return header[:4] == b"RIFF" and header[8:12] == b"WAVE"
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            return True
+    except Exception:  # noqa: BLE001  (whatever Pillow raises, it is no image it reads)
+        return False
+
+
+def _read_texts(path):
+    """The texts of `--texts-from`: the non-empty lines of a text file, or
+    the `text` column (else the only column) of a .csv file."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        if not path.lower().endswith(".csv"):
+            return [line.strip() for line in f if line.strip()]
+        rows = list(csv.reader(f))
+    header, rows = (rows[0], rows[1:]) if rows else ([], [])
+    if "text" in header:
+        column = header.index("text")
+    elif len(header) == 1:
+        column = 0
+    else:
+        raise ConfigError(f"--texts-from {path}: no 'text' column among {header}; name the "
+                          "column of texts 'text'.")
+    return [row[column] for row in rows if len(row) > column and row[column].strip()]
 
 
 def _draw(paths, predictions, folder):

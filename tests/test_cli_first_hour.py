@@ -7,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 import wave
 
 import numpy as np
@@ -166,13 +165,7 @@ def test_keras_objects_register_when_a_keras_tl_module_imported_keras_first():
 
 
 def test_a_missing_data_folder_is_reported_about_as_fast_as_python_starts(tmp_path):
-    def fastest(command):
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-            times.append(time.perf_counter() - start)
-        return min(times), done
+    from tests.helpers import fastest
 
     bare, _ = fastest([sys.executable, "-c", "pass"])
     answered, done = fastest([KERAS_TL, "finetune", str(tmp_path / "nope")])

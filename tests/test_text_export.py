@@ -87,6 +87,21 @@ def test_predict_from_every_format_and_the_cli(exported, prepared, capsys):
     assert capsys.readouterr().out.strip() == f"{texts[0]}: {name} {expected[0].max():.3f}"
 
 
+def test_predict_on_the_onnx_file_imports_neither_tensorflow_nor_keras(exported, prepared):
+    texts = ["This tea was great!", "awful, stale coffee"]
+    code = ("import sys\n"
+            f"sys.argv = ['keras-tl', 'predict', {exported.files['onnx']!r}, *{texts!r}]\n"
+            "from keras_tl import cli\n"
+            "code = cli.main()\n"
+            "print(code, sorted(m for m in ('tensorflow', 'keras', 'keras_hub') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    *lines, last = done.stdout.strip().splitlines()
+    assert last == "0 []", done.stdout + done.stderr[-2000:]
+    expected = prepared.inference_model.predict(texts)
+    names = [prepared.class_names[int(row.argmax())] for row in expected]
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == names
+
+
 def test_served_without_keras_tl(exported, prepared, tmp_path):
     """SavedModel with TensorFlow (+ Text) only; ONNX Runtime fed by the
     export's own wordpiece.py: neither keras_tl nor keras_hub loaded."""

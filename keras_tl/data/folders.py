@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from keras_tl.data.splits import class_key, class_order
-from keras_tl.errors import DataError, DataNotFoundError
+from keras_tl.errors import DataError, DataNotFoundError, listing
 
 logger = logging.getLogger("keras_tl")
 
@@ -105,3 +105,25 @@ def read_class_folders(path, read, extensions, kind, example, skip_corrupt=False
         if loaded == 0:
             raise DataError(f"Class folder {os.path.join(path, name)} has no readable {kind}.")
     return np.stack(items), np.asarray(labels, dtype="int32"), names
+
+
+def unreadable_files_error(failures, kind, read_as, hint=""):
+    """The `DataError` for the files of a dataset that cannot be read,
+    `failures` as `[(path, reason)]`, all named at once: one with its
+    reason, several listed in one line. `kind` names one file ("image"),
+    `read_as` what they failed to be read as ("images"); `hint` follows the
+    reasons.
+
+    Example:
+    >>> str(unreadable_files_error([("a.jpg", "truncated"), ("b.jpg", "empty")], "image", "images"))[:66]
+    '2 files cannot be read as images: a.jpg (truncated), b.jpg (empty)'
+    """
+    skip = ("when training, skip_corrupt=True (--skip-corrupt) skips unreadable files with a "
+            "warning.")
+    if len(failures) == 1:
+        [(path, reason)] = failures
+        return DataError(f"Cannot read {kind} {path}: {reason}.{hint} Remove or replace the "
+                         f"file; {skip}")
+    named = listing(f"{path} ({reason})" for path, reason in failures)
+    return DataError(f"{len(failures)} files cannot be read as {read_as}: {named}.{hint} "
+                     f"Remove or replace them; {skip}")

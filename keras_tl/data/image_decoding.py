@@ -8,7 +8,8 @@ both.
 
 What they do:
 
-- Formats: JPEG (grayscale and CMYK too), PNG (1- to 16-bit, grayscale,
+- Formats: JPEG (grayscale and CMYK too; the accurate integer IDCT, as
+  Pillow), PNG (1- to 16-bit, grayscale,
   palette, with or without alpha), GIF (first frame), BMP (24- and 32-bit,
   8-bit palette) and WebP (first frame). Anything else (TIFF...) is refused
   with an "unsupported image format" error; `read_image` reads those with
@@ -36,9 +37,7 @@ import re
 
 import tensorflow as tf
 
-# PIL.Image.MAX_IMAGE_PIXELS: PIL warns above it and refuses twice as much;
-# keras_tl refuses anything above it.
-MAX_IMAGE_PIXELS = 89_478_485
+from keras_tl.data.numpy_inputs import MAX_IMAGE_PIXELS
 RESIZE_METHOD = "bilinear"
 RESIZE_ANTIALIAS = True
 
@@ -277,7 +276,10 @@ def _unsupported_format():
 def _decode_jpeg(data):
     shape = tf.io.extract_jpeg_shape(data)
     with tf.control_dependencies([_refuse_bombs(shape[0], shape[1])]):
-        return tf.io.decode_jpeg(data, channels=3)
+        # the accurate integer IDCT, as Pillow and libjpeg decode by default
+        # (TensorFlow's own default is the fast one): keras_tl.data.numpy_inputs
+        # reads the same pixels without TensorFlow
+        return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
 
 
 def _decode_png(data, header, read):

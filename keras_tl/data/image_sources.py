@@ -76,7 +76,7 @@ import os
 import numpy as np
 
 from keras_tl.data import images as _images
-from keras_tl.data.folders import class_folders
+from keras_tl.data.folders import class_folders, unreadable_files_error
 from keras_tl.data.pipeline import batch_examples, make_dataset
 from keras_tl.data.splits import check_labels
 from keras_tl.errors import DataError
@@ -216,6 +216,7 @@ class FileSource(ImageSource):
         """Lists a class-folder tree and checks each file's header (see the
         module docstring)."""
         paths, labels, decodes, names = [], [], [], []
+        failures = []  # [(path, reason)]: every unreadable image is named at once
         classes = class_folders(path, _images.IMAGE_EXTENSIONS, "images",
                                 os.path.join("cat", "001.jpg"), min_classes)
         for index, (name, files) in enumerate(classes):
@@ -224,16 +225,19 @@ class FileSource(ImageSource):
             for file_path in files:
                 try:
                     decodes.append(_images.check_image_file(file_path))
-                except DataError:
+                except DataError as error:
                     if not skip_corrupt:
-                        raise
+                        failures.append((file_path, getattr(error, "reason", error)))
+                        continue
                     logger.warning("Skipping unreadable file %s", file_path)
                     continue
                 paths.append(file_path)
                 labels.append(index)
                 readable += 1
-            if readable == 0:
+            if readable == 0 and not failures:
                 raise DataError(f"Class folder {os.path.join(path, name)} has no readable images.")
+        if failures:
+            raise unreadable_files_error(failures, "image", "images")
         return cls(paths, labels, names, image_size, decodes, skip_corrupt)
 
     def subset(self, indices):

@@ -5,14 +5,18 @@ shape or dtype made uint8 RGB at the model's size (`prepare_images`).
 `keras_tl.data.image_sources` streams whole datasets through the same ops.
 """
 
-import contextlib
 import logging
 import os
+import sys
 
 import numpy as np
 
+from keras_tl.data import numpy_inputs
+from keras_tl.data.numpy_inputs import (MAX_IMAGE_PIXELS, opened_with_pil, read_with_pil,
+                                        unreadable_image)
 from keras_tl.data.splits import check_labels
-from keras_tl.errors import DataError, DataNotFoundError
+from keras_tl.errors import DataNotFoundError
+
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 logger = logging.getLogger("keras_tl")
@@ -52,60 +56,22 @@ def read_image(path, image_size=None):
     except FileNotFoundError as error:
         raise DataNotFoundError(f"Image file not found: {path}") from error
     except OSError as error:
-        raise _unreadable(path, error.strerror or error) from error
+        raise unreadable_image(path, error.strerror or error) from error
     if image_decoding.sniff_format(data) is None:
-        image = _read_with_pil(path, data)
+        image = read_with_pil(path, data)
         return image if image_size is None else resize_images(image[None], image_size)[0]
+    return _decoded_by_tensorflow(path, data, image_size)
+
+
+def _decoded_by_tensorflow(name, data, image_size):
+    import tensorflow as tf
+
+    from keras_tl.data import image_decoding
+
     try:
         return image_decoding.decode_to_array(data, image_size)
     except tf.errors.OpError as error:
-        raise _unreadable(path, image_decoding.error_reason(error)) from error
-
-
-def _read_with_pil(path, data):
-    """The formats TensorFlow cannot decode, as uint8 RGB (EXIF-rotated)."""
-    import io
-
-    from PIL import ImageOps
-
-    from keras_tl.data.image_decoding import scale_16_bit
-
-    with _opened_with_pil(path, io.BytesIO(data)) as image:
-        try:
-            image = ImageOps.exif_transpose(image)
-            if image.mode.startswith("I;16") or image.mode == "I":
-                gray = scale_16_bit(np.clip(np.asarray(image), 0, 65535)).numpy()
-                return np.repeat(gray[..., None], 3, axis=-1)
-            return np.asarray(image.convert("RGB"), dtype="uint8")
-        except (OSError, SyntaxError) as error:
-            raise _unreadable(path, error) from error
-
-
-@contextlib.contextmanager
-def _opened_with_pil(path, file):
-    """PIL's lazy open (the header only), refusing an image over
-    `MAX_IMAGE_PIXELS` and anything PIL cannot identify with a `DataError`."""
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
-    from keras_tl.data.image_decoding import MAX_IMAGE_PIXELS
-
-    try:
-        with warnings.catch_warnings():
-            # PIL warns above the limit and raises above twice it; keras_tl
-            # refuses anything above it, before decoding.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(file)
-    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise _unreadable(path, error) from error
-    with image:
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise _unreadable(
-                path, f"image of {width}x{height} pixels is over the decompression-bomb "
-                f"limit of {MAX_IMAGE_PIXELS} pixels (as in PIL); refused before decoding")
-        yield image
+        raise unreadable_image(name, image_decoding.error_reason(error)) from error
 
 
 def check_image_file(path):
@@ -134,21 +100,13 @@ def check_image_file(path):
         with open(path, "rb") as file:
             header = file.read(16)
             file.seek(0)
-            with _opened_with_pil(path, file):
+            with opened_with_pil(path, file):
                 pass
     except FileNotFoundError as error:
         raise DataNotFoundError(f"Image file not found: {path}") from error
     except OSError as error:  # reading, not decoding
-        raise _unreadable(path, error.strerror or error) from error
+        raise unreadable_image(path, error.strerror or error) from error
     return sniff_format(header) is not None
-
-
-def _unreadable(path, reason):
-    return DataError(
-        f"Cannot read image {path}: {reason}. Remove or replace the file; when "
-        "training, skip_corrupt=True (--skip-corrupt) skips unreadable images "
-        "with a warning."
-    )
 
 
 def prepare_arrays(images, labels, image_size, class_names=None, min_classes=2):
@@ -177,15 +135,17 @@ def prepare_images(images, image_size):
 
     `images` may be `[N, H, W]` or `[N, H, W, 1]` (grayscale, made RGB),
     `[N, H, W, 3]` or `[N, H, W, 4]` (alpha dropped), any numeric dtype in
-    [0, 255], or a list of image file paths (read by `read_image`). Arrays
-    are resized as `resize_images` does.
+    [0, 255], or a list of image files (paths, bytes or binary file
+    objects). Files give the pixels `read_image` gives, arrays are resized
+    as `resize_images` does, both without TensorFlow
+    (`keras_tl.data.numpy_inputs`), so predicting needs none.
 
     Example:
     >>> prepare_images(np.zeros((2, 28, 28)), (96, 96)).shape
     (2, 96, 96, 3)
     """
-    if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike)):
-        return np.stack([read_image(path, image_size) for path in images])
+    if isinstance(images, (list, tuple)) and images and is_file_input(images[0]):
+        return np.stack([_read_for_model(image, image_size) for image in images])
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
@@ -205,26 +165,54 @@ def prepare_images(images, image_size):
     return resize_images(images, image_size)
 
 
+def _read_for_model(image, image_size):
+    """An image file as `read_image` reads it: with Pillow and NumPy, or,
+    for the few files Pillow decodes otherwise, TensorFlow's ops."""
+    data, name = numpy_inputs.file_contents(image)
+    if numpy_inputs.decoded_otherwise_by_pillow(data):
+        return _decoded_by_tensorflow(name, data, image_size)
+    return numpy_inputs.read_image(data, image_size, name=name)
+
+
+def is_file_input(value):
+    """Whether `value` names or holds a file (a path, bytes or a binary
+    file object), not an array.
+
+    Example:
+    >>> is_file_input("cat.jpg"), is_file_input(b"\\x89PNG"), is_file_input(np.zeros(3))
+    (True, True, False)
+    """
+    return isinstance(value, (str, os.PathLike, bytes, bytearray)) or hasattr(value, "read")
+
+
 def resize_images(images, image_size):
     """Resizes a uint8 `[N, H, W, 3]` batch to `(height, width)` with
     `keras_tl.data.image_decoding.resize_image` (bilinear, antialiased, as
-    `read_image` and the SavedModel's `serving_bytes`).
+    `read_image` and the SavedModel's `serving_bytes`) once TensorFlow is
+    imported (training), else with its NumPy twin
+    (`keras_tl.data.numpy_inputs.resize_image`, the same pixels, slower on
+    large batches), so predicting needs no TensorFlow.
 
     Example:
     >>> resize_images(np.zeros((2, 28, 28, 3), "uint8"), (32, 32)).shape
     (2, 32, 32, 3)
     """
-    import tensorflow as tf
-
-    from keras_tl.data.image_decoding import resize_image
-
     height, width = image_size
     if images.shape[1:3] == (height, width):
         return images
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        from keras_tl.data.image_decoding import resize_image
+
+        def resize(part):
+            with tf.device("/CPU:0"):
+                return resize_image(part, (height, width)).numpy()
+    else:
+        def resize(part):
+            return numpy_inputs.resize_image(part, (height, width))
     # Bounded float32 memory for large batches of large images.
     pixels = max(images.shape[1] * images.shape[2], height * width) * 3
     chunk = max(1, _RESIZE_CHUNK_VALUES // pixels)
-    with tf.device("/CPU:0"):
-        parts = [resize_image(images[start:start + chunk], (height, width)).numpy()
-                 for start in range(0, len(images), chunk)]
+    parts = [resize(images[start:start + chunk]) for start in range(0, len(images), chunk)]
     return np.concatenate(parts) if parts else np.empty((0, height, width, 3), "uint8")

@@ -92,7 +92,7 @@ class ExportResult(dict):
 
 
 def export(model_or_result, path, formats=None, class_names=None, metadata=None, version=None,
-           tolerance=1e-4, verification_inputs=None, task=None):
+           tolerance=1e-4, verification_inputs=None, task=None, verbose=False):
     """Exports a model as a new, verified version under `path`.
 
     Args:
@@ -116,6 +116,8 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
             a format and the Keras model (the int8 LiteRT model is only
             reported); `None` skips the check.
         task: a task name or `Task`, for a bare model.
+        verbose: print a line on stderr per format as it is written and as
+            it is verified, with its path (`keras-tl export` does).
 
     Returns:
         An `ExportResult`. Raises `ExportVerificationError` (and writes no
@@ -139,12 +141,17 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
 
     with _versioning.staged_version(path, version) as stage:
         model_name = os.path.basename(os.path.abspath(stage.base_dir))
-        files, formats_meta = _write(exporters, spec, model, stage.path, backend)
+        say = _progress(verbose, stage)
+        files, formats_meta = _write(exporters, spec, model, stage.path, backend, say)
         files.update(write_assets(spec.assets, stage.path))
         files.update(tf_serving.write_warmup_requests(spec, stage.path, model_name))
         verification = {"inputs": len(spec.verification_inputs)}
         for exporter in exporters:
-            verification.update(exporter.verify(files, spec))
+            reports = exporter.verify(files, spec)
+            verification.update(reports)
+            for key, report in reports.items():
+                say(f"verified {key}", files.get(key, files.get(exporter.name)),
+                    _report_line(report))
         if model is not original:  # how far the float32 export is from the 16-bit model
             original_outputs = task.export_spec(original, info, class_names, sample).model_outputs
             verification["float32_clone"] = compare(spec.model_outputs, original_outputs,
@@ -246,7 +253,39 @@ def _check_outputs(spec):
                 f"({spec.class_names[:10]}).")
 
 
-def _write(exporters, spec, model, stage_dir, backend):
+def _progress(verbose, stage):
+    """`say(what, path, detail="")`: one line on stderr (when `verbose`)
+    naming a staged file by its final path."""
+    import sys
+    import time
+
+    started = time.perf_counter()
+
+    def say(what, path=None, detail=""):
+        if not verbose:
+            return
+        where = ""
+        if path is not None:
+            where = " " + os.path.normpath(os.path.join(
+                stage.final_path, os.path.relpath(path, stage.path)))
+        detail = f" ({detail})" if detail else ""
+        print(f"[{time.perf_counter() - started:5.1f} s] {what}{where}{detail}", file=sys.stderr,
+              flush=True)
+
+    return say
+
+
+def _report_line(report):
+    if "skipped" in report:
+        return "skipped: " + report["skipped"]
+    if report.get("error"):
+        return "error: " + report["error"]
+    parts = [f"{key} {report[key]:.3g}" for key in ("max_abs_diff", "argmax_agreement", "agreement")
+             if key in report]
+    return ", ".join(parts) + ("" if report.get("enforced", True) else ", not enforced")
+
+
+def _write(exporters, spec, model, stage_dir, backend, say=lambda *args, **kwargs: None):
     """Writes every format: in this process when it can, else (SavedModel,
     LiteRT, or an ONNX conversion that failed under JAX/PyTorch) in one
     TensorFlow pass. Returns the files and, per format, where it was converted."""
@@ -255,7 +294,11 @@ def _write(exporters, spec, model, stage_dir, backend):
         formats_meta[exporter.name] = {}
         if backend == "tensorflow" or not exporter.needs_tensorflow:
             try:
-                files.update(exporter.write(spec, stage_dir))
+                say(f"writing {exporter.name}")
+                written = exporter.write(spec, stage_dir)
+                files.update(written)
+                for key, written_path in written.items():
+                    say(f"wrote {key}", written_path)
                 formats_meta[exporter.name]["converted_in"] = f"{backend} (this process)"
                 continue
             except Exception as error:  # noqa: BLE001  (any converter failure falls back)
@@ -266,5 +309,9 @@ def _write(exporters, spec, model, stage_dir, backend):
         formats_meta[exporter.name]["converted_in"] = "tensorflow subprocess"
         in_tensorflow.append(exporter.name)
     if in_tensorflow:
-        files.update(_backend.write_in_tensorflow(in_tensorflow, spec, model, stage_dir))
+        say(f"writing {', '.join(in_tensorflow)} in a TensorFlow subprocess")
+        written = _backend.write_in_tensorflow(in_tensorflow, spec, model, stage_dir)
+        files.update(written)
+        for key, written_path in written.items():
+            say(f"wrote {key}", written_path)
     return files, formats_meta

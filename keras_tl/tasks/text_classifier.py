@@ -3,22 +3,22 @@
 The training model takes the tokenizer's int arrays (`token_ids`,
 `padding_mask`, ...); `TextClassifierPipeline` wraps it with the tokenizer
 so `predict` takes raw strings.
+
+Keras is imported inside the functions (and `TextClassifierPipeline`, a
+Keras model, lives in `keras_tl.tasks.text_pipeline`): predicting from a
+text model's ONNX file needs the task, not Keras.
 """
 
 import json
 import os
 import shutil
 
-import keras
 import numpy as np
 
 from keras_tl import _compat
-from keras_tl.backbones import text_encoders
-from keras_tl.backbones.text_encoders import load_text_encoder, tokenize
 from keras_tl.data.text import is_text_data, length_batches, load_texts, make_text_dataset
 from keras_tl.errors import ConfigError
 from keras_tl.export_spec import Asset, ConvertedGraph, Signature
-from keras_tl.freezing import get_backbone
 from keras_tl.tasks import wordpiece
 from keras_tl.tasks.classification import Classification, classification_head
 from keras_tl.tasks.options import TEXT_CLASSIFICATION
@@ -87,6 +87,8 @@ def build_text_classifier(encoder, num_classes, dropout=0.1, pooling="mean",
         raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
     backbone = encoder.model
     # any length up to sequence_length: batches are cut to their longest text
+    import keras
+
     inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in encoder.input_names}
     features = backbone(inputs)
     if pooling == "pooled":
@@ -117,6 +119,8 @@ def apply_text_stage(model, stage, train_embeddings=False, pooling="mean"):
     ...  if layer.weights and layer.trainable]
     ['transformer_layer_4', 'transformer_layer_5']
     """
+    from keras_tl.freezing import get_backbone
+
     backbone = get_backbone(model)
     if stage.lora_rank:
         return _enable_lora(backbone, stage.lora_rank)
@@ -171,124 +175,6 @@ def _enable_lora(backbone, rank):
     return backbone
 
 
-@keras.saving.register_keras_serializable(package="keras_tl")
-class TextClassifierPipeline(keras.Model):
-    """A text classifier with its tokenizer: `predict` takes raw strings.
-
-    `call` takes the tokenizer's arrays (like the wrapped classifier);
-    `predict(texts)` tokenizes in batches first, on every backend. Saved as
-    `.keras` with its vocabulary (load it after `import keras_tl`).
-
-    Example:
-    >>> from keras_tl.backbones.text_encoders import load_text_encoder
-    >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
-    >>> model = build_text_classifier(encoder, num_classes=2)
-    >>> pipeline = TextClassifierPipeline(model, encoder.preprocessor, ["neg", "pos"])
-    >>> pipeline.predict(["great value", "stale and bland"]).shape
-    (2, 2)
-    """
-
-    def __init__(self, classifier, preprocessor, class_names, **kwargs):
-        super().__init__(**kwargs)
-        self.classifier = classifier
-        self.preprocessor = preprocessor
-        self.class_names = [str(n) for n in class_names]
-        self.built = True
-
-    def call(self, inputs, training=False):
-        return self.classifier(inputs, training=training)
-
-    def tokenize(self, texts, batch_size=512):
-        """Int32 arrays for `texts`, keyed like the classifier's inputs.
-
-        Example:
-        >>> from keras_tl.backbones.text_encoders import load_text_encoder
-        >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
-        >>> model = build_text_classifier(encoder, num_classes=2)
-        >>> pipeline = TextClassifierPipeline(model, encoder.preprocessor, ["neg", "pos"])
-        >>> pipeline.tokenize(["hello"])["token_ids"].shape  # sequence_length 8
-        (1, 8)
-        """
-        texts = _as_text_list(texts)
-        wanted = sorted(self.classifier.input) if isinstance(self.classifier.input, dict) else None
-        parts = {}
-        for start in range(0, len(texts), batch_size):
-            batch = self.preprocessor(texts[start:start + batch_size])
-            for key in wanted or batch:
-                parts.setdefault(key, []).append(np.asarray(batch[key]).astype("int32"))
-        return {key: np.concatenate(arrays) for key, arrays in parts.items()}
-
-    def predict(self, x, batch_size=32, verbose=0, **kwargs):
-        """Class probabilities for raw strings (or already tokenized arrays).
-
-        Example:
-        >>> from keras_tl.backbones.text_encoders import load_text_encoder
-        >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
-        >>> model = build_text_classifier(encoder, num_classes=2)
-        >>> pipeline = TextClassifierPipeline(model, encoder.preprocessor, ["neg", "pos"])
-        >>> probabilities = pipeline.predict(["tasty", "awful"])
-        >>> probabilities.shape, np.allclose(probabilities.sum(axis=-1), 1)
-        ((2, 2), True)
-        """
-        if not isinstance(x, dict):
-            x = self.tokenize(x)
-        outputs = None
-        for idx, batch in length_batches(x, batch_size):
-            part = np.asarray(self.classifier.predict_on_batch(batch))
-            if outputs is None:
-                outputs = np.zeros((len(x["padding_mask"]),) + part.shape[1:], part.dtype)
-            outputs[idx] = part
-        return outputs
-
-    def classify(self, texts, batch_size=32):
-        """The predicted class name of each text.
-
-        Example:
-        >>> from keras_tl.backbones.text_encoders import load_text_encoder
-        >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
-        >>> model = build_text_classifier(encoder, num_classes=2)
-        >>> pipeline = TextClassifierPipeline(model, encoder.preprocessor, ["neg", "pos"])
-        >>> model.get_layer("probabilities").set_weights(  # a head that always says "pos"
-        ...     [np.zeros((384, 2)), np.array([0.0, 1.0])])
-        >>> pipeline.classify(["tasty", "awful"])
-        ['pos', 'pos']
-        """
-        probabilities = self.predict(texts, batch_size=batch_size)
-        return [self.class_names[i] for i in probabilities.argmax(axis=-1)]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            classifier=_without_compile(keras.saving.serialize_keras_object(self.classifier)),
-            preprocessor=keras.saving.serialize_keras_object(self.preprocessor),
-            class_names=self.class_names,
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        import keras_hub  # noqa: F401  (registers the encoder and tokenizer classes)
-
-        config = dict(config)
-        classifier = keras.saving.deserialize_keras_object(config.pop("classifier"))
-        preprocessor = keras.saving.deserialize_keras_object(config.pop("preprocessor"))
-        return cls(classifier, preprocessor, **config)
-
-
-def _without_compile(config):
-    config.pop("compile_config", None)  # the pipeline is for inference
-    return config
-
-
-def _as_text_list(texts):
-    if isinstance(texts, str):
-        raise TypeError("Pass a list of texts, not a single string: predict([text]).")
-    texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in np.asarray(texts, object).reshape(-1)]
-    if not all(isinstance(t, str) for t in texts):
-        raise TypeError("Texts must be strings.")
-    return texts
-
-
 def _is_folder(data):
     return isinstance(data, (str, os.PathLike)) and os.path.isdir(data)
 
@@ -326,6 +212,7 @@ class TextClassification(Classification):
             return True
         if backbone is None:
             return False
+        from keras_tl.backbones import text_encoders
 
         return text_encoders.is_text_backbone(backbone)
 
@@ -356,6 +243,8 @@ class TextClassification(Classification):
         >>> encoder.input_size
         (8,)
         """
+        from keras_tl.backbones.text_encoders import load_text_encoder
+
         if weights not in ("default", "preset", None):
             raise ConfigError(f"Text encoders take weights='default' or None, got {weights!r}.")
         return load_text_encoder(backbone, sequence_length, weights=weights, tokenizer=tokenizer)
@@ -379,6 +268,8 @@ class TextClassification(Classification):
 
     def dataset(self, examples, loaded, info, batch_size, training=False, seed=0, **options):
         """Texts tokenized once, batched."""
+        from keras_tl.backbones.text_encoders import tokenize
+
         return make_text_dataset(tokenize(loaded, examples.texts), examples.labels, batch_size,
                                  shuffle=training, seed=seed)
 
@@ -387,6 +278,8 @@ class TextClassification(Classification):
 
     def inference_model(self, model, loaded, class_names):
         """A `TextClassifierPipeline`: raw strings in."""
+        from keras_tl.tasks.text_pipeline import TextClassifierPipeline
+
         return TextClassifierPipeline(model, loaded.preprocessor, class_names,
                                       name="text_pipeline")
 
@@ -429,6 +322,8 @@ class TextClassification(Classification):
         >>> get_task("text_classification").model_info(object()) is None
         True
         """
+        from keras_tl.tasks.text_pipeline import TextClassifierPipeline
+
         if not isinstance(model, TextClassifierPipeline):
             return None
         tokenizer = model.preprocessor.tokenizer
@@ -514,6 +409,11 @@ def embed_texts(encoder, texts, batch_size=64):
     >>> embed_texts(encoder, ["hello", "hi there"]).shape
     (2, 384)
     """
+    from keras_tl.backbones.text_encoders import tokenize
+
+
+    import keras
+
     inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in encoder.input_names}
     features = encoder.model(inputs)
     sequence = features["sequence_output"] if isinstance(features, dict) else features
@@ -630,3 +530,11 @@ def tokenizer_assets(pipeline):
             Asset("tokenizer_config", f"{folder}/tokenizer_config.json", config),
             Asset("tokenizer_reference", f"{folder}/wordpiece.py",
                   lambda path: shutil.copyfile(wordpiece.__file__, path)))
+
+
+def __getattr__(name):
+    if name == "TextClassifierPipeline":  # defined beside Keras: this module imports none
+        from keras_tl.tasks.text_pipeline import TextClassifierPipeline
+
+        return TextClassifierPipeline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

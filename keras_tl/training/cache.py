@@ -204,7 +204,7 @@ def feature_function(feature_model, dataset):
 
 
 def cached_datasets(feature_model, train, validation, batch_size, seed=0, memory_budget=None,
-                    shard_dtype="float32", directory=None):
+                    shard_dtype="float32", directory=None, verbose=False):
     """Training and validation datasets of backbone features: the training
     one reshuffled every epoch, both batched by `batch_size`. Returns
     `(train, validation, feature_bytes)`.
@@ -215,7 +215,8 @@ def cached_datasets(feature_model, train, validation, batch_size, seed=0, memory
     size) under `directory` (default: the temporary folder) as they are
     computed, and read back by a `tf.data` pipeline that shuffles the shard
     order and rows within a bounded buffer. The shard folder is removed when
-    its dataset is garbage-collected, or at exit.
+    its dataset is garbage-collected, or at exit. `verbose`: lines on
+    stderr while the features are computed (`CacheProgress`).
 
     Example:
     >>> import keras, numpy as np, tensorflow as tf
@@ -238,7 +239,8 @@ def cached_datasets(feature_model, train, validation, batch_size, seed=0, memory
         raise ConfigError(f"shard_dtype must be 'float32' or 'float16'; got {shard_dtype!r}.")
     budget = default_memory_budget() if memory_budget is None else memory_budget
     predict = feature_function(feature_model, train)  # one trace for both datasets
-    store = _store_features(feature_model, train, predict, budget, shard_dtype, directory)
+    store = _store_features(feature_model, train, predict, budget, shard_dtype, directory,
+                            CacheProgress("training", train) if verbose else None)
     train_ds = store.dataset(batch_size, shuffle=True, seed=seed)
     size = store.nbytes
     validation_ds = None
@@ -246,8 +248,9 @@ def cached_datasets(feature_model, train, validation, batch_size, seed=0, memory
         if validation.element_spec[0] != train.element_spec[0]:
             predict = feature_function(feature_model, validation)
         held = store.nbytes if store.shards is None else 0
-        validation_store = _store_features(feature_model, validation, predict, budget - held,
-                                           shard_dtype, directory)
+        validation_store = _store_features(
+            feature_model, validation, predict, budget - held, shard_dtype, directory,
+            CacheProgress("validation", validation) if verbose else None)
         size += validation_store.nbytes
         validation_ds = validation_store.dataset(batch_size)
     return train_ds, validation_ds, size
@@ -416,11 +419,61 @@ def _remove_folder(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _store_features(feature_model, dataset, predict, budget, shard_dtype, directory):
+class CacheProgress:
+    """Lines on stderr while the backbone features of a dataset are
+    computed: one at the start with its batch count, one at each tenth done
+    or after `interval` seconds without a line, whichever comes first, and
+    one at the end.
+
+    Example:
+    >>> import io, tensorflow as tf
+    >>> out = io.StringIO()
+    >>> progress = CacheProgress("training", tf.data.Dataset.range(20).batch(2), out=out)
+    >>> for batch in range(1, 11):
+    ...     progress.update(batch, 2 * batch)
+    >>> progress.done(20)
+    >>> print(out.getvalue().splitlines()[0])
+    Caching backbone features of the training data: 10 batches
+    >>> len(out.getvalue().splitlines())
+    12
+    """
+
+    def __init__(self, what, dataset, out=None, interval=10.0):
+        import sys
+        import time
+
+        self.clock = time.perf_counter
+        self.out = out or sys.stderr
+        self.interval = interval
+        self.total = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else -1
+        self.started = self.last = self.clock()
+        self.next_tenth = 1
+        size = f"{self.total} batches" if self.total > 0 else "batches of unknown number"
+        self._line(f"Caching backbone features of the {what} data: {size}")
+
+    def update(self, batches, examples):
+        now = self.clock()
+        tenth = batches * 10 // self.total if self.total > 0 else 0
+        if tenth >= self.next_tenth or now - self.last >= self.interval:
+            self.next_tenth = max(self.next_tenth, tenth + 1)
+            share = f"/{self.total} ({batches / self.total:.0%})" if self.total > 0 else ""
+            self._line(f"  batch {batches}{share}, {examples} examples, "
+                       f"{now - self.started:.0f} s")
+            self.last = now
+
+    def done(self, examples):
+        self._line(f"  cached {examples} examples in {self.clock() - self.started:.1f} s")
+
+    def _line(self, text):
+        print(text, file=self.out, flush=True)
+
+
+def _store_features(feature_model, dataset, predict, budget, shard_dtype, directory,
+                    progress=None):
     """Computes the features of `dataset` batch by batch into a store,
     spilling to disk once they exceed `budget` bytes."""
     store = None
-    rows = examples = 0
+    rows = examples = batches = 0
     for inputs, batch_targets in backend_batches(dataset):
         features = np.asarray(predict(inputs))
         targets = np.asarray(batch_targets)
@@ -435,6 +488,9 @@ def _store_features(feature_model, dataset, predict, budget, shard_dtype, direct
             logger.info("Backbone features exceed the cache memory budget (%.0f MB): writing "
                         "them to %s.", budget / 1e6, store.directory)
         store.add(features, targets)
+        batches += 1
+        if progress is not None:
+            progress.update(batches, examples)
     if rows != examples:
         raise TrainingError(
             f"The frozen part of the model gives {rows} feature rows for {examples} examples "
@@ -443,6 +499,8 @@ def _store_features(feature_model, dataset, predict, budget, shard_dtype, direct
     if store is None:
         raise TrainingError("The dataset to cache features of is empty.")
     store.close()
+    if progress is not None:
+        progress.done(examples)
     return store
 
 

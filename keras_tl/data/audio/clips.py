@@ -17,11 +17,12 @@ import functools
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from keras_tl.data.numpy_inputs import KAISER_BETA as _KAISER_BETA
+from keras_tl.data.numpy_inputs import RESAMPLE_BLOCK as _RESAMPLE_BLOCK
+from keras_tl.data.numpy_inputs import SAMPLE_RATE
+from keras_tl.data.numpy_inputs import ZERO_CROSSINGS as _ZERO_CROSSINGS
+
 ERROR_TAG = "WAV: "  # starts the messages of keras_tl's asserts in the traced graphs
-_KAISER_BETA = 5.0  # scipy.signal.resample_poly's default window
-_ZERO_CROSSINGS = 10  # per side, in units of the lower of the two rates
-_RESAMPLE_BLOCK = 8192  # output samples computed at once (bounds memory on long files)
 
 
 def resample(waveform, rate_in, rate_out=SAMPLE_RATE):

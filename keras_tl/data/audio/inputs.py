@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
-from keras_tl.data.audio.clips import SAMPLE_RATE, fit_clip, resample
-from keras_tl.data.audio.wav import (OTHER_AUDIO_EXTENSIONS, WAV_EXTENSIONS, read_wav,
+from keras_tl.data.audio.clips import SAMPLE_RATE
+from keras_tl.data.audio.wav import (OTHER_AUDIO_EXTENSIONS, WAV_EXTENSIONS,
                                      read_wav_or_reason, unreadable_wavs_error)
 from keras_tl.data.folders import read_class_folders
 from keras_tl.data.splits import check_labels
@@ -61,16 +61,31 @@ def prepare_waveforms(waveforms, clip_samples, sample_rate=SAMPLE_RATE):
     at 16 kHz on the int16 scale.
 
     `waveforms` may be a 2-D array `[N, samples]`, a list of 1-D arrays of
-    any lengths (all at `sample_rate`), or a list of WAV file paths (each at
-    its own rate). Values all within [-1, 1] log a warning: float audio must
-    be multiplied by 32768 first.
+    any lengths (all at `sample_rate`), or a list of WAV files (paths,
+    bytes or binary file objects, each at its own rate). Values all within
+    [-1, 1] log a warning: float audio must be multiplied by 32768 first.
+    Read, resampled and fitted without TensorFlow
+    (`keras_tl.data.numpy_inputs`, the values the TensorFlow ops give), so
+    predicting needs none.
 
     Example:
     >>> prepare_waveforms([np.ones(8000), np.ones(20000)], 16000).shape
     (2, 16000)
     """
-    if isinstance(waveforms, (list, tuple)) and waveforms and isinstance(waveforms[0], (str, os.PathLike)):
-        return np.stack([read_wav(p, clip_samples) for p in waveforms])
+    from keras_tl.data import numpy_inputs
+    from keras_tl.data.images import is_file_input
+
+    if isinstance(waveforms, (list, tuple)) and waveforms and is_file_input(waveforms[0]):
+        clips, failures = [], []  # every unreadable file is named at once
+        for index, file in enumerate(waveforms):
+            clip, reason = numpy_inputs.read_wav_or_reason(file, clip_samples)
+            clips.append(clip)
+            if reason is not None:
+                name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else f"input {index}"
+                failures.append((name, reason))
+        if failures:
+            raise unreadable_wavs_error(failures)
+        return np.stack(clips)
     if isinstance(waveforms, np.ndarray) and waveforms.dtype.kind in "fiu" and waveforms.ndim == 1:
         raise DataError(
             f"Got a single 1-D waveform of {waveforms.shape[0]} samples; pass a batch: "
@@ -83,13 +98,8 @@ def prepare_waveforms(waveforms, clip_samples, sample_rate=SAMPLE_RATE):
             "Audio values are all within [-1, 1]; keras_tl expects int16-scale samples "
             "(-32768..32767): multiply float audio by 32768."
         )
-    import tensorflow as tf
-    lengths = {r.shape[0] for r in rows}
-    if len(lengths) == 1:  # one batch through the TF ops
-        batch = resample(np.stack(rows), sample_rate, SAMPLE_RATE)
-        return fit_clip(batch, clip_samples).numpy()
-    out = [fit_clip(resample(r, sample_rate, SAMPLE_RATE), clip_samples) for r in rows]
-    return tf.stack(out).numpy()
+    return np.stack([numpy_inputs.fit_clip(numpy_inputs.resample(r, sample_rate, SAMPLE_RATE),
+                                           clip_samples) for r in rows])
 
 
 def _rows(waveforms):

@@ -13,7 +13,7 @@ import functools
 import os
 
 from keras_tl.data.audio.clips import ERROR_TAG, SAMPLE_RATE, fit_clip, resample
-from keras_tl.errors import DataError, DataNotFoundError, listing
+from keras_tl.errors import DataError, DataNotFoundError
 
 WAV_EXTENSIONS = (".wav", ".wave")
 # audio files keras_tl sees but cannot read: named in errors, not skipped silently
@@ -257,16 +257,12 @@ def unreadable_wavs_error(failures):
     >>> str(unreadable_wavs_error([("a.wav", "no data chunk"), ("b.mp3", "not a RIFF/WAVE file")]))[:70]
     '2 files cannot be read as WAV: a.wav (no data chunk), b.mp3 (not a RIF'
     """
+    from keras_tl.data.folders import unreadable_files_error
+
     hint = ""
     if any(path.lower().endswith(OTHER_AUDIO_EXTENSIONS) for path, _ in failures):
         hint = " keras_tl reads WAV only: convert it, e.g. `ffmpeg -i in.mp3 out.wav`."
-    skip = "when training, skip_corrupt=True (--skip-corrupt) skips unreadable files with a warning."
-    if len(failures) == 1:
-        [(path, reason)] = failures
-        return DataError(f"Cannot read WAV file {path}: {reason}.{hint} Remove or replace the file; {skip}")
-    named = listing(f"{path} ({reason})" for path, reason in failures)
-    return DataError(
-        f"{len(failures)} files cannot be read as WAV: {named}.{hint} Remove or replace them; {skip}")
+    return unreadable_files_error(failures, "WAV file", "WAV", hint)
 
 
 def _reason(error):
