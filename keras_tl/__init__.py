@@ -14,6 +14,7 @@ Example:
 
 import functools
 import importlib
+import importlib.util
 
 from keras_tl import _import_hooks
 from keras_tl.errors import KerasTLError
@@ -67,6 +68,8 @@ def __getattr__(name):
         return importlib.import_module("keras_tl.exporters").export
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
+    if not name.startswith("_") and importlib.util.find_spec(f"keras_tl.{name}") is not None:
+        return importlib.import_module(f"keras_tl.{name}")  # `keras_tl.tasks.get_task(...)`
     raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
 
 
