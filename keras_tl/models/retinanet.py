@@ -544,8 +544,8 @@ def split_detector(detector):
     >>> detector_backbone(detector).trainable = False
     >>> features, head = split_detector(detector)
     >>> x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    >>> cached, full = head(features(x)), detector(x)
-    >>> features.output.shape, bool(np.allclose(cached["cls_logits"], full["cls_logits"], atol=1e-5))
+    >>> cached, full = head(features(x))["cls_logits"], detector(x)["cls_logits"]
+    >>> features.output.shape, bool(np.allclose(cached, full, atol=1e-5))
     ((None, 26624), True)
     """
     extractor = detector_backbone(detector)
@@ -581,7 +581,15 @@ class CachedRetinaNetHead(keras.Model):
             maps, in the order they are concatenated.
 
     Example:
-    >>> head = CachedRetinaNetHead(detector, {"P3": (8, 8, 192), ...})  # doctest: +SKIP
+    >>> import keras_tl
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> detector = build_detector(loaded, num_classes=2, head_conv_layers=1)
+    >>> detector_backbone(detector).trainable = False
+    >>> head = CachedRetinaNetHead(detector, {"P3": (8, 8, 192), "P4": (4, 4, 576),
+    ...                                       "P5": (2, 2, 1280)})
+    >>> head.input.shape, head.output["cls_logits"].shape, len(head.trainable_weights) == len(
+    ...     detector.trainable_weights)
+    ((None, 26624), (None, 774, 2), True)
     """
 
     def __init__(self, detector, shapes, **kwargs):

@@ -4,7 +4,10 @@ The model is keras_hub's RetinaNet on a keras_tl image backbone
 (`keras_tl.models.retinanet`); data are VOC, COCO or YOLO folders
 (`keras_tl.data.detection`); metrics are COCO mAP (`keras_tl.evaluation`).
 The frozen-backbone stage freezes the pretrained feature extractor; the
-feature pyramid and the box and class heads train from the start.
+feature pyramid and the box and class heads train from the start. Without
+augmentation that stage trains on the extractor's P3-P5 maps and the
+anchor targets, both computed once (`split_head`, `cache_targets`; see
+`keras_tl.training.cache`).
 
 Predictions and every signature give boxes as `(xmin, ymin, xmax, ymax)` in
 pixels of the image as given (its original size for files and bytes), NMS
