@@ -524,3 +524,152 @@ def detector_backbone(detector):
             f"Model {getattr(detector, 'name', detector)!r} is not a detector from build_detector "
             f"(no {FEATURE_EXTRACTOR!r} layer in its RetinaNet backbone)."
         ) from None
+
+
+def split_detector(detector):
+    """`(feature_model, head_model)` for training a detector whose
+    pretrained feature extractor (`detector_backbone`) is frozen on features
+    computed once: the feature model maps images to the extractor's P3-P5
+    maps, flattened and concatenated into one vector per image (what
+    `keras_tl.training.cache` stores); the head model (a
+    `CachedRetinaNetHead`, sharing the detector's feature pyramid and box
+    and class heads) maps that vector to the detector's raw outputs and
+    trains on `encode_targets`' anchor targets. `None` while the extractor
+    has trainable weights.
+
+    Example:
+    >>> import keras_tl
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> detector = build_detector(loaded, num_classes=2, head_conv_layers=1)
+    >>> detector_backbone(detector).trainable = False
+    >>> features, head = split_detector(detector)
+    >>> x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    >>> cached, full = head(features(x))["cls_logits"], detector(x)["cls_logits"]
+    >>> features.output.shape, bool(np.allclose(cached, full, atol=1e-5))
+    ((None, 26624), True)
+    """
+    extractor = detector_backbone(detector)
+    if extractor.trainable_weights:
+        return None
+    levels = sorted(extractor.output, key=lambda level: int(level[1:]))
+    shapes = {level: tuple(extractor.output[level].shape[1:]) for level in levels}
+    images = keras.Input(detector.input_shape[1:], name="images")
+    maps = extractor(images)
+    flat = keras.layers.Concatenate(name="pyramid_features")(
+        [keras.layers.Flatten(name=f"flat_{level}")(maps[level]) for level in levels])
+    feature_model = keras.Model(images, flat, name="cached_pyramid")
+    head = CachedRetinaNetHead(detector, shapes)
+    head_ids = {id(w) for w in head.weights}
+    if any(id(w) not in head_ids for w in detector.trainable_weights):
+        return None  # something else trains: it would stay untrained
+    return feature_model, head
+
+
+class CachedRetinaNetHead(keras.Model):
+    """The trainable part of a RetinaNet on a frozen feature extractor:
+    its flattened P3-P5 maps in (`split_detector`' feature model), through
+    the detector's own feature pyramid and heads (shared, so what trains
+    here trains the detector), out the detector's raw `bbox_regression` and
+    `cls_logits`. It trains on anchor targets encoded once
+    (`encode_targets`: `[batch, anchors, 5]`, box deltas then class) with
+    keras_hub's RetinaNet losses and weighting, so a step here is the
+    detector's step on the same images.
+
+    Args:
+        detector: a detector from `build_detector`.
+        shapes: `{level: (height, width, channels)}` of the extractor's
+            maps, in the order they are concatenated.
+
+    Example:
+    >>> import keras_tl
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> detector = build_detector(loaded, num_classes=2, head_conv_layers=1)
+    >>> detector_backbone(detector).trainable = False
+    >>> head = CachedRetinaNetHead(detector, {"P3": (8, 8, 192), "P4": (4, 4, 576),
+    ...                                       "P5": (2, 2, 1280)})
+    >>> head.input.shape, head.output["cls_logits"].shape, len(head.trainable_weights) == len(
+    ...     detector.trainable_weights)
+    ((None, 26624), (None, 774, 2), True)
+    """
+
+    def __init__(self, detector, shapes, **kwargs):
+        total = sum(math.prod(shape) for shape in shapes.values())
+        inputs = keras.Input((total,), name="pyramid_features")
+        maps, start = {}, 0
+        for level, shape in shapes.items():
+            size = math.prod(shape)
+            maps[level] = keras.layers.Reshape(shape, name=f"map_{level}")(
+                inputs[:, start:start + size])
+            start += size
+        pyramid = detector.backbone.feature_pyramid(maps)
+        # the detector's graph: each level through both heads, then concatenated
+        boxes, classes = [], []
+        for level in pyramid:
+            boxes.append(detector.get_layer(f"box_pred_{level}")(detector.box_head(pyramid[level])))
+            classes.append(detector.get_layer(f"cls_pred_{level}")(
+                detector.classification_head(pyramid[level])))
+        outputs = {"bbox_regression": detector.get_layer("bbox_regression")(boxes),
+                   "cls_logits": detector.get_layer("cls_logits")(classes)}
+        super().__init__(inputs=inputs, outputs=outputs, name=kwargs.pop("name", "cached_head"),
+                         **kwargs)
+        self.num_classes = int(detector.num_classes)
+
+    def compile(self, optimizer="auto", box_loss="auto", classification_loss="auto", **kwargs):
+        """keras_hub's `ObjectDetector.compile` defaults: Adam 5e-5, Huber
+        and focal losses summed (the weighting normalises them)."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(5e-5)
+        if box_loss == "auto":
+            box_loss = keras.losses.Huber(reduction="sum")
+        if classification_loss == "auto":
+            classification_loss = keras.losses.BinaryFocalCrossentropy(from_logits=True,
+                                                                        reduction="sum")
+        super().compile(optimizer=optimizer,
+                        loss={"bbox_regression": box_loss, "cls_logits": classification_loss},
+                        **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
+        # RetinaNetObjectDetector.compute_loss after its label encoding:
+        # positives weigh 1 in both losses, ignored anchors 0 in the class
+        # loss, all divided by the batch's number of positives.
+        boxes, labels = y[..., :4], y[..., 4]
+        positive = ops.cast(ops.greater(labels, -1.0), "float32")
+        normalizer = ops.maximum(ops.sum(positive), 1.0)
+        class_weights = ops.cast(ops.not_equal(labels, -2.0), "float32") / normalizer
+        y_true = {"bbox_regression": boxes,
+                  "cls_logits": ops.one_hot(ops.cast(labels, "int32"), self.num_classes,
+                                            dtype="float32")}
+        weights = {"bbox_regression": positive / normalizer, "cls_logits": class_weights}
+        weights = ops.cond(ops.sum(positive) == 0,
+                           lambda: {key: ops.zeros_like(w) for key, w in weights.items()},
+                           lambda: weights)
+        return super().compute_loss(x=x, y=y_true, y_pred=y_pred, sample_weight=weights,
+                                    **kwargs)
+
+
+def encode_targets(detector, images, targets):
+    """The anchor targets `detector` trains on for a batch of `images` and
+    their `{"boxes", "labels"}` (pixel `xyxy`, padding -1), as its loss
+    encodes them: `[batch, anchors, 5]` NumPy, each anchor's box deltas
+    then its class (-1 background, -2 ignored). `CachedRetinaNetHead`
+    trains on them.
+
+    Example:
+    >>> import keras_tl
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> detector = build_detector(loaded, num_classes=2, head_conv_layers=1)
+    >>> y = {"boxes": np.array([[[8., 8., 40., 40.], [-1., -1., -1., -1.]]], "float32"),
+    ...      "labels": np.array([[1, -1]], "int32")}
+    >>> encoded = encode_targets(detector, np.zeros((1, 64, 64, 3), "float32"), y)
+    >>> encoded.shape, sorted(set(encoded[0, :, 4].tolist()))
+    ((1, 774, 5), [-2.0, -1.0, 1.0])
+    """
+    height, width = ops.shape(images)[1:3]
+    encoder = detector.label_encoder
+    y = keras.utils.bounding_boxes.convert_format(
+        targets, source=detector.bounding_box_format, target=encoder.bounding_box_format,
+        height=height, width=width)
+    boxes, labels = encoder(images=images, gt_boxes=y["boxes"], gt_classes=y["labels"])
+    boxes, labels = ops.convert_to_numpy(boxes), ops.convert_to_numpy(labels)
+    return np.concatenate([boxes, labels.reshape(labels.shape[:2] + (1,))], axis=-1).astype(
+        "float32")

@@ -120,6 +120,9 @@ class Task:
     default_backbone = None
     options: Tuple[Option, ...] = ()
     file_extensions: Tuple[str, ...] = ()
+    # what a stage on cached features writes to disk beyond the cache's
+    # memory budget (`keras_tl.training.cache.cached_datasets(shard_dtype=)`)
+    cached_feature_dtype = "float32"
 
     def __repr__(self):
         return f"<keras_tl task {self.name}>"
@@ -310,6 +313,18 @@ class Task:
         True
         """
         return None
+
+    def cache_targets(self, model, dataset):
+        """`dataset` (batched `(inputs, targets)`, or `None`) with its targets
+        as the train model of `split_head` takes them, for a stage on cached
+        features (default: as they are; a detector encodes its anchor
+        targets once here).
+
+        Example:
+        >>> Task().cache_targets(None, "the dataset")
+        'the dataset'
+        """
+        return dataset
 
     def train_is_random(self, options):
         """Whether the training inputs change from epoch to epoch with these

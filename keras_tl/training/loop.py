@@ -244,7 +244,9 @@ def run_stages(task, stages, checkpoint_dir, settings, class_weight=None,
         train_model, train, validation = model, task.train, task.validation
         if split is not None:
             train, validation, size = cache.cached_datasets(
-                split[0], task.train, task.validation, options.batch_size, options.seed,
+                split[0], task.task.cache_targets(model, task.train),
+                task.task.cache_targets(model, task.validation), options.batch_size,
+                options.seed, shard_dtype=task.task.cached_feature_dtype,
                 verbose=bool(options.verbose))
             train_model = split[1]
             outcome.cached_stages.append(stage.name)
