@@ -128,8 +128,9 @@ def build_parser():
                     help="export to saved_models/NAME when done")
     ft.add_argument("--dropout", type=float, default=None,
                     help="dropout before the classification layer (default: the task's)")
-    ft.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
-                    help="Keras progress output: 0 silent, 1 bars, 2 one line per epoch")
+    ft.add_argument("--verbose", type=int, choices=[0, 1, 2], default=None,
+                    help="Keras progress output: 0 silent, 1 bars, 2 one line per epoch "
+                         "(default: bars on a terminal, one line per epoch into a file or pipe)")
     training = ft.add_argument_group("training")
     training.add_argument("--label-smoothing", type=float, default=0.0)
     training.add_argument("--cache-features", choices=["auto", "on", "off"], default="auto",
@@ -354,6 +355,9 @@ def _check_serve(args):
 # -- the commands -----------------------------------------------------------
 def _finetune(args):
     import keras_tl
+
+    if args.verbose is None:  # progress bars redrawn into a log file are unreadable
+        args.verbose = 1 if sys.stdout.isatty() else 2
 
     task = task_registry.find_task(args.data, args.backbone, args.task)
     task_options = _task_options(args, task)

@@ -59,3 +59,15 @@ def test_import_keras_tl_lets_keras_load_a_saved_model(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "PixelNormalization", done.stderr[-2000:]
+
+
+def test_finetune_into_a_pipe_prints_one_line_per_epoch(tmp_path, image_folder):
+    """Keras' progress bars, redrawn with escape codes, are unreadable in a
+    log file: into a pipe the default is one line per epoch."""
+    done = _run("finetune", image_folder, "--backbone", "mobilenet_v2", "--weights", "none",
+                "--image-size", "32", "--head-epochs", "1", "--finetune-epochs", "1",
+                "--head-cached-epochs", "1", "--output", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "\x1b[" not in done.stdout and "\u2501" not in done.stdout
+    epochs = [line for line in done.stdout.splitlines() if " - loss: " in line]
+    assert len(epochs) == 2, done.stdout  # one line for each stage's one epoch
