@@ -1,0 +1,69 @@
+"""Multi-label labels, thresholds and metrics (`keras_tl.evaluation.multi_label`)."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, f1_score
+
+from keras_tl.errors import DataError
+from keras_tl.evaluation import multi_label
+
+pytestmark = pytest.mark.core
+
+
+def _example(seed=0, n=60, classes=4):
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((n, classes)) < 0.4).astype("uint8")
+    # informative but noisy scores, with ties (rounded) as real models give
+    scores = np.round(np.clip(0.25 * targets + 0.6 * rng.random((n, classes)), 0, 1), 2)
+    return targets, scores
+
+
+def test_average_precision_matches_sklearn_with_ties():
+    targets, scores = _example()
+    ours = multi_label.average_precision(targets, scores)
+    expected = [average_precision_score(targets[:, k], scores[:, k]) for k in range(4)]
+    np.testing.assert_allclose(ours, expected, atol=1e-12)
+    metrics = multi_label.multi_label_metrics(targets, scores, [0.5] * 4)
+    assert metrics["mAP"] == pytest.approx(average_precision_score(targets, scores, average="macro"))
+    predicted = scores >= 0.5
+    assert metrics["micro_f1"] == pytest.approx(f1_score(targets, predicted, average="micro"))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(targets, predicted, average="macro"))
+
+
+def test_thresholds_are_chosen_per_class_not_fixed_at_one_half():
+    targets, scores = _example(seed=1, n=200)
+    scores[:, 0] *= 0.5  # class 0's scores all sit below 0.5: a fixed 0.5 predicts none
+    thresholds = multi_label.choose_thresholds(targets, scores)
+    assert thresholds[0] < 0.5
+    for k in range(4):
+        chosen = f1_score(targets[:, k], scores[:, k] >= thresholds[k])
+        best = max(f1_score(targets[:, k], scores[:, k] >= t) for t in np.unique(scores[:, k]))
+        assert chosen == pytest.approx(best)
+    fixed = multi_label.multi_label_metrics(targets, scores, [0.5] * 4)["macro_f1"]
+    tuned = multi_label.multi_label_metrics(targets, scores, thresholds)["macro_f1"]
+    assert tuned > fixed
+
+
+def test_a_class_with_few_positives_keeps_the_default_threshold():
+    targets = np.array([[1, 1], [0, 1], [0, 1], [0, 1], [0, 1], [0, 0]])
+    scores = np.array([[0.1, 0.9], [0.05, 0.8], [0.0, 0.7], [0.0, 0.6], [0.0, 0.55], [0.0, 0.1]])
+    thresholds = multi_label.choose_thresholds(targets, scores)
+    assert thresholds[0] == 0.5
+    assert thresholds[1] == pytest.approx(0.325)
+
+
+@pytest.mark.parametrize("cell", ["cat,dog", "cat|dog", '["cat", "dog"]'])
+def test_another_separator_is_a_one_line_error(cell):
+    with pytest.raises(DataError, match="separate the labels of one example with ';'") as error:
+        multi_label.parse_label_lists(["cat", cell])
+    assert "row 2" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_unknown_label_in_validation_data_is_named():
+    with pytest.raises(DataError, match="'fish' .* training classes: cat, dog"):
+        multi_label.label_matrix([["cat"], ["fish"]], class_names=["cat", "dog"])
+
+
+def test_labels_above_their_thresholds():
+    found = multi_label.labels_above(np.array([[0.3, 0.2], [0.1, 0.9]]), [0.25, 0.95], ["a", "b"])
+    assert found == [[("a", 0.3)], []]
