@@ -67,3 +67,37 @@ def test_an_unknown_label_in_validation_data_is_named():
 def test_labels_above_their_thresholds():
     found = multi_label.labels_above(np.array([[0.3, 0.2], [0.1, 0.9]]), [0.25, 0.95], ["a", "b"])
     assert found == [[("a", 0.3)], []]
+
+
+def _images(folder, names):
+    for name in names:
+        (folder / name).write_bytes(b"")
+
+
+def test_csv_with_a_list_column_and_one_with_indicator_columns(tmp_path):
+    from keras_tl.data.multi_label import read_multi_label_csv
+
+    _images(tmp_path, ["a.png", "b.png", "c.png"])
+    (tmp_path / "lists.csv").write_text("file,labels\na.png,cat;dog\nb.png,dog\nc.png,\n")
+    (tmp_path / "columns.csv").write_text("file,cat,dog\na.png,1,1\nb.png,0,1\nc.png,0,0\n")
+    files, lists, names = read_multi_label_csv(str(tmp_path / "lists.csv"))
+    _, columns, column_names = read_multi_label_csv(str(tmp_path / "columns.csv"))
+    assert names == column_names == ["cat", "dog"]
+    assert lists.tolist() == columns.tolist() == [[1, 1], [0, 1], [0, 0]]
+    assert files[0] == str(tmp_path / "a.png")
+
+
+def test_csv_data_errors_name_the_row(tmp_path):
+    from keras_tl.data.multi_label import read_multi_label_csv
+    from keras_tl.errors import DataNotFoundError
+
+    _images(tmp_path, ["a.png"])
+    (tmp_path / "missing.csv").write_text("file,labels\na.png,cat\nnope.png,dog\n")
+    with pytest.raises(DataNotFoundError, match="row 3: image file not found: .*nope.png"):
+        read_multi_label_csv(str(tmp_path / "missing.csv"))
+    (tmp_path / "commas.csv").write_text('file,labels\na.png,"cat,dog"\n')
+    with pytest.raises(DataError, match="separate the labels of one example with ';'"):
+        read_multi_label_csv(str(tmp_path / "commas.csv"))
+    (tmp_path / "columns.csv").write_text("file,cat\na.png,yes\n")
+    with pytest.raises(DataError, match="row 2, column 'cat': 'yes' is not 0 or 1"):
+        read_multi_label_csv(str(tmp_path / "columns.csv"))
