@@ -101,3 +101,17 @@ def test_csv_data_errors_name_the_row(tmp_path):
     (tmp_path / "columns.csv").write_text("file,cat\na.png,yes\n")
     with pytest.raises(DataError, match="row 2, column 'cat': 'yes' is not 0 or 1"):
         read_multi_label_csv(str(tmp_path / "columns.csv"))
+
+
+def test_fashion_tiles_are_deterministic_and_labelled_by_what_they_hold():
+    from keras_tl.datasets.fashion_tiles import make_fashion_tiles
+
+    images, targets, names = make_fashion_tiles(50, seed=3)
+    again, same_targets, _ = make_fashion_tiles(50, seed=3)
+    other, _, _ = make_fashion_tiles(50, seed=4)
+    assert np.array_equal(images, again) and np.array_equal(targets, same_targets)
+    assert not np.array_equal(images, other)
+    cells = images.reshape(50, 2, 28, 2, 28).transpose(0, 1, 3, 2, 4).reshape(50, 4, -1)
+    filled = (cells.max(axis=2) > 0).sum(axis=1)
+    assert filled.tolist() == targets.sum(axis=1).tolist()  # one filled cell per label
+    assert set(targets.sum(axis=1).tolist()) == {1, 2, 3} and len(names) == 10
