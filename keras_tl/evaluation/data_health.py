@@ -12,6 +12,7 @@ files, all on the frozen backbone's features.
 
 import json
 import os
+import typing
 
 import numpy as np
 import scipy.optimize
@@ -206,8 +207,8 @@ def check_data(data, backbone=None, *, output_dir=None, validation_data=None, te
                task=None, weights="default", batch_size=32, duplicate_threshold=DUPLICATE_THRESHOLD,
                folds=FOLDS, seed=0, **options):
     """Checks a class-folder image dataset (and its validation and test
-    folders) on the frozen backbone's features; returns the report of
-    `data_health_report` and, with `output_dir`, writes it to
+    folders) on the frozen backbone's features (`folder_features`); returns
+    the report of `data_health_report` and, with `output_dir`, writes it to
     `output_dir/data_health.json` with a grid of the suspects
     (`label_issues.png`). Unreadable files are reported, not fatal.
     `options` are the task's (`image_size`, ...), as `keras_tl.finetune`.
@@ -228,6 +229,57 @@ def check_data(data, backbone=None, *, output_dir=None, validation_data=None, te
     >>> sorted(os.listdir(tmp_path / "health"))
     ['data_health.json', 'label_issues.png']
     """
+    found = folder_features(data, backbone, validation_data=validation_data, test_data=test_data,
+                            task=task, weights=weights, batch_size=batch_size, **options)
+    report = data_health_report(found.features, found.labels, found.class_names, found.paths,
+                                found.splits, duplicate_threshold, folds, seed,
+                                found.corrupt_files)
+    report["settings"].update(found.settings)
+    if output_dir is not None:
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, REPORT_FILE), "w") as f:
+            json.dump(report, f, indent=2)
+        plot_suspects(report["label_issues"], os.path.join(output_dir, SUSPECTS_FILE))
+    return report
+
+
+class FolderFeatures(typing.NamedTuple):
+    """What `folder_features` returns: one row per readable file of every
+    split (`features` `[n, d]`, `labels`, `paths`, `splits`), the
+    `class_names`, the `corrupt_files` left out and the `settings`
+    (backbone, input size, weights).
+
+    Example:
+    >>> FolderFeatures(np.zeros((1, 2)), [0], ["a"], ["a/1.png"], ["train"], [], {}).splits
+    ['train']
+    """
+
+    features: np.ndarray
+    labels: typing.Any
+    class_names: list
+    paths: list
+    splits: list
+    corrupt_files: list
+    settings: dict
+
+
+def folder_features(data, backbone=None, *, validation_data=None, test_data=None, task=None,
+                    weights="default", batch_size=32, **options):
+    """The frozen backbone's features of every readable image of the class
+    folders `data` (`"train"`), `validation_data` and `test_data`, computed
+    as a cached training stage computes them: the task's `load_backbone`,
+    `read`, `build_model`, `dataset` and `split_head`, then
+    `keras_tl.training.cache.extract_features`. Returns `FolderFeatures`.
+
+    Example:
+    >>> from PIL import Image
+    >>> for name in ("a", "b"):
+    ...     (tmp_path / "pair" / name).mkdir(parents=True, exist_ok=True)
+    ...     Image.new("RGB", (8, 8), name == "a" and "red" or "blue").save(tmp_path / "pair" / name / "1.png")
+    >>> found = folder_features(str(tmp_path / "pair"), "mobilenet_v2", weights=None, image_size=32)
+    >>> found.features.shape, found.splits, found.class_names
+    ((2, 1280), ['train', 'train'], ['a', 'b'])
+    """
     from keras_tl.freezing import freeze_backbone
     from keras_tl.tasks.base import check_data_path
     from keras_tl.tasks.registry import find_task
@@ -240,36 +292,26 @@ def check_data(data, backbone=None, *, output_dir=None, validation_data=None, te
         raise ConfigError(f"check_data reads image class folders; {data} is {task.name} data.")
     options = task.check_options(options)
     loaded = task.load_backbone(backbone or task.default_backbone, weights, **options)
-    given = dict(train=data, validation=validation_data, test=test_data)
     parts, corrupt, class_names = {}, [], None
-    for split, path in given.items():
-        if path is None:
-            continue
-        examples, unreadable = _readable_examples(task, path, loaded, class_names, options)
-        class_names = class_names or list(examples.class_names)
-        parts[split] = examples
-        corrupt += unreadable
+    for split, path in dict(train=data, validation=validation_data, test=test_data).items():
+        if path is not None:
+            parts[split], unreadable = _readable_examples(task, path, loaded, class_names, options)
+            class_names = class_names or list(parts[split].class_names)
+            corrupt += unreadable
     model, info = task.build_model(loaded, class_names, parts["train"], None, **options)
     feature_model, _ = task.split_head(freeze_backbone(model))
     features, labels, paths, splits = [], [], [], []
     for split, examples in parts.items():
-        dataset = task.dataset(examples, loaded, info, batch_size, training=False, seed=seed,
-                               **options)
+        dataset = task.dataset(examples, loaded, info, batch_size, training=False, **options)
         part_features, part_labels = extract_features(feature_model, dataset)
         features.append(part_features.reshape(len(part_features), -1))
         labels.append(part_labels)
         paths += [str(p) for p in examples.paths]
         splits += [split] * len(examples)
-    report = data_health_report(np.concatenate(features), np.concatenate(labels), class_names,
-                                paths, splits, duplicate_threshold, folds, seed, corrupt)
-    report["settings"].update(backbone=loaded.spec.name, input_size=list(loaded.input_size),
-                              weights=str(loaded.weights))
-    if output_dir is not None:
-        os.makedirs(output_dir, exist_ok=True)
-        with open(os.path.join(output_dir, REPORT_FILE), "w") as f:
-            json.dump(report, f, indent=2)
-        plot_suspects(report["label_issues"], os.path.join(output_dir, SUSPECTS_FILE))
-    return report
+    settings = dict(backbone=loaded.spec.name, input_size=list(loaded.input_size),
+                    weights=str(loaded.weights))
+    return FolderFeatures(np.concatenate(features), np.concatenate(labels), class_names, paths,
+                          splits, corrupt, settings)
 
 
 def _readable_examples(task, path, loaded, class_names, options):
