@@ -157,7 +157,8 @@ def find_label_issues(probabilities, labels):
     for i in np.flatnonzero((given < thresholds[labels]) & above.any(1)):
         suggested = int(np.argmax(np.where(above[i], probabilities[i], -1.0)))
         issues.append((int(i), suggested, float(probabilities[i, suggested] - given[i])))
-    return sorted(issues, key=lambda issue: -issue[2])
+    # ties (margins near 1 round alike): the lower the given class's probability, the earlier
+    return sorted(issues, key=lambda issue: (-round(issue[2], 4), given[issue[0]]))
 
 
 def data_health_report(features, labels, class_names, paths, splits,
