@@ -1,6 +1,7 @@
-"""`keras-tl` command line: finetune, export, predict, serve, backbones.
+"""`keras-tl` command line: finetune, check, export, predict, serve, backbones.
 
 Example:
+    keras-tl check photos/ --output health/photos
     keras-tl finetune photos/ --backbone efficientnet_lite0 --output runs/photos
     keras-tl export runs/photos --name photos
     keras-tl predict saved_models/photos cat.jpg
@@ -51,6 +52,17 @@ def _stage_args(parser):
 
 def _data_args(parser, data_help):
     """The arguments of every command that reads training data."""
+    _backbone_data_args(parser, data_help)
+    parser.add_argument("--validation-split", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help="AdamW weight decay (needs --optimizer adamw; default 1e-4)")
+    _task_option_args(parser)
+
+
+def _backbone_data_args(parser, data_help):
+    """DATA, the task and the backbone that reads it: also `check`'s."""
     parser.add_argument("data", help=data_help)
     parser.add_argument("--task", choices=task_registry.list_tasks(), default=None,
                         help="the task to train (default: recognised from DATA)")
@@ -59,12 +71,6 @@ def _data_args(parser, data_help):
                              "task's offline default)")
     parser.add_argument("--weights", default="default", help="'imagenet', 'none' or a weights file")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--validation-split", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
-    parser.add_argument("--weight-decay", type=float, default=None,
-                        help="AdamW weight decay (needs --optimizer adamw; default 1e-4)")
-    _task_option_args(parser)
 
 
 def _task_option_args(parser):
@@ -152,6 +158,22 @@ def build_parser():
     lr.add_argument("--num-steps", type=int, default=100, help="training steps of the sweep")
     lr.add_argument("--start-lr", type=float, default=1e-7)
     lr.add_argument("--end-lr", type=float, default=10.0)
+
+    ck = commands.add_parser("check", help="data health before training: near-duplicates "
+                                           "within and across splits, suspect labels, class "
+                                           "imbalance, corrupt files")
+    _backbone_data_args(ck, "image folder (one sub-folder per class), the training split")
+    ck.add_argument("--output", required=True,
+                    help="folder for data_health.json and label_issues.png")
+    ck.add_argument("--validation-data", default=None, help="validation folder, same form as DATA")
+    ck.add_argument("--test-data", default=None, help="test folder, same form as DATA")
+    ck.add_argument("--duplicate-threshold", type=float, default=None,
+                    help="cosine similarity of backbone features above which files are "
+                         "near-duplicates (default: measured, see docs)")
+    ck.add_argument("--folds", type=int, default=5,
+                    help="cross-validation folds of the label check (fewer when a class is small)")
+    ck.add_argument("--seed", type=int, default=0)
+    _task_option_args(ck)
 
     ex = commands.add_parser("export", help="export a finished run for serving (a line per "
                                             "format as it is written and verified, on stderr)")
@@ -318,9 +340,11 @@ def _check_export_path(path):
 def _check(args):
     """Checks the arguments and paths of `args.command` (cheap: before the
     heavy imports, so a typo is reported at once)."""
-    if args.command in ("finetune", "lr-find"):
+    if args.command in ("finetune", "lr-find", "check"):
         _check_data_paths(args)
         _check_writable_folder("--output", args.output)
+    if args.command == "check":
+        _check_health_args(args)
     if args.command == "finetune" and args.export:
         _check_writable_folder("--export", os.path.join("saved_models", args.export))
     if args.command == "export":
@@ -336,6 +360,14 @@ def _check(args):
             raise DataNotFoundError(f"--texts-from {args.texts_from}: no such file.")
     if args.command == "serve":
         _check_serve(args)
+
+
+def _check_health_args(args):
+    if args.duplicate_threshold is not None and not 0 < args.duplicate_threshold <= 1:
+        raise ConfigError(f"--duplicate-threshold is a cosine similarity in (0, 1]; got "
+                          f"{args.duplicate_threshold}.")
+    if args.folds < 2:
+        raise ConfigError(f"--folds must be at least 2; got {args.folds}.")
 
 
 def _check_serve(args):
@@ -437,6 +469,26 @@ def _lr_find(args):
         **_task_options(args, task))
     print(f"steep: {result.steep:.3g}, minimum/10: {result.minimum:.3g}")
     print(f"Plot: {os.path.join(args.output, 'lr_find.png')}")
+    return 0
+
+
+def _data_health(args):
+    from keras_tl.evaluation.data_health import DUPLICATE_THRESHOLD, REPORT_FILE, check_data
+
+    task = task_registry.find_task(args.data, args.backbone, args.task)
+    report = check_data(
+        args.data, args.backbone, output_dir=args.output, validation_data=args.validation_data,
+        test_data=args.test_data, task=task,
+        weights=None if str(args.weights).lower() == "none" else args.weights,
+        batch_size=args.batch_size, folds=args.folds, seed=args.seed,
+        duplicate_threshold=_first(args.duplicate_threshold, DUPLICATE_THRESHOLD),
+        **_task_options(args, task))
+    copies = sum(len(group) - 1 for group in report["duplicates"])
+    print(f"{report['settings']['examples']} files: {len(report['duplicates'])} groups of "
+          f"near-duplicates ({copies} extra copies), {len(report['label_issues'])} suspect "
+          f"labels, imbalance ratio {report['imbalance_ratio']}, "
+          f"{len(report['corrupt_files'])} corrupt files")
+    print(f"Report: {os.path.join(args.output, REPORT_FILE)}")
     return 0
 
 
@@ -679,7 +731,8 @@ def _one_line(error):
 
 def _run(args):
     handler = {"finetune": _finetune, "export": _export, "predict": _predict,
-               "backbones": _backbones, "lr-find": _lr_find, "serve": _serve}[args.command]
+               "backbones": _backbones, "lr-find": _lr_find, "serve": _serve,
+               "check": _data_health}[args.command]
     return handler(args)
 
 
