@@ -5,15 +5,24 @@ converter cannot carry its NMS) when that model takes the raw inputs alone;
 a model whose feed reads assets beside it (a tokenizer) has no LiteRT file
 (a LiteRT file ships to devices on its own).
 
-Two files: `model_float32.tflite` and `model_int8.tflite` (dynamic-range
-quantization: int8 weights, float32 activations, the same inputs and
-outputs). Each has one signature, `serving_default`, with the SavedModel's
-inputs and outputs. The int8 model is verified but not held to the
-tolerance (quantization changes its outputs by design).
+Two files: `model_float32.tflite` and `model_int8.tflite`. Each has one
+signature, `serving_default`, with the SavedModel's inputs and outputs
+(float32 in and out). The int8 model has int8 weights (per channel) and,
+when the spec has representative inputs (the run's training sample),
+int8 activations calibrated on them; ops without an int8 kernel stay in
+float. Without representative inputs it is weights-only (dynamic range).
+
+The int8 model is not held to the tolerance (quantization changes its
+outputs by design) but to the task's `QualityCheck` (`spec.quality`, e.g.
+top-1 agreement with the Keras model >= 0.98) on the verification inputs:
+below it, the file is removed, a warning says why, and its report's
+`gate` records the decision (`keras_tl.json`: `formats.litert_int8`).
 """
 
+import logging
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -23,6 +32,7 @@ from keras_tl.exporters.base import Exporter, Runner, feed_by_name
 FLOAT32_FILE = "model_float32.tflite"
 INT8_FILE = "model_int8.tflite"
 SIGNATURE = "serving_default"
+log = logging.getLogger(__name__)
 
 
 class LiteRTExporter(Exporter):
@@ -45,7 +55,7 @@ class LiteRTExporter(Exporter):
         source = litert_source(spec)
         if isinstance(source, Signature) and \
                 os.path.exists(os.path.join(stage_dir, "saved_model.pb")):
-            return convert_litert(stage_dir, stage_dir)
+            return convert_litert(stage_dir, stage_dir, representative_feeds(spec, stage_dir))
         from keras_tl.exporters.saved_model import write_saved_model
 
         with tempfile.TemporaryDirectory(prefix="keras_tl_litert_") as tmp:
@@ -53,7 +63,7 @@ class LiteRTExporter(Exporter):
                 write_saved_model(spec, tmp)
             else:
                 write_keras_signature(source.model, tmp)
-            return convert_litert(tmp, stage_dir)
+            return convert_litert(tmp, stage_dir, representative_feeds(spec, stage_dir))
 
     def open(self, path, spec):
         from ai_edge_litert.interpreter import Interpreter
@@ -78,6 +88,37 @@ class LiteRTExporter(Exporter):
         int8.enforced = False
         return {"litert_float32": self.open(files["litert_float32"], spec),
                 "litert_int8": int8}
+
+    def verify(self, files, spec):
+        reports = super().verify(files, spec)
+        if "litert_int8" in reports and spec.quality is not None:
+            gate = self.judge_int8(files, spec)
+            reports["litert_int8"]["gate"] = gate
+            if not gate["written"]:
+                os.remove(files.pop("litert_int8"))
+                message = f"{INT8_FILE} not written: {gate['reason']}"
+                log.warning(message)
+                warnings.warn(message, stacklevel=2)
+        return reports
+
+    def judge_int8(self, files, spec):
+        """The int8 file's write-or-not decision: the spec's quality metric
+        on the verification inputs against its threshold."""
+        quality = spec.quality
+        runner = self.open(files["litert_int8"], spec)
+        got, expected = spec.judged(runner.graph, runner.run(spec.verification_inputs))
+        value = float(quality.measure(got, expected))
+        calibration = ("weights only (no representative inputs)"
+                       if spec.representative_inputs is None else
+                       f"{len(spec.representative_inputs)} training inputs")
+        gate = {"written": value >= quality.threshold, quality.metric: value,
+                "threshold": quality.threshold, "calibration": calibration,
+                "verification_inputs": len(spec.verification_inputs)}
+        if not gate["written"]:
+            gate["reason"] = (f"{quality.metric} with the Keras model {value:.3f} < threshold "
+                              f"{quality.threshold} on {gate['verification_inputs']} "
+                              "verification inputs")
+        return gate
 
     def describe(self, files):
         from ai_edge_litert.interpreter import Interpreter
@@ -149,9 +190,39 @@ def write_keras_signature(model, path):
     return path
 
 
-def convert_litert(saved_model_dir, out_dir):
+def representative_feeds(spec, folder):
+    """`spec.representative_inputs` as the converter's calibration feed: a
+    list of `{input_name: one-input batch}`, or `None` without them.
+
+    Example:
+    >>> from keras_tl.tasks import get_task
+    >>> spec = get_task("image_classification").export_spec(
+    ...     None, {"input_size": [8, 8]}, ["a", "b"])
+    >>> spec.representative_inputs = np.zeros((3, 8, 8, 3), "float32")
+    >>> feeds = representative_feeds(spec, ".")
+    >>> len(feeds), {name: x.shape for name, x in feeds[0].items()}
+    (3, {'images': (1, 8, 8, 3)})
+    """
+    if spec.representative_inputs is None:
+        return None
+    source = litert_source(spec)
+    if isinstance(source, Signature):
+        feed = source.feed_for(spec.representative_inputs)
+    else:
+        from keras_tl.exporters.onnx import input_names
+
+        feed = feed_by_name(source.feed_for(spec.representative_inputs, folder),
+                            input_names(source.model))
+    count = len(next(iter(feed.values())))
+    return [{name: np.asarray(value[i:i + 1], "float32") for name, value in feed.items()}
+            for i in range(count)]
+
+
+def convert_litert(saved_model_dir, out_dir, representative=None):
     """Writes the float32 and int8 `.tflite` files of a SavedModel's
-    `serving_default`; returns their paths.
+    `serving_default`; returns their paths. `representative` (a list of
+    feeds, see `representative_feeds`) calibrates the int8 model's
+    activations; without it only its weights are int8.
 
     Example:
     >>> convert_litert("saved_models/flowers/1", "saved_models/flowers/1")  # doctest: +SKIP
@@ -165,7 +236,9 @@ def convert_litert(saved_model_dir, out_dir):
         converter = tf.lite.TFLiteConverter.from_saved_model(
             saved_model_dir, signature_keys=[SIGNATURE])
         if quantize:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # per-channel int8 weights
+            if representative:
+                converter.representative_dataset = lambda: iter(representative)
         paths[key] = os.path.join(out_dir, filename)
         with open(paths[key], "wb") as f:
             f.write(converter.convert())
