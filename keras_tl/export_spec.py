@@ -181,8 +181,9 @@ def top1_agreement(output):
 class QualityCheck:
     """How a lossy variant of a converted graph (int8 LiteRT) is judged
     before it is written: `measure(outputs, reference) -> float` on the
-    verification inputs (outputs as `ExportSpec.judged` gives them), higher
-    is better, named `metric`; written only when it is at least `threshold`.
+    verification inputs (the variant's outputs as it returns them, and the
+    Keras model's for the same graph), higher is better, named `metric`;
+    written only when it is at least `threshold`.
 
     Example:
     >>> check = QualityCheck("top1_agreement", top1_agreement("p"), 0.98)

@@ -43,7 +43,9 @@ def test_a_passing_int8_model_is_written_calibrated_with_its_agreement(run, tmp_
     gate = exported.metadata["formats"]["litert_int8"]
     assert gate["written"] and gate["threshold"] == 0.98
     assert gate["top1_agreement"] >= 0.98
-    assert gate["calibration"] == "12 training inputs"
+    assert gate["quantization"] == "calibrated" and gate["calibration"] == "12 training inputs"
+    # the weights-only fallback candidate is gone once the calibrated model passed
+    assert sorted(os.listdir(exported.path)).count("model_int8_weights_only.tflite") == 0
     assert os.path.exists(exported.files["litert_int8"])
     # calibrated: int8 activations, not only int8 weights
     assert "int8" in _interpreter_types(exported.files["litert_int8"])
@@ -54,13 +56,38 @@ def test_a_failing_int8_model_is_not_written_and_the_rest_is(run, tmp_path):
     from keras_tl.exporters import export
 
     with pytest.warns(UserWarning, match="model_int8.tflite not written: top1_agreement"):
-        exported = export(run, tmp_path / "m", int8_threshold=1.01)
+        exported = export(run, tmp_path / "m", int8_threshold=1.01, verbose=True)
     gate = exported.metadata["formats"]["litert_int8"]
     assert gate["written"] is False and gate["threshold"] == 1.01
+    assert set(gate["tried"]) == {"calibrated", "weights_only"}  # the fallback was tried too
     assert "< threshold 1.01 on 24 verification inputs" in gate["reason"]
+    assert not [name for name in os.listdir(exported.path) if "int8" in name]
     assert "litert_int8" not in exported.files
     assert not os.path.exists(os.path.join(exported.path, "model_int8.tflite"))
     assert "model_int8.tflite" not in json.dumps(exported.metadata["files"])
     for key in ("saved_model/serving_default", "onnx", "litert_float32"):
         assert exported.verification[key]["max_abs_diff"] <= 1e-4, key
     assert os.path.exists(exported.files["litert_float32"])
+
+
+def test_a_saved_run_keeps_its_representative_training_inputs(run, tmp_path):
+    from keras_tl.result import FinetuneResult
+
+    saved = FinetuneResult(model=run.model, class_names=CLASS_NAMES, histories={}, metrics={},
+                           info=run.info, config={}, verification_sample=run.verification_sample,
+                           representative_sample=run.representative_sample)
+    saved.save(str(tmp_path / "run"))
+    loaded = FinetuneResult.load(str(tmp_path / "run"))
+    np.testing.assert_array_equal(loaded.representative_sample, run.representative_sample)
+    np.testing.assert_array_equal(loaded.verification_sample, run.verification_sample)
+
+
+def test_a_prepared_task_draws_its_representative_inputs_from_training_data():
+    from keras_tl.tasks import get_task
+
+    x = np.arange(10, dtype="uint8")[:, None, None, None] * np.ones((1, 32, 32, 3), "uint8")
+    prepared = get_task("image_classification").prepare(
+        (x, [0, 1] * 5), "mobilenet_v2", weights=None, image_size=32, validation_split=0.2)
+    train_values = set(np.asarray(prepared.representative)[:, 0, 0, 0].tolist())
+    validation_values = set(np.asarray(prepared.sample)[:, 0, 0, 0].tolist())
+    assert len(train_values) == 8 and not train_values & validation_values

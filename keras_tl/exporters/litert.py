@@ -15,8 +15,9 @@ float. Without representative inputs it is weights-only (dynamic range).
 The int8 model is not held to the tolerance (quantization changes its
 outputs by design) but to the task's `QualityCheck` (`spec.quality`, e.g.
 top-1 agreement with the Keras model >= 0.98) on the verification inputs:
-below it, the file is removed, a warning says why, and its report's
-`gate` records the decision (`keras_tl.json`: `formats.litert_int8`).
+the calibrated model when it passes, else the weights-only one when it
+passes, else no int8 file and a warning saying why; its report's `gate`
+records the decision (`keras_tl.json`: `formats.litert_int8`).
 """
 
 import logging
@@ -31,6 +32,8 @@ from keras_tl.exporters.base import Exporter, Runner, feed_by_name
 
 FLOAT32_FILE = "model_float32.tflite"
 INT8_FILE = "model_int8.tflite"
+WEIGHTS_ONLY_FILE = "model_int8_weights_only.tflite"  # the fallback candidate, never kept by name
+WEIGHTS_ONLY_KEY = "litert_int8_weights_only"
 SIGNATURE = "serving_default"
 log = logging.getLogger(__name__)
 
@@ -84,40 +87,64 @@ class LiteRTExporter(Exporter):
         return Runner(run, path, source)
 
     def runners(self, files, spec):
-        int8 = self.open(files["litert_int8"], spec)
-        int8.enforced = False
-        return {"litert_float32": self.open(files["litert_float32"], spec),
-                "litert_int8": int8}
+        runners = {"litert_float32": self.open(files["litert_float32"], spec)}
+        if "litert_int8" in files:
+            runners["litert_int8"] = self.open(files["litert_int8"], spec)
+            runners["litert_int8"].enforced = False
+        return runners
 
     def verify(self, files, spec):
+        gate = self.choose_int8(files, spec) if spec.quality is not None else None
         reports = super().verify(files, spec)
-        if "litert_int8" in reports and spec.quality is not None:
-            gate = self.judge_int8(files, spec)
-            reports["litert_int8"]["gate"] = gate
-            if not gate["written"]:
-                os.remove(files.pop("litert_int8"))
-                message = f"{INT8_FILE} not written: {gate['reason']}"
-                log.warning(message)
-                warnings.warn(message, stacklevel=2)
+        if gate is not None:
+            reports.setdefault("litert_int8", {"skipped": "not written: " + gate.get("reason", ""),
+                                               "enforced": False})["gate"] = gate
         return reports
 
-    def judge_int8(self, files, spec):
-        """The int8 file's write-or-not decision: the spec's quality metric
-        on the verification inputs against its threshold."""
+    def choose_int8(self, files, spec):
+        """Judges the int8 candidates (calibrated, then weights-only) by the
+        spec's quality check on the verification inputs; keeps the first
+        that passes as `model_int8.tflite`, removes the others (and the
+        file itself when none passes, with a warning). Returns the decision."""
         quality = spec.quality
-        runner = self.open(files["litert_int8"], spec)
-        got, expected = spec.judged(runner.graph, runner.run(spec.verification_inputs))
-        value = float(quality.measure(got, expected))
-        calibration = ("weights only (no representative inputs)"
-                       if spec.representative_inputs is None else
-                       f"{len(spec.representative_inputs)} training inputs")
-        gate = {"written": value >= quality.threshold, quality.metric: value,
-                "threshold": quality.threshold, "calibration": calibration,
+        candidates = [(key, label) for key, label in (
+            ("litert_int8", "calibrated" if spec.representative_inputs is not None
+             else "weights_only"), (WEIGHTS_ONLY_KEY, "weights_only")) if key in files]
+        if not candidates:
+            return None
+        tried, chosen = {}, None
+        for key, label in candidates:
+            runner = self.open(files[key], spec)
+            reference = (spec.converted_reference if runner.graph is spec.converted
+                         else spec.reference)
+            tried[label] = float(quality.measure(runner.run(spec.verification_inputs), reference))
+            if tried[label] >= quality.threshold:
+                chosen = (key, label)
+                break
+        int8_path = files["litert_int8"]
+        kept = files[chosen[0]] if chosen else None
+        for key, _ in candidates:
+            path = files.pop(key)
+            if path != kept:
+                os.remove(path)
+        if chosen:
+            os.replace(kept, int8_path)
+            files["litert_int8"] = int8_path
+        label = chosen[1] if chosen else candidates[0][1]
+        calibration = (f"{len(spec.representative_inputs)} training inputs"
+                       if label == "calibrated" else "no inputs (weights-only int8)")
+        gate = {"written": chosen is not None, "metric": quality.metric,
+                quality.metric: tried[label], "threshold": quality.threshold,
+                "quantization": label, "calibration": calibration, "tried": tried,
                 "verification_inputs": len(spec.verification_inputs)}
-        if not gate["written"]:
-            gate["reason"] = (f"{quality.metric} with the Keras model {value:.3f} < threshold "
-                              f"{quality.threshold} on {gate['verification_inputs']} "
-                              "verification inputs")
+        if chosen is None:
+            gate["reason"] = (f"{quality.metric} with the Keras model "
+                              + ", ".join(f"{value:.3f} ({name})" for name, value in tried.items())
+                              + f" < threshold {quality.threshold} on "
+                              f"{gate['verification_inputs']} verification inputs")
+            message = f"{INT8_FILE} not written: {gate['reason']}"
+            log.warning(message)
+            warnings.warn(message, stacklevel=3)
         return gate
 
     def describe(self, files):
@@ -222,7 +249,9 @@ def convert_litert(saved_model_dir, out_dir, representative=None):
     """Writes the float32 and int8 `.tflite` files of a SavedModel's
     `serving_default`; returns their paths. `representative` (a list of
     feeds, see `representative_feeds`) calibrates the int8 model's
-    activations; without it only its weights are int8.
+    activations, and a weights-only int8 candidate is written beside it
+    (`WEIGHTS_ONLY_KEY`, the verification's fallback); without it only
+    the int8 model's weights are int8.
 
     Example:
     >>> convert_litert("saved_models/flowers/1", "saved_models/flowers/1")  # doctest: +SKIP
@@ -231,14 +260,16 @@ def convert_litert(saved_model_dir, out_dir, representative=None):
     import tensorflow as tf
 
     paths = {}
-    for key, filename, quantize in (("litert_float32", FLOAT32_FILE, False),
-                                    ("litert_int8", INT8_FILE, True)):
+    variants = [("litert_float32", FLOAT32_FILE, None), ("litert_int8", INT8_FILE, representative)]
+    if representative:  # the weights-only fallback, should calibrated activations lose too much
+        variants.append((WEIGHTS_ONLY_KEY, WEIGHTS_ONLY_FILE, None))
+    for key, filename, calibration in variants:
         converter = tf.lite.TFLiteConverter.from_saved_model(
             saved_model_dir, signature_keys=[SIGNATURE])
-        if quantize:
+        if key != "litert_float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]  # per-channel int8 weights
-            if representative:
-                converter.representative_dataset = lambda: iter(representative)
+            if calibration:
+                converter.representative_dataset = lambda: iter(calibration)
         paths[key] = os.path.join(out_dir, filename)
         with open(paths[key], "wb") as f:
             f.write(converter.convert())
