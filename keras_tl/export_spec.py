@@ -158,6 +158,44 @@ class ConvertedGraph:
         return inputs if self.feed is None else self.feed(inputs, folder)
 
 
+def top1_agreement(output):
+    """`(outputs, reference) -> float`: how often a lossy format's top class
+    in `output` is the Keras model's (a classifier's quality measure).
+
+    Example:
+    >>> import numpy as np
+    >>> measure = top1_agreement("p")
+    >>> measure({"p": np.array([[0.1, 0.9], [0.6, 0.4]])}, {"p": np.array([[0.2, 0.8], [0.3, 0.7]])})
+    0.5
+    """
+    def measure(outputs, reference):
+        import numpy as np  # the spec module imports the standard library only
+
+        got, expected = np.asarray(outputs[output]), np.asarray(reference[output])
+        return float(np.mean(got.argmax(-1) == expected.argmax(-1)))
+
+    return measure
+
+
+@dataclasses.dataclass
+class QualityCheck:
+    """How a lossy variant of a converted graph (int8 LiteRT) is judged
+    before it is written: `measure(outputs, reference) -> float` on the
+    verification inputs (the variant's outputs as it returns them, and the
+    Keras model's for the same graph), higher is better, named `metric`;
+    written only when it is at least `threshold`.
+
+    Example:
+    >>> check = QualityCheck("top1_agreement", top1_agreement("p"), 0.98)
+    >>> check.metric, check.threshold
+    ('top1_agreement', 0.98)
+    """
+
+    metric: str
+    measure: Callable[[dict, dict], float]
+    threshold: float = 0.98
+
+
 @dataclasses.dataclass
 class Asset:
     """A file written beside the exported formats.
@@ -204,6 +242,11 @@ class ExportSpec:
         postprocess: `(outputs, inputs, top) -> predictions`: a format's
             named outputs (any signature's or the converted model's) for
             the raw `inputs` as given, to the task's predictions.
+        quality: the `QualityCheck` a lossy variant (int8 LiteRT) must pass
+            to be written; `None`: the task declares none (written, unjudged).
+        representative_inputs: raw training inputs (never the verification
+            ones) that calibrate a quantized variant's activation ranges;
+            `None`: weights-only quantization.
 
     Example:
     >>> spec = ExportSpec("demo", "image", ["a"], {}, signatures=(),
@@ -223,6 +266,8 @@ class ExportSpec:
     predict: Optional[Callable[[Any], dict]] = None
     served: Callable[[dict], dict] = lambda outputs: outputs
     postprocess: Optional[Callable] = None
+    quality: Optional[QualityCheck] = None
+    representative_inputs: Any = None
 
     @functools.cached_property
     def model_outputs(self):

@@ -9,6 +9,7 @@ import numpy as np
 
 MODEL_FILE = "model.keras"
 SAMPLE_FILE = "verification_sample.npz"  # real validation inputs, to verify exports on
+REPRESENTATIVE_FILE = "representative_sample.npz"  # real training inputs, to calibrate int8 on
 
 
 @dataclasses.dataclass
@@ -41,6 +42,7 @@ class FinetuneResult:
     task: Any = None
     exports: Any = None
     verification_sample: Any = None
+    representative_sample: Any = None
 
     @property
     def inference_model(self):
@@ -112,8 +114,10 @@ class FinetuneResult:
         _write_json(os.path.join(output_dir, "run.json"),
                     dict(info=self.info, config=self.config, class_names=self.class_names,
                          num_processes=processes))
-        if self.verification_sample is not None:
-            _write_sample(os.path.join(output_dir, SAMPLE_FILE), self.verification_sample)
+        for name, sample in ((SAMPLE_FILE, self.verification_sample),
+                             (REPRESENTATIVE_FILE, self.representative_sample)):
+            if sample is not None:
+                _write_sample(os.path.join(output_dir, name), sample)
         self.task_contract.write_reports(self, output_dir)
 
     @classmethod
@@ -149,14 +153,19 @@ class FinetuneResult:
         with open(os.path.join(output_dir, "metrics.json")) as f:
             metrics = json.load(f)
         histories = metrics.pop("histories", {})
-        sample_path = os.path.join(output_dir, SAMPLE_FILE)
-        sample = None
-        if os.path.exists(sample_path):
-            with np.load(sample_path, allow_pickle=False) as arrays:
-                sample = arrays["inputs"]
+        sample, representative = (_read_sample(os.path.join(output_dir, name))
+                                  for name in (SAMPLE_FILE, REPRESENTATIVE_FILE))
         return cls(model=model, class_names=run["class_names"], histories=histories,
                    metrics=metrics, info=run["info"], config=run["config"],
-                   output_dir=output_dir, verification_sample=sample)
+                   output_dir=output_dir, verification_sample=sample,
+                   representative_sample=representative)
+
+
+def _read_sample(path):
+    if not os.path.exists(path):
+        return None
+    with np.load(path, allow_pickle=False) as arrays:
+        return arrays["inputs"]
 
 
 def _write_sample(path, inputs):

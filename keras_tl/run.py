@@ -170,7 +170,8 @@ class FinetuneRun:
         result = FinetuneResult(
             model=prepared.model, class_names=prepared.class_names, histories=outcome.histories,
             metrics=metrics, info=prepared.info, config=settings, output_dir=self.output_dir,
-            stages=self.stages, task=prepared, verification_sample=prepared.sample)
+            stages=self.stages, task=prepared, verification_sample=prepared.sample,
+            representative_sample=prepared.representative)
         if not self.chief:  # the chief saves and exports the same model
             return result
         # a finished run's folder is left as it was: a reload never overwrites its model

@@ -317,7 +317,7 @@ def test_failed_export_leaves_no_version(trained, tmp_path, monkeypatch):
     (base / "1").mkdir(parents=True)
     (base / "1" / "saved_model.pb").write_bytes(b"a good version")
 
-    def half_written(saved_model_dir, out_dir):
+    def half_written(saved_model_dir, out_dir, representative=None):
         with open(os.path.join(out_dir, litert.FLOAT32_FILE), "wb") as f:
             f.write(b"half-written")
         raise OSError("disk full")

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 from keras_tl.errors import ExportError
 
 _WORKER = "from keras_tl.exporters._backend import _worker_main; _worker_main()"
@@ -51,6 +53,9 @@ def write_in_tensorflow(formats, spec, model, stage_dir):
                    model_path=os.path.join(tmp, "model.keras"),
                    files_path=os.path.join(tmp, "files.json"))
         model.save(job["model_path"])
+        if spec.representative_inputs is not None:  # int8 calibration inputs
+            job["representative_path"] = os.path.join(tmp, "representative.npy")
+            np.save(job["representative_path"], np.asarray(spec.representative_inputs))
         job_path = os.path.join(tmp, "job.json")
         with open(job_path, "w") as f:
             json.dump(job, f, default=str)
@@ -94,6 +99,8 @@ def _worker_main():
     task = task_of(job["info"])  # imports the task's module: registers its layers
     model = keras.saving.load_model(job["model_path"], compile=False, safe_mode=True)
     spec = task.export_spec(model, job["info"], job["class_names"])
+    if "representative_path" in job:
+        spec.representative_inputs = np.load(job["representative_path"], allow_pickle=False)
     files = _write(job["formats"], spec, job["stage_dir"])
     with open(job["files_path"], "w") as f:
         json.dump(files, f)

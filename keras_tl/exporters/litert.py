@@ -5,15 +5,25 @@ converter cannot carry its NMS) when that model takes the raw inputs alone;
 a model whose feed reads assets beside it (a tokenizer) has no LiteRT file
 (a LiteRT file ships to devices on its own).
 
-Two files: `model_float32.tflite` and `model_int8.tflite` (dynamic-range
-quantization: int8 weights, float32 activations, the same inputs and
-outputs). Each has one signature, `serving_default`, with the SavedModel's
-inputs and outputs. The int8 model is verified but not held to the
-tolerance (quantization changes its outputs by design).
+Two files: `model_float32.tflite` and `model_int8.tflite`. Each has one
+signature, `serving_default`, with the SavedModel's inputs and outputs
+(float32 in and out). The int8 model has int8 weights (per channel) and,
+when the spec has representative inputs (the run's training sample),
+int8 activations calibrated on them; ops without an int8 kernel stay in
+float. Without representative inputs it is weights-only (dynamic range).
+
+The int8 model is not held to the tolerance (quantization changes its
+outputs by design) but to the task's `QualityCheck` (`spec.quality`, e.g.
+top-1 agreement with the Keras model >= 0.98) on the verification inputs:
+the calibrated model when it passes, else the weights-only one when it
+passes, else no int8 file and a warning saying why; its report's `gate`
+records the decision (`keras_tl.json`: `formats.litert_int8`).
 """
 
+import logging
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -22,7 +32,10 @@ from keras_tl.exporters.base import Exporter, Runner, feed_by_name
 
 FLOAT32_FILE = "model_float32.tflite"
 INT8_FILE = "model_int8.tflite"
+WEIGHTS_ONLY_FILE = "model_int8_weights_only.tflite"  # the fallback candidate, never kept by name
+WEIGHTS_ONLY_KEY = "litert_int8_weights_only"
 SIGNATURE = "serving_default"
+log = logging.getLogger(__name__)
 
 
 class LiteRTExporter(Exporter):
@@ -45,7 +58,7 @@ class LiteRTExporter(Exporter):
         source = litert_source(spec)
         if isinstance(source, Signature) and \
                 os.path.exists(os.path.join(stage_dir, "saved_model.pb")):
-            return convert_litert(stage_dir, stage_dir)
+            return convert_litert(stage_dir, stage_dir, representative_feeds(spec, stage_dir))
         from keras_tl.exporters.saved_model import write_saved_model
 
         with tempfile.TemporaryDirectory(prefix="keras_tl_litert_") as tmp:
@@ -53,7 +66,7 @@ class LiteRTExporter(Exporter):
                 write_saved_model(spec, tmp)
             else:
                 write_keras_signature(source.model, tmp)
-            return convert_litert(tmp, stage_dir)
+            return convert_litert(tmp, stage_dir, representative_feeds(spec, stage_dir))
 
     def open(self, path, spec):
         from ai_edge_litert.interpreter import Interpreter
@@ -74,10 +87,65 @@ class LiteRTExporter(Exporter):
         return Runner(run, path, source)
 
     def runners(self, files, spec):
-        int8 = self.open(files["litert_int8"], spec)
-        int8.enforced = False
-        return {"litert_float32": self.open(files["litert_float32"], spec),
-                "litert_int8": int8}
+        runners = {"litert_float32": self.open(files["litert_float32"], spec)}
+        if "litert_int8" in files:
+            runners["litert_int8"] = self.open(files["litert_int8"], spec)
+            runners["litert_int8"].enforced = False
+        return runners
+
+    def verify(self, files, spec):
+        gate = self.choose_int8(files, spec) if spec.quality is not None else None
+        reports = super().verify(files, spec)
+        if gate is not None:
+            reports.setdefault("litert_int8", {"skipped": "not written: " + gate.get("reason", ""),
+                                               "enforced": False})["gate"] = gate
+        return reports
+
+    def choose_int8(self, files, spec):
+        """Judges the int8 candidates (calibrated, then weights-only) by the
+        spec's quality check on the verification inputs; keeps the first
+        that passes as `model_int8.tflite`, removes the others (and the
+        file itself when none passes, with a warning). Returns the decision."""
+        quality = spec.quality
+        candidates = [(key, label) for key, label in (
+            ("litert_int8", "calibrated" if spec.representative_inputs is not None
+             else "weights_only"), (WEIGHTS_ONLY_KEY, "weights_only")) if key in files]
+        if not candidates:
+            return None
+        tried, chosen = {}, None
+        for key, label in candidates:
+            runner = self.open(files[key], spec)
+            reference = (spec.converted_reference if runner.graph is spec.converted
+                         else spec.reference)
+            tried[label] = float(quality.measure(runner.run(spec.verification_inputs), reference))
+            if tried[label] >= quality.threshold:
+                chosen = (key, label)
+                break
+        int8_path = files["litert_int8"]
+        kept = files[chosen[0]] if chosen else None
+        for key, _ in candidates:
+            path = files.pop(key)
+            if path != kept:
+                os.remove(path)
+        if chosen:
+            os.replace(kept, int8_path)
+            files["litert_int8"] = int8_path
+        label = chosen[1] if chosen else candidates[0][1]
+        calibration = (f"{len(spec.representative_inputs)} training inputs"
+                       if label == "calibrated" else "no inputs (weights-only int8)")
+        gate = {"written": chosen is not None, "metric": quality.metric,
+                quality.metric: tried[label], "threshold": quality.threshold,
+                "quantization": label, "calibration": calibration, "tried": tried,
+                "verification_inputs": len(spec.verification_inputs)}
+        if chosen is None:
+            gate["reason"] = (f"{quality.metric} with the Keras model "
+                              + ", ".join(f"{value:.3f} ({name})" for name, value in tried.items())
+                              + f" < threshold {quality.threshold} on "
+                              f"{gate['verification_inputs']} verification inputs")
+            message = f"{INT8_FILE} not written: {gate['reason']}"
+            log.warning(message)
+            warnings.warn(message, stacklevel=3)
+        return gate
 
     def describe(self, files):
         from ai_edge_litert.interpreter import Interpreter
@@ -149,9 +217,41 @@ def write_keras_signature(model, path):
     return path
 
 
-def convert_litert(saved_model_dir, out_dir):
+def representative_feeds(spec, folder):
+    """`spec.representative_inputs` as the converter's calibration feed: a
+    list of `{input_name: one-input batch}`, or `None` without them.
+
+    Example:
+    >>> from keras_tl.tasks import get_task
+    >>> spec = get_task("image_classification").export_spec(
+    ...     None, {"input_size": [8, 8]}, ["a", "b"])
+    >>> spec.representative_inputs = np.zeros((3, 8, 8, 3), "float32")
+    >>> feeds = representative_feeds(spec, ".")
+    >>> len(feeds), {name: x.shape for name, x in feeds[0].items()}
+    (3, {'images': (1, 8, 8, 3)})
+    """
+    if spec.representative_inputs is None:
+        return None
+    source = litert_source(spec)
+    if isinstance(source, Signature):
+        feed = source.feed_for(spec.representative_inputs)
+    else:
+        from keras_tl.exporters.onnx import input_names
+
+        feed = feed_by_name(source.feed_for(spec.representative_inputs, folder),
+                            input_names(source.model))
+    count = len(next(iter(feed.values())))
+    return [{name: np.asarray(value[i:i + 1], "float32") for name, value in feed.items()}
+            for i in range(count)]
+
+
+def convert_litert(saved_model_dir, out_dir, representative=None):
     """Writes the float32 and int8 `.tflite` files of a SavedModel's
-    `serving_default`; returns their paths.
+    `serving_default`; returns their paths. `representative` (a list of
+    feeds, see `representative_feeds`) calibrates the int8 model's
+    activations, and a weights-only int8 candidate is written beside it
+    (`WEIGHTS_ONLY_KEY`, the verification's fallback); without it only
+    the int8 model's weights are int8.
 
     Example:
     >>> convert_litert("saved_models/flowers/1", "saved_models/flowers/1")  # doctest: +SKIP
@@ -160,12 +260,16 @@ def convert_litert(saved_model_dir, out_dir):
     import tensorflow as tf
 
     paths = {}
-    for key, filename, quantize in (("litert_float32", FLOAT32_FILE, False),
-                                    ("litert_int8", INT8_FILE, True)):
+    variants = [("litert_float32", FLOAT32_FILE, None), ("litert_int8", INT8_FILE, representative)]
+    if representative:  # the weights-only fallback, should calibrated activations lose too much
+        variants.append((WEIGHTS_ONLY_KEY, WEIGHTS_ONLY_FILE, None))
+    for key, filename, calibration in variants:
         converter = tf.lite.TFLiteConverter.from_saved_model(
             saved_model_dir, signature_keys=[SIGNATURE])
-        if quantize:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if key != "litert_float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # per-channel int8 weights
+            if calibration:
+                converter.representative_dataset = lambda: iter(calibration)
         paths[key] = os.path.join(out_dir, filename)
         with open(paths[key], "wb") as f:
             f.write(converter.convert())

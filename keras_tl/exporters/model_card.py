@@ -69,8 +69,19 @@ def model_card(meta, model_name):
                   "inputs (largest absolute difference of any float output):", ""]
         lines += [f"- {key}: {report['max_abs_diff']:.3g}"
                   + ("" if report.get("enforced", True) else " (recorded, not enforced)")
+                  + _gate_line(report.get("gate"))
                   for key, report in verification.items()]
     return "\n".join(lines) + "\n"
+
+
+def _gate_line(gate):
+    """A lossy variant's write-or-not decision, for its verification line."""
+    if not gate:
+        return ""
+    metric = gate["metric"]
+    decision = "written" if gate["written"] else "not written"
+    return (f"; {metric} {gate[metric]:.3f} (threshold {gate['threshold']}): {decision}, "
+            f"calibrated on {gate['calibration']}")
 
 
 def write_model_card(directory, meta, model_name):

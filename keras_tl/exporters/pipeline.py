@@ -18,6 +18,7 @@ Layout of `export(result, "saved_models/NAME")`, one folder per export:
       .tmp-export-<random>/     only while an export runs
 """
 
+import dataclasses
 import os
 
 from keras_tl.errors import ConfigError
@@ -92,7 +93,8 @@ class ExportResult(dict):
 
 
 def export(model_or_result, path, formats=None, class_names=None, metadata=None, version=None,
-           tolerance=1e-4, verification_inputs=None, task=None, verbose=False):
+           tolerance=1e-4, verification_inputs=None, task=None, verbose=False,
+           int8_threshold=None):
     """Exports a model as a new, verified version under `path`.
 
     Args:
@@ -118,6 +120,9 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
         task: a task name or `Task`, for a bare model.
         verbose: print a line on stderr per format as it is written and as
             it is verified, with its path (`keras-tl export` does).
+        int8_threshold: the least quality (the task's metric, e.g. top-1
+            agreement with the Keras model) the int8 LiteRT model needs to
+            be written; default: the task's (0.98 for classifiers).
 
     Returns:
         An `ExportResult`. Raises `ExportVerificationError` (and writes no
@@ -135,6 +140,9 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
     if verification_inputs is not None:
         sample = verification_inputs
     spec = task.export_spec(model, info, class_names, sample)
+    spec.representative_inputs = extra.pop("representative", None)
+    if int8_threshold is not None and spec.quality is not None:
+        spec.quality = dataclasses.replace(spec.quality, threshold=float(int8_threshold))
     exporters = [get_exporter(name) for name in _formats(formats, spec)]
     _check_outputs(spec)
     backend = _backend.current_backend()
@@ -150,6 +158,8 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
             reports = exporter.verify(files, spec)
             verification.update(reports)
             for key, report in reports.items():
+                if "gate" in report:  # a lossy variant's write-or-not decision
+                    formats_meta[key] = report["gate"]
                 say(f"verified {key}", files.get(key, files.get(exporter.name)),
                     _report_line(report))
         if model is not original:  # how far the float32 export is from the 16-bit model
@@ -205,6 +215,9 @@ def _unpack(model_or_result, class_names, task):
         sample = getattr(result, "verification_sample", None)
         if sample is None:
             sample = getattr(result, "sample", None)  # a PreparedTask
+        extra["representative"] = getattr(result, "representative_sample", None)
+        if extra["representative"] is None:
+            extra["representative"] = getattr(result, "representative", None)
     else:
         raise ConfigError(
             "export() takes a keras.Model or a result with a .model attribute "

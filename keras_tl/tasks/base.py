@@ -46,6 +46,8 @@ class PreparedTask:
             `model` (e.g. a text model that takes raw strings); else `None`.
         sample: up to 32 raw validation inputs (images, texts...), kept
             with the run to verify exports on real data.
+        representative: as many raw training inputs, kept with the run to
+            calibrate quantized exports (int8 LiteRT) on real data.
 
     Example:
     >>> from keras_tl.tasks import get_task
@@ -65,6 +67,7 @@ class PreparedTask:
     info: Dict[str, Any] = dataclasses.field(default_factory=dict)
     inference_model: Optional[Any] = None
     sample: Optional[Any] = None
+    representative: Optional[Any] = None
 
     def __post_init__(self):
         self.info = dict(task=self.task.name, modality=self.task.modality, **self.info)
@@ -205,6 +208,7 @@ class Task:
             task=self, model=model, class_names=names,
             train=dataset("train"), validation=dataset("validation"), test=dataset("test"),
             sample=None if validation is None else self.verification_sample(validation, info),
+            representative=self.representative_sample(train, info),
             inference_model=self.inference_model(model, loaded, names),
             info=info)
 
@@ -258,6 +262,17 @@ class Task:
         True
         """
         return None
+
+    def representative_sample(self, examples, info):
+        """Raw training inputs that calibrate quantized exports: what
+        `verification_sample` picks, from the training part (on a copy of
+        `info`, which a sample may annotate).
+
+        Example:
+        >>> Task().representative_sample(None, {}) is None
+        True
+        """
+        return self.verification_sample(examples, dict(info))
 
     def inference_model(self, model, loaded, class_names):
         """The model export and predict use when it is not `model` (e.g. a

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from keras_tl.errors import ConfigError
-from keras_tl.export_spec import ExportSpec, named_outputs
+from keras_tl.export_spec import ExportSpec, QualityCheck, named_outputs, top1_agreement
 from keras_tl.tasks.base import Task
 
 OUTPUT_NAME = "probabilities"
@@ -138,6 +138,7 @@ class Classification(Task):
             converted=converted,
             assets=tuple(assets), verification_inputs=inputs, predict=predict,
             served=functools.partial(served_classes, class_names=names),
+            quality=QualityCheck("top1_agreement", top1_agreement(OUTPUT_NAME)),
             postprocess=lambda outputs, given, top: self.postprocess(
                 outputs[OUTPUT_NAME], names, top=top))
 

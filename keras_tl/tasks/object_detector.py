@@ -337,7 +337,7 @@ class ObjectDetection(Task):
         >>> [s.convertible for s in spec.signatures], spec.verification_inputs.shape
         ([False, False], (4, 64, 64, 3))
         """
-        from keras_tl.export_spec import ConvertedGraph, ExportSpec, named_outputs
+        from keras_tl.export_spec import ConvertedGraph, ExportSpec, QualityCheck, named_outputs
         from keras_tl.tasks.image_serving import image_signatures, verification_images
 
         names = [str(n) for n in class_names]
@@ -357,6 +357,8 @@ class ObjectDetection(Task):
             self.name, self.modality, names, info, signatures, converted=converted,
             verification_inputs=verification_images(info, sample, count=4), predict=predict,
             served=functools.partial(served_detections, class_names=names),
+            quality=QualityCheck("detection_agreement",
+                                 functools.partial(detection_agreement, info=info), 0.9),
             postprocess=lambda outputs, given, top: self.postprocess(
                 outputs, names, top=top, inputs=given, info=info))
 
@@ -492,6 +494,50 @@ def anchor_view(outputs, reference, info):
         return {**values, "boxes": np.where(considered, boxes / scale, 0.0)}
 
     return view(outputs), view(reference)
+
+
+def detection_agreement(outputs, reference, info, min_score=detection_reports.MIN_SCORE,
+                        min_iou=0.5):
+    """How a lossy format's detections match the Keras model's (a
+    detector's int8 quality, where mAP on a handful of verification images
+    says little): both raw-anchor outputs through the detector's NMS, the
+    detections scoring at least `min_score` (those the reports draw) on
+    each side matched one to one, best Keras score first, to one of the
+    same class with IoU >= `min_iou`; returns `2 * matched / (Keras
+    detections + format detections)`, 1.0 when neither side has any.
+
+    Example:
+    >>> info = {"nms": {"iou_threshold": 0.5, "confidence_threshold": 0.05, "max_detections": 5}}
+    >>> ref = {"boxes": np.array([[[0., 0., 10., 10.], [20., 20., 30., 30.]]]),
+    ...        "scores": np.array([[[0.9, 0.0], [0.0, 0.8]]])}
+    >>> detection_agreement({**ref, "boxes": ref["boxes"] + 1.0}, ref, info)
+    1.0
+    >>> detection_agreement({**ref, "scores": ref["scores"][..., ::-1]}, ref, info)  # classes swapped
+    0.0
+    """
+    settings = nms_settings(info)
+    got, expected = (batched_nms(values["boxes"], values["scores"], **settings)
+                     for values in (outputs, reference))
+    matched = total = 0
+    for b in range(len(expected["boxes"])):
+        sides = []
+        for detections in (expected, got):
+            keep = detections["scores"][b] >= min_score
+            sides.append((detections["boxes"][b][keep], detections["class_ids"][b][keep]))
+        (ref_boxes, ref_ids), (got_boxes, got_ids) = sides
+        total += len(ref_ids) + len(got_ids)
+        free = np.ones(len(got_ids), bool)
+        for box, class_id in zip(ref_boxes, ref_ids):  # best first, as NMS returns them
+            width = np.minimum(got_boxes[:, 2], box[2]) - np.maximum(got_boxes[:, 0], box[0])
+            height = np.minimum(got_boxes[:, 3], box[3]) - np.maximum(got_boxes[:, 1], box[1])
+            inter = np.maximum(width, 0) * np.maximum(height, 0)
+            union = ((box[2] - box[0]) * (box[3] - box[1]) + (got_boxes[:, 2] - got_boxes[:, 0])
+                     * (got_boxes[:, 3] - got_boxes[:, 1]) - inter)
+            candidates = free & (got_ids == class_id) & (inter / (union + 1e-8) >= min_iou)
+            if candidates.any():
+                free[np.flatnonzero(candidates)[0]] = False
+                matched += 1
+    return 1.0 if total == 0 else 2.0 * matched / total
 
 
 def _square(size):
