@@ -19,6 +19,7 @@ from PIL import Image
 
 from _results import write_results  # noqa: E402  (benchmarks/ is the script's folder)
 from keras_tl.datasets.fashion_mnist import load_fashion_mnist_sample
+from keras_tl import check
 from keras_tl.evaluation import data_health
 
 THRESHOLDS = (0.95, 0.96, 0.965, 0.97, 0.98, 0.99)
@@ -117,7 +118,7 @@ def main():
                                          args.flip_fraction, args.seed)
     options = {} if args.image_size is None else dict(image_size=args.image_size)
     start = time.perf_counter()
-    found = data_health.folder_features(
+    found = check.folder_features(
         os.path.join(root, "train"), args.backbone, validation_data=os.path.join(root, "validation"),
         test_data=os.path.join(root, "test"), **options)
     feature_seconds = time.perf_counter() - start

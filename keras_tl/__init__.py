@@ -36,7 +36,7 @@ _PUBLIC = {
     "Stage": "keras_tl.training.stages",
     "default_stages": "keras_tl.training.stages",
     "gradual_stages": "keras_tl.training.stages",
-    "check_data": "keras_tl.evaluation.data_health",
+    "check_data": "keras_tl.check",
     "find_learning_rate": "keras_tl.api",
     "finetune": "keras_tl.api",
     "FinetuneResult": "keras_tl.result",

@@ -473,7 +473,8 @@ def _lr_find(args):
 
 
 def _data_health(args):
-    from keras_tl.evaluation.data_health import DUPLICATE_THRESHOLD, REPORT_FILE, check_data
+    from keras_tl.check import REPORT_FILE, check_data
+    from keras_tl.evaluation.data_health import DUPLICATE_THRESHOLD
 
     task = task_registry.find_task(args.data, args.backbone, args.task)
     report = check_data(

@@ -45,16 +45,18 @@ def test_docstring_examples_run_as_doctests(tmp_path, monkeypatch):
 
     import numpy as np
 
-    monkeypatch.chdir(tmp_path)
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     failures = []
     environ = dict(os.environ)
     for module in _modules():
         # np, keras_tl and get_task are where every example may use them
-        globs = dict(vars(module), np=np, keras_tl=keras_tl, get_task=keras_tl.get_task,
-                     tmp_path=tmp_path)
+        globs = dict(vars(module), np=np, keras_tl=keras_tl, get_task=keras_tl.get_task)
         for test in finder.find(module, module.__name__, globs=globs):
+            # each example its own folder: files another example left must not change its output
+            test.globs["tmp_path"] = tmp_path / test.name
+            test.globs["tmp_path"].mkdir()
+            monkeypatch.chdir(test.globs["tmp_path"])
             result = runner.run(test, out=lambda text: None)
             if result.failed:
                 failures.append(test.name)

@@ -1,10 +1,12 @@
-"""Multi-label labels, thresholds and metrics (`keras_tl.evaluation.multi_label`)."""
+"""Multi-label labels (`keras_tl.data.multi_label`), thresholds and metrics
+(`keras_tl.evaluation.multi_label`)."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score
 
 from keras_tl.errors import DataError
+from keras_tl.data import multi_label as label_data
 from keras_tl.evaluation import multi_label
 
 pytestmark = pytest.mark.core
@@ -55,13 +57,13 @@ def test_a_class_with_few_positives_keeps_the_default_threshold():
 @pytest.mark.parametrize("cell", ["cat,dog", "cat|dog", '["cat", "dog"]'])
 def test_another_separator_is_a_one_line_error(cell):
     with pytest.raises(DataError, match="separate the labels of one example with ';'") as error:
-        multi_label.parse_label_lists(["cat", cell])
+        label_data.parse_label_lists(["cat", cell])
     assert "row 2" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_an_unknown_label_in_validation_data_is_named():
     with pytest.raises(DataError, match="'fish' .* training classes: cat, dog"):
-        multi_label.label_matrix([["cat"], ["fish"]], class_names=["cat", "dog"])
+        label_data.label_matrix([["cat"], ["fish"]], class_names=["cat", "dog"])
 
 
 def test_labels_above_their_thresholds():

@@ -1,76 +1,21 @@
-"""Multi-label classification without a backend: label lists read from a
-CSV column, per-class decision thresholds chosen on validation data, and
-the metrics a multi-label run reports (mAP, micro-F1, macro-F1).
-
-Labels in one CSV cell are separated by `;` (`"cat;dog"`, names may hold
-spaces: `"golden retriever;cat"`); an empty cell is an example with no
-label. One separator only, so a cell is never ambiguous.
+"""Multi-label classification without a backend: per-class decision
+thresholds chosen on validation data, and the metrics a multi-label run
+reports (mAP, micro-F1, macro-F1). Label lists are read by
+`keras_tl.data.multi_label`.
 
 Example:
->>> targets, names = label_matrix(parse_label_lists(["cat;dog", "dog", ""]))
->>> names, targets.tolist()
-(['cat', 'dog'], [[1, 1], [0, 1], [0, 0]])
+>>> targets = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
+>>> scores = np.array([[0.9, 0.2], [0.8, 0.7], [0.3, 0.6], [0.1, 0.4]])
+>>> average_precision(targets, scores).tolist()
+[1.0, 1.0]
 """
 
 import numpy as np
 
-from keras_tl.errors import DataError
-
-SEPARATOR = ";"
 DEFAULT_THRESHOLD = 0.5
 # below this many validation positives a class keeps DEFAULT_THRESHOLD: an
 # F1-optimal threshold on 1-4 examples is noise
 MIN_POSITIVES = 5
-_OTHER_SEPARATORS = (",", "|")
-
-
-def parse_label_lists(cells, column="labels"):
-    """Each CSV cell of `column` as a list of label names (split on `;`,
-    stripped, empty parts dropped); a cell that looks like another
-    separator's list (a `,` or `|` in it, or a JSON list) is a `DataError`.
-
-    Example:
-    >>> parse_label_lists(["cat; dog", "bird", None])
-    [['cat', 'dog'], ['bird'], []]
-    >>> parse_label_lists(["cat,dog"])
-    Traceback (most recent call last):
-    ...
-    keras_tl.errors.DataError: Column 'labels', row 1: 'cat,dog' - separate the labels of one example with ';' (e.g. 'cat;dog').
-    """
-    lists = []
-    for row, cell in enumerate(cells, start=1):
-        text = "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell)
-        if text.strip().startswith("[") or any(sep in text for sep in _OTHER_SEPARATORS):
-            raise DataError(f"Column {column!r}, row {row}: {text!r} - separate the labels of "
-                            f"one example with {SEPARATOR!r} (e.g. 'cat{SEPARATOR}dog').")
-        lists.append([part.strip() for part in text.split(SEPARATOR) if part.strip()])
-    return lists
-
-
-def label_matrix(label_lists, class_names=None):
-    """`(targets, class_names)`: uint8 `[n, num_classes]` indicators of each
-    example's labels; class names sorted unless given (validation and test
-    data use the training classes, and an unknown label is a `DataError`).
-
-    Example:
-    >>> label_matrix([["b"], ["a", "b"]])[0].tolist()
-    [[0, 1], [1, 1]]
-    >>> label_matrix([["c"]], class_names=["a", "b"])
-    Traceback (most recent call last):
-    ...
-    keras_tl.errors.DataError: Label 'c' (example 1) is not one of the training classes: a, b.
-    """
-    if class_names is None:
-        class_names = sorted({label for labels in label_lists for label in labels})
-    index = {name: i for i, name in enumerate(class_names)}
-    targets = np.zeros((len(label_lists), len(class_names)), dtype="uint8")
-    for row, labels in enumerate(label_lists):
-        for label in labels:
-            if label not in index:
-                raise DataError(f"Label {label!r} (example {row + 1}) is not one of the "
-                                f"training classes: {', '.join(class_names)}.")
-            targets[row, index[label]] = 1
-    return targets, list(class_names)
 
 
 def _ranked_counts(truth, scores):
