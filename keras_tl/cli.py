@@ -191,7 +191,9 @@ def build_parser():
     pr.add_argument("--texts-from", default=None, metavar="FILE",
                     help="text models: predict each line of a .txt file, or each row of the "
                          "'text' column (else the only column) of a .csv file")
-    pr.add_argument("--top", type=int, default=3)
+    pr.add_argument("--top", type=int, default=3,
+                    help="classifiers: how many classes to print per input, most likely first "
+                         "(default 3)")
     pr.add_argument("--draw", default=None, metavar="FOLDER",
                     help="write each image with its predicted boxes into FOLDER (box models)")
 
@@ -351,6 +353,8 @@ def _check(args):
         _check_run_folder(args.run_dir)
         _check_writable_folder("--root", args.root)
     if args.command == "predict":
+        if args.top < 1:
+            raise ConfigError(f"--top {args.top}: print at least 1 class per input.")
         _check_export_path(args.export_path)
         _check_writable_folder("--draw", args.draw)
         if not args.inputs and not args.texts_from:

@@ -203,3 +203,10 @@ def test_predict_on_a_run_folder_says_to_export_it_first(tmp_path):
     (run / "model.keras").write_bytes(b"")
     done = _keras_tl("predict", str(run), "cat.jpg")
     assert f"keras-tl export {run} --name NAME" in _one_error_line(done, "predict")
+
+
+def test_predict_top_below_one_is_one_sentence(tmp_path, capsys):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"")
+    assert cli.main(["predict", str(model), "cat.jpg", "--top", "0"]) == 2
+    assert "--top 0: print at least 1 class per input." in capsys.readouterr().err
