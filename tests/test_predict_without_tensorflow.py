@@ -267,7 +267,7 @@ def test_caching_and_export_print_progress_lines_unless_silent(image_folder, tmp
     err = finetune(str(tmp_path / "run"), "2")
     # 24 images, 20 % held out per class: 18 + 6, in batches of 8
     assert "Caching backbone features of the training data: 3 batches" in err, err
-    assert "Caching backbone features of the validation data: 1 batches" in err, err
+    assert "Caching backbone features of the validation data: 1 batch\n" in err, err
     assert "  batch 2/3 (67%), 16 examples, " in err, err
     assert "  cached 18 examples in " in err and "  cached 6 examples in " in err, err
 

@@ -448,7 +448,8 @@ class CacheProgress:
         self.total = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else -1
         self.started = self.last = self.clock()
         self.next_tenth = 1
-        size = f"{self.total} batches" if self.total > 0 else "batches of unknown number"
+        size = (f"{self.total} batch{'es' if self.total > 1 else ''}" if self.total > 0
+                else "batches of unknown number")
         self._line(f"Caching backbone features of the {what} data: {size}")
 
     def update(self, batches, examples):
