@@ -94,7 +94,6 @@ def _finetune_images(image_folder, out, *flags):
     return json.loads((out / "run.json").read_text())["config"]["stages"]
 
 
-@pytest.mark.core
 def test_explicit_epochs_run_exactly_also_on_cached_features(image_folder, tmp_path):
     # Both stages train on cached features here (no augmentation); their caps
     # (50 and 10 epochs) used to replace the epochs asked for.

@@ -15,7 +15,6 @@ from keras_tl.errors import CheckpointError, ConfigError, TrainingError
 from keras_tl.training import checkpoint, loop
 from tests.helpers import colour_arrays, tiny_backbone, weights_of
 
-pytestmark = pytest.mark.core
 
 
 def _finetune(data, folder, stages=None, **kwargs):
@@ -45,6 +44,7 @@ def _weights_path(folder):
 
 
 # -- changed data -------------------------------------------------------------
+# (the data fingerprint is backend-independent: these run under TensorFlow only)
 
 def test_an_image_added_to_the_folder_is_refused_naming_it(tmp_path, image_folder):
     run = tmp_path / "run"
@@ -85,6 +85,7 @@ def test_the_data_fingerprint_is_recorded_and_the_same_data_resumes(tmp_path, im
 
 # -- weights and state are one unit -----------------------------------------------
 
+@pytest.mark.core
 def test_a_crash_between_weights_and_state_keeps_them_consistent(tmp_path, monkeypatch):
     (x, y), names = _arrays()
     run = tmp_path / "run"
@@ -134,6 +135,7 @@ def _alter_weights(path):
         f.visititems(change)
 
 
+@pytest.mark.core
 def test_altered_checkpoint_weights_are_refused_and_model_keras_kept(tmp_path):
     (x, y), names = _arrays()
     run = tmp_path / "run"
@@ -146,6 +148,7 @@ def test_altered_checkpoint_weights_are_refused_and_model_keras_kept(tmp_path):
     assert _sha256(run / "model.keras") == before
 
 
+@pytest.mark.core
 def test_altered_weights_are_refused_on_resume(tmp_path, monkeypatch):
     (x, y), names = _arrays()
     run = tmp_path / "run"
@@ -165,6 +168,7 @@ def test_altered_weights_are_refused_on_resume(tmp_path, monkeypatch):
         _finetune((x, y), run, stages=stages, class_names=names, cache_features=False)
 
 
+@pytest.mark.core
 def test_a_truncated_weights_file_is_named(tmp_path):
     (x, y), names = _arrays()
     run = tmp_path / "run"
@@ -176,6 +180,7 @@ def test_a_truncated_weights_file_is_named(tmp_path):
         _finetune((x, y), run, class_names=names)
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("content", ["{not json", "{}", "[]", '{"format": 2}'])
 def test_a_garbage_state_file_is_named(tmp_path, content):
     (x, y), names = _arrays()
@@ -188,6 +193,7 @@ def test_a_garbage_state_file_is_named(tmp_path, content):
 
 # -- divergence, empty stages, recorded settings -----------------------------------
 
+@pytest.mark.core
 def test_a_nan_loss_stops_with_training_error_keeping_the_last_good_checkpoint(tmp_path):
     (x, y), names = _arrays()
     run = tmp_path / "run"
@@ -204,6 +210,7 @@ def test_a_nan_loss_stops_with_training_error_keeping_the_last_good_checkpoint(t
     assert all(np.isfinite(w).all() for w in prepared.model.get_weights())
 
 
+@pytest.mark.core
 def test_zero_epochs_in_every_stage_warns(tmp_path):
     (x, y), names = _arrays()
     with pytest.warns(UserWarning, match="0 epochs"):
@@ -211,6 +218,7 @@ def test_zero_epochs_in_every_stage_warns(tmp_path):
                   class_names=names)
 
 
+@pytest.mark.core
 def test_validation_split_is_recorded_only_when_used(tmp_path):
     (x, y), names = _arrays()
     _finetune((x, y), tmp_path / "given", class_names=names,

@@ -7,7 +7,6 @@ import pytest
 from keras_tl import cli
 
 
-@pytest.mark.core
 def test_training_flags_reach_run_json(image_folder, tmp_path):
     out = tmp_path / "run"
     code = cli.main([
