@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from keras_tl.errors import ConfigError, DataError
+from keras_tl.errors import ConfigError, DataError, listing
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -54,8 +54,7 @@ def class_order(key):
 
 
 def _positions(indices, what="label"):
-    first = ", ".join(f"{what} {i}" for i in indices[:5])
-    return first + (f" and {len(indices) - 5} more" if len(indices) > 5 else "")
+    return listing(f"{what} {i}" for i in indices)
 
 
 def check_labels(labels, class_names=None, min_classes=2):

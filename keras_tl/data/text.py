@@ -23,7 +23,7 @@ from typing import List
 import numpy as np
 
 from keras_tl.data.splits import check_labels, class_key, class_order, stratified_split
-from keras_tl.errors import DataError, DataNotFoundError
+from keras_tl.errors import DataError, DataNotFoundError, listing
 
 CSV_EXTENSIONS = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
 logger = logging.getLogger("keras_tl")
@@ -322,10 +322,9 @@ def _from_columns(table, columns, text_column, label_column, what):
 def _check_texts(texts, where):
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if bad:
-        first = ", ".join(where(i) for i in bad[:5])
-        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise DataError(
-            f"{len(bad)} of {len(texts)} texts are empty or not strings: {first}{more}. "
+            f"{len(bad)} of {len(texts)} texts are empty or not strings: "
+            f"{listing(where(i) for i in bad)}. "
             "Drop or fill them before training."
         )
 
@@ -333,9 +332,7 @@ def _check_texts(texts, where):
 def _check_labels_present(labels, where):
     bad = [i for i, label in enumerate(labels) if class_key(label) is None]
     if bad:
-        first = ", ".join(where(i) for i in bad[:5])
-        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise DataError(f"{len(bad)} rows have no label: {first}{more}.")
+        raise DataError(f"{len(bad)} rows have no label: {listing(where(i) for i in bad)}.")
 
 
 def split_texts(data, validation_split=0.2, seed=0):
