@@ -218,3 +218,52 @@ def test_every_export_serves_the_calibrated_probabilities(calibrated, tmp_path):
     assert (f"## Calibration\n\nCalibrated: the probabilities are softmax(logits / T), "
             f"temperature scaling (T = {calibrated.temperature:.4g}) fitted on 36 validation "
             "examples; expected calibration error on validation ") in card
+
+
+def test_a_text_run_calibrates_the_pipeline_that_predicts_and_is_saved(tiny_preset, tmp_path):
+    import keras_tl
+    from tests.helpers import sentiment_texts
+
+    texts, labels = sentiment_texts(24)
+    result = keras_tl.finetune(
+        (texts, labels), tiny_preset, sequence_length=16, batch_size=8, validation_split=0.5,
+        stages=[keras_tl.Stage("head", epochs=2, learning_rate=1e-2)], verbose=0,
+        output_dir=str(tmp_path / "run"))
+    assert result.metrics["calibration"]["examples"] == 24 and result.temperature > 0
+    pipeline = result.inference_model
+    assert pipeline.classifier is result.model
+    assert isinstance(pipeline.classifier.get_layer("probabilities"), TemperatureScaling)
+    raw = keras.Model(result.model.input,
+                      result.model.get_layer("probabilities_uncalibrated").output)
+    probabilities = pipeline.predict(texts[:6])
+    np.testing.assert_allclose(
+        probabilities, apply_temperature(raw.predict(pipeline.tokenize(texts[:6]), verbose=0),
+                                         result.temperature), atol=1e-5)
+    reloaded = keras_tl.load(str(tmp_path / "run"))
+    assert reloaded.temperature == result.temperature
+    np.testing.assert_allclose(reloaded.model.predict(texts[:6]), probabilities, atol=1e-6)
+
+
+def test_a_keyword_run_is_calibrated_and_its_saved_model_serves_it(tmp_path):
+    import tensorflow as tf
+
+    import keras_tl
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    labels = ["low" if i % 2 else "high" for i in range(48)]
+    clips = np.stack([8000 * np.sin(2 * np.pi * (300 if i % 2 else 1200) * t)
+                      + rng.normal(0, 400, 16000) for i in range(48)]).astype("float32")
+    result = keras_tl.finetune(
+        (clips, labels), stages=[keras_tl.Stage("head", epochs=2, learning_rate=1e-2)],
+        batch_size=8, validation_split=0.5, verbose=0, output_dir=str(tmp_path / "run"))
+    assert result.info["task"] == "keyword_spotting"
+    assert result.metrics["calibration"]["examples"] == 24
+    raw = keras.Model(result.model.input,
+                      result.model.get_layer("probabilities_uncalibrated").output)
+    expected = apply_temperature(raw.predict(clips[:4], verbose=0), result.temperature)
+    np.testing.assert_allclose(result.model.predict(clips[:4], verbose=0), expected, atol=1e-5)
+    exported = keras_tl.export(result, str(tmp_path / "kws"), formats=["saved_model"])
+    served = tf.saved_model.load(exported.path).signatures["serving_default"]
+    np.testing.assert_allclose(served(waveforms=tf.constant(clips[:4]))["probabilities"].numpy(),
+                               expected, atol=1e-5)
