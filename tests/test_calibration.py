@@ -70,7 +70,7 @@ def _run(tmp_path, name="run", **kwargs):
     images, labels, names = colour_arrays(12, 16, seed=0)
     options = dict(weights=None, class_names=names, verbose=0, patience=0,
                    stages=[keras_tl.Stage("all", unfreeze="all", epochs=15, learning_rate=0.02)],
-                   validation_data=_noisy_colours(12, seed=2)[:2],
+                   validation_data=_noisy_colours(20, seed=2)[:2],
                    output_dir=os.path.join(tmp_path, name))
     options.update(kwargs)
     return keras_tl.finetune((images, labels), tiny_backbone(), **options)
@@ -81,7 +81,7 @@ def calibrated(tmp_path_factory):
     """An over-confident run (every weight trains at a high rate on clean
     labels; validation and test labels are 30 % wrong), calibrated."""
     folder = tmp_path_factory.mktemp("calibrated")
-    return _run(folder, test_data=_noisy_colours(12, seed=3)[:2])
+    return _run(folder, test_data=_noisy_colours(20, seed=3)[:2])
 
 
 def _assert_same_predictions(got, expected):
@@ -109,7 +109,7 @@ def test_run_fits_temperature_above_one_and_lowers_validation_ece(calibrated):
         saved = json.load(f)
     assert saved["calibration"] == {"method": "temperature_scaling",
                                     "temperature": calibrated.temperature,
-                                    "fitted_on": "validation", "examples": 36}
+                                    "fitted_on": "validation", "examples": 60}
     assert {"ece", "ece_uncalibrated", "accuracy", "loss"} <= set(saved["validation"])
     assert {"ece", "ece_uncalibrated"} <= set(saved["test"])
 
@@ -136,7 +136,7 @@ def test_reloaded_and_rerun_folders_keep_the_temperature(calibrated):
     assert reloaded.temperature == calibrated.temperature
     _assert_same_predictions(reloaded.predict(images, top=3), expected)
     rerun = _run(os.path.dirname(calibrated.output_dir), name=os.path.basename(
-        calibrated.output_dir), test_data=_noisy_colours(12, seed=3)[:2])  # finished: reloaded
+        calibrated.output_dir), test_data=_noisy_colours(20, seed=3)[:2])  # finished: reloaded
     assert rerun.temperature == calibrated.temperature
     _assert_same_predictions(rerun.predict(images, top=3), expected)
 
@@ -216,7 +216,7 @@ def test_every_export_serves_the_calibrated_probabilities(calibrated, tmp_path):
     with open(exported.files["model_card"], encoding="utf-8") as f:
         card = f.read()
     assert (f"## Calibration\n\nCalibrated: the probabilities are softmax(logits / T), "
-            f"temperature scaling (T = {calibrated.temperature:.4g}) fitted on 36 validation "
+            f"temperature scaling (T = {calibrated.temperature:.4g}) fitted on 60 validation "
             "examples; expected calibration error on validation ") in card
 
 
