@@ -267,3 +267,14 @@ def test_a_keyword_run_is_calibrated_and_its_saved_model_serves_it(tmp_path):
     served = tf.saved_model.load(exported.path).signatures["serving_default"]
     np.testing.assert_allclose(served(waveforms=tf.constant(clips[:4]))["probabilities"].numpy(),
                                expected, atol=1e-5)
+
+
+def test_a_mixed_precision_run_scales_in_float32(tmp_path):
+    import keras_tl
+
+    result = _run(tmp_path, precision="mixed_bfloat16",
+                  stages=[keras_tl.Stage("head", epochs=1)])
+    layer = result.model.get_layer("probabilities")
+    assert isinstance(layer, TemperatureScaling) and layer.compute_dtype == "float32"
+    images = _noisy_colours(2, seed=5)[0].astype("float32")
+    assert result.model.predict(images, verbose=0).dtype == np.float32
