@@ -96,7 +96,11 @@ def finetune(
             is the global batch, split between devices).
         **task_options: the task's own options, e.g. for images
             `image_size`, `augment`, `skip_corrupt`, `data_dir`; for text
-            `text_column`, `label_column`, `sequence_length`
+            `text_column`, `label_column`, `sequence_length`; for every
+            classifier `calibrate` (default `True`: after the last stage a
+            softmax temperature is fitted on the validation data and put in
+            the model; `metrics.json` records it and the expected
+            calibration error before and after)
             (`keras_tl.tasks.get_task(name).options` lists them).
 
     Example:

@@ -51,6 +51,21 @@ class FinetuneResult:
         return task_model if task_model is not None else self.model
 
     @property
+    def temperature(self):
+        """The softmax temperature the run fitted on its validation data and
+        put in the model (`metrics["calibration"]`), or `None` (not
+        calibrated: `calibrate=False`, too little validation data, an older
+        run or another task).
+
+        Example:
+        >>> FinetuneResult(model=None, class_names=[], histories={}, config={}, info={},
+        ...                metrics={"calibration": {"temperature": 1.5}}).temperature
+        1.5
+        """
+        record = (self.metrics or {}).get("calibration")
+        return record.get("temperature") if isinstance(record, dict) else None
+
+    @property
     def task_contract(self):
         """The run's `keras_tl.tasks.Task` (from `info["task"]`)."""
         from keras_tl.tasks import task_of
@@ -64,7 +79,8 @@ class FinetuneResult:
         Images may be in any form the training data could take: a list of
         file paths, or an array of grayscale or RGB images of any size,
         pixels in [0, 255]; a single `[H, W, 3]` image is a batch of one.
-        Texts are a list of strings.
+        Texts are a list of strings. A calibrated classifier's
+        probabilities are the temperature-scaled ones (`temperature`).
 
         Example:
         >>> result.predict(np.zeros((1, 28, 28)), top=1)  # doctest: +SKIP

@@ -26,6 +26,7 @@ import numpy as np
 
 from keras_tl.errors import ConfigError
 from keras_tl.result import MODEL_FILE, FinetuneResult
+from keras_tl.tasks import calibration as calibration_lib
 from keras_tl.tasks import find_task
 from keras_tl.training import cache
 from keras_tl.training import distribution as distribution_lib
@@ -148,9 +149,25 @@ class FinetuneRun:
                                          prepared.class_names)
                 for part in ("validation", "test")}
 
+    def calibrate(self, reloaded=False):
+        """With the task option `calibrate` on (classifiers; the default),
+        fits a softmax temperature on the validation data and composes it
+        into the prepared model (`keras_tl.tasks.calibration.calibrate`);
+        a finished run that is `reloaded` keeps the temperature its
+        `metrics.json` records. Returns the `Calibration`, or `None` when
+        the task or the option calibrates nothing."""
+        if not self.options.get("calibrate"):
+            return None
+        temperature = None
+        path = os.path.join(self.output_dir, "metrics.json")
+        if reloaded and os.path.exists(path):
+            with open(path) as f:
+                temperature = calibration_lib.recorded_temperature(json.load(f))
+        return calibration_lib.calibrate(self.prepared, temperature=temperature)
+
     def run(self):
         """Prepares, trains every stage (resuming from the run folder),
-        evaluates, saves the run folder and exports; returns the
+        calibrates (classifiers), evaluates, saves the run folder and exports; returns the
         `FinetuneResult`."""
         try:
             self.write_dir = self.output_dir if self.chief else self._worker_copy()
@@ -161,7 +178,10 @@ class FinetuneRun:
                 outcome = run_stages(prepared, self.stages,
                                      os.path.join(self.write_dir, "checkpoint"), settings,
                                      options=self.training)
+                calibration = self.calibrate(reloaded=outcome.reloaded)
                 metrics = self.evaluate()
+                if calibration is not None:
+                    metrics = calibration.add_to(metrics)
         finally:
             if not self.chief:
                 shutil.rmtree(self.write_dir, ignore_errors=True)

@@ -167,6 +167,15 @@ def _metrics(metrics, info):
 
 def _calibration(info, metrics):
     calibration = info.get("calibration", metrics.get("calibration"))
+    if isinstance(calibration, dict) and calibration.get("method") == "temperature_scaling":
+        from keras_tl.tasks.calibration import summary  # no Keras import
+
+        return ("Calibrated: the probabilities are softmax(logits / T), "
+                + summary(calibration, metrics) + " (15 equal-width bins).")
+    if isinstance(calibration, dict) and calibration.get("skipped"):
+        return ("Not calibrated (" + str(calibration["skipped"]) + "): the scores are the "
+                "model's outputs as trained, not checked against how often it is right; do "
+                "not read them as probabilities.")
     if not calibration:
         return ("Not calibrated: the scores are the model's outputs as trained, not checked "
                 "against how often it is right; do not read them as probabilities.")

@@ -144,7 +144,7 @@ class Task:
         >>> get_task("image_classification").check_options({"colour": 1})
         Traceback (most recent call last):
         ...
-        keras_tl.errors.ConfigError: Unknown option 'colour' for image_classification data; valid: augment, data_dir, image_size, preprocessing, skip_corrupt.
+        keras_tl.errors.ConfigError: Unknown option 'colour' for image_classification data; valid: augment, calibrate, data_dir, image_size, preprocessing, skip_corrupt.
         """
         declared = defaults(self.options)
         unknown = sorted(set(options) - set(declared))

@@ -87,7 +87,7 @@ class KeywordSpotting(Classification):
     >>> from keras_tl.tasks import get_task
     >>> task = get_task("keyword_spotting")
     >>> task.modality, [option.flag for option in task.options]
-    ('audio', ['--clip-seconds', '--augment', '--skip-corrupt'])
+    ('audio', ['--clip-seconds', '--augment', '--skip-corrupt', '--calibrate'])
     """
 
     name = "keyword_spotting"

@@ -8,7 +8,7 @@ imports Keras).
 
 Example:
 >>> [option.flag for option in KEYWORD_SPOTTING]
-['--clip-seconds', '--augment', '--skip-corrupt']
+['--clip-seconds', '--augment', '--skip-corrupt', '--calibrate']
 """
 
 import argparse
@@ -72,13 +72,16 @@ def defaults(options):
 
     Example:
     >>> defaults(KEYWORD_SPOTTING)
-    {'clip_seconds': 1.0, 'augment': False, 'skip_corrupt': False}
+    {'clip_seconds': 1.0, 'augment': False, 'skip_corrupt': False, 'calibrate': True}
     """
     return {option.name: option.default for option in options}
 
 
 _IMAGE_SIZE = Option("image_size", int, None, "square input size (default: the backbone's)")
 _SKIP_CORRUPT = Option("skip_corrupt", bool, False, "skip unreadable files with a warning")
+_CALIBRATE = Option("calibrate", bool, True, "fit a softmax temperature on the validation data "
+                    "after training (temperature scaling; metrics.json records it and the "
+                    "calibration error before and after)")
 
 IMAGE_CLASSIFICATION = (
     _IMAGE_SIZE,
@@ -87,11 +90,13 @@ IMAGE_CLASSIFICATION = (
     Option("data_dir", str, None, "TensorFlow Datasets folder, for DATA 'tfds:NAME[:SPLIT]'"),
     Option("preprocessing", str, None, "with a keras.Model backbone: what it expects of "
            "0-255 RGB pixels ('tf', 'torch', 'caffe' or a Preprocessing)", command_line=False),
+    _CALIBRATE,
 )
 KEYWORD_SPOTTING = (
     Option("clip_seconds", float, 1.0, "seconds every recording is padded or cropped to"),
     Option("augment", bool, False, "random time shift, background noise and gain"),
     _SKIP_CORRUPT,
+    _CALIBRATE,
 )
 TEXT_CLASSIFICATION = (
     Option("text_column", str, "text", "CSV column of the texts"),
@@ -102,6 +107,7 @@ TEXT_CLASSIFICATION = (
     Option("train_embeddings", bool, False, "let the embeddings train when unfreeze is 'all'"),
     Option("tokenizer", str, None, "with a keras_hub Backbone object: its tokenizer",
            command_line=False),
+    _CALIBRATE,
 )
 OBJECT_DETECTION = (
     Option("image_size", int, None, "square input size, divisible by 32 (default 224)"),

@@ -45,7 +45,7 @@ def declared_options(name):
 
     Example:
     >>> [option.name for option in declared_options("keyword_spotting")]
-    ['clip_seconds', 'augment', 'skip_corrupt']
+    ['clip_seconds', 'augment', 'skip_corrupt', 'calibrate']
     """
     if name in _OPTIONS:
         return _OPTIONS[name]

@@ -190,7 +190,7 @@ class TextClassification(Classification):
     >>> from keras_tl.tasks import get_task
     >>> task = get_task("text_classification")
     >>> sorted(option.name for option in task.options)
-    ['label_column', 'pooling', 'sequence_length', 'text_column', 'tokenizer', 'train_embeddings']
+    ['calibrate', 'label_column', 'pooling', 'sequence_length', 'text_column', 'tokenizer', 'train_embeddings']
     """
 
     name = "text_classification"

@@ -102,6 +102,23 @@ class TextClassifierPipeline(keras.Model):
         probabilities = self.predict(texts, batch_size=batch_size)
         return [self.class_names[i] for i in probabilities.argmax(axis=-1)]
 
+    def with_classifier(self, classifier):
+        """A pipeline with the same tokenizer, class names and name around
+        another `classifier` (e.g. the calibrated one).
+
+        Example:
+        >>> from keras_tl.backbones.text_encoders import load_text_encoder
+        >>> from keras_tl.tasks.text_classifier import build_text_classifier
+        >>> encoder = load_text_encoder(sequence_length=8, weights=None)  # random MiniLM, fast
+        >>> pipeline = TextClassifierPipeline(build_text_classifier(encoder, 2),
+        ...                                   encoder.preprocessor, ["neg", "pos"], name="text")
+        >>> other = build_text_classifier(encoder, 2, name="other")
+        >>> pipeline.with_classifier(other).classifier.name, pipeline.with_classifier(other).name
+        ('other', 'text')
+        """
+        return TextClassifierPipeline(classifier, self.preprocessor, self.class_names,
+                                      name=self.name)
+
     def get_config(self):
         config = super().get_config()
         config.update(
