@@ -10,10 +10,12 @@ ONNX, LiteRT) reads only this description, and no task names a format
   input and output contract (dtypes, shapes, as written into
   `keras_tl.json`), the TensorFlow function that computes it, its feed
   from model inputs, and whether a converter can carry its ops.
-- `ConvertedGraph`: the plain-tensor Keras model that converting formats
-  convert (a classifier itself; a text classifier's classifier on token
-  ids; a detector's pre-NMS anchors), its feed, and how its outputs are
-  judged against the Keras model.
+- `ConvertedGraph`: the plain-tensor graph that converting formats
+  convert: a Keras model (a classifier itself; a text classifier's
+  classifier on token ids; a detector's pre-NMS anchors) or a TensorFlow
+  function (a detector's detections, NMS inside); its feed, and how its
+  outputs are judged against the Keras model. A spec may offer others by
+  name (`ExportSpec.alternatives`, chosen by `use_converted`).
 - `Asset`: a file written beside the formats (a tokenizer's vocabulary).
 - `ExportSpec`: all of it, with the verification inputs, the Keras
   reference outputs every signature is verified against, the facts an
@@ -120,11 +122,16 @@ class Signature:
 
 @dataclasses.dataclass
 class ConvertedGraph:
-    """The Keras model that formats which convert a Keras model (rather
-    than a TensorFlow signature) convert.
+    """The graph that formats which convert a model (rather than a
+    TensorFlow signature) convert.
 
     Attributes:
         model: the Keras model (`None` in a spec made without a model).
+        function: `() -> tf.function` with its input signature (its
+            inputs named), returning a dict of tensors: a graph in
+            TensorFlow ops that converters carry, converted instead of
+            `model` (a detector's NMS); built under TensorFlow only,
+            `None` when the Keras model is converted.
         feed: `(model inputs, folder) -> array or {input_name: array}`, its
             feed, where `folder` holds the export's files (a feed may read
             the assets written there); default: the model inputs.
@@ -136,6 +143,9 @@ class ConvertedGraph:
             (default: `as_they_are`).
         reads_assets: its feed reads the assets beside it (a tokenizer's
             vocabulary): the model alone does not take the raw inputs.
+        measures: `{name: (outputs, reference) -> float}`, recorded in each
+            verification report of the graph beside the comparison (e.g. a
+            detector's box difference in pixels); not judged.
 
     Example:
     >>> ConvertedGraph(model=None).feed_for([1, 2], ".")
@@ -147,6 +157,8 @@ class ConvertedGraph:
     predict: Optional[Callable[[Any], dict]] = None
     compare: Callable = as_they_are
     reads_assets: bool = False
+    function: Optional[Callable[[], Any]] = None
+    measures: Dict[str, Callable[[dict, dict], float]] = dataclasses.field(default_factory=dict)
 
     def feed_for(self, inputs, folder):
         """The converted model's feed for model inputs (see `feed`).
@@ -229,9 +241,12 @@ class ExportSpec:
             the run's `info` plus what clients need from the model (a
             detector's NMS settings).
         signatures: the SavedModel's graphs, the default first.
-        converted: the Keras model converting formats convert, or `None`
+        converted: the graph converting formats convert, or `None`
             when the model has none (e.g. a tokenizer no other runtime
             reproduces).
+        alternatives: `{name: ConvertedGraph}`, other graphs a client may
+            have converted instead (a detector's `"raw_anchors"`, pre-NMS),
+            chosen by `use_converted`.
         assets: files written beside the formats.
         verification_inputs: model inputs every format is compared on.
         predict: `model inputs -> {output: array}`, the Keras model's own
@@ -268,6 +283,7 @@ class ExportSpec:
     postprocess: Optional[Callable] = None
     quality: Optional[QualityCheck] = None
     representative_inputs: Any = None
+    alternatives: Dict[str, ConvertedGraph] = dataclasses.field(default_factory=dict)
 
     @functools.cached_property
     def model_outputs(self):
@@ -327,6 +343,39 @@ class ExportSpec:
         if isinstance(graph, ConvertedGraph):
             return graph.compare(outputs, self.converted_reference)
         return outputs, self.reference
+
+
+CONVERTED_KEY = "converted"  # the info key naming the alternative converted graph
+
+
+def use_converted(spec, name=None):
+    """`spec` with its alternative converted graph `name`
+    (`spec.alternatives`) as the one converting formats convert, the
+    choice recorded in its `info["converted"]` (which a spec rebuilt from
+    the recorded info follows); `name=None`: the choice `spec.info`
+    records, else `spec` as it is.
+
+    Example:
+    >>> spec = ExportSpec("t", "m", [], {}, (), converted=ConvertedGraph(),
+    ...                   alternatives={"raw": ConvertedGraph(reads_assets=True)})
+    >>> chosen = use_converted(spec, "raw")
+    >>> chosen.converted.reads_assets, chosen.info
+    (True, {'converted': 'raw'})
+    >>> use_converted(chosen).converted is chosen.converted
+    True
+    >>> use_converted(spec, "other")
+    Traceback (most recent call last):
+    ...
+    ValueError: The t spec converts its default graph or one of ['raw'], not 'other'.
+    """
+    name = name if name is not None else spec.info.get(CONVERTED_KEY)
+    if name is None:
+        return spec
+    if name not in spec.alternatives:
+        raise ValueError(f"The {spec.task} spec converts its default graph or one of "
+                         f"{sorted(spec.alternatives)}, not {name!r}.")
+    return dataclasses.replace(spec, converted=spec.alternatives[name],
+                               info={**spec.info, CONVERTED_KEY: name})
 
 
 def write_assets(assets, folder):

@@ -92,13 +92,14 @@ def _worker_main():
     import keras
 
     import keras_tl  # noqa: F401  (registers keras_tl's serializable objects)
+    from keras_tl.export_spec import use_converted
     from keras_tl.tasks import task_of
 
     with open(sys.argv[1]) as f:
         job = json.load(f)
     task = task_of(job["info"])  # imports the task's module: registers its layers
     model = keras.saving.load_model(job["model_path"], compile=False, safe_mode=True)
-    spec = task.export_spec(model, job["info"], job["class_names"])
+    spec = use_converted(task.export_spec(model, job["info"], job["class_names"]))
     if "representative_path" in job:
         spec.representative_inputs = np.load(job["representative_path"], allow_pickle=False)
     files = _write(job["formats"], spec, job["stage_dir"])

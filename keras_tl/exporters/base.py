@@ -16,8 +16,9 @@ the same inputs, output by output:
 The rule (`check_tolerance`): in every enforced report, every float output
 is within `tolerance` of the Keras model and every other output (ids,
 names, counts) is identical. The spec says what is compared
-(`ExportSpec.judged`; e.g. a detector's pre-NMS boxes in units of the
-image size). Reports of lossy variants (int8 LiteRT) are
+(`ExportSpec.judged`; e.g. a detector's detections matched one to one,
+boxes in units of the image size); a graph's `measures` add what is
+recorded but not judged (a detector's box difference in pixels). Reports of lossy variants (int8 LiteRT) are
 not enforced, only recorded.
 """
 
@@ -109,6 +110,8 @@ class Exporter:
                 continue
             got, expected = spec.judged(runner.graph, outputs)
             reports[key] = compare(got, expected, enforced=runner.enforced)
+            for name, measure in (getattr(runner.graph, "measures", None) or {}).items():
+                reports[key][name] = float(measure(outputs, spec.converted_reference))
             reports[key]["bytes"] = size_of(runner.path) if runner.size is None else runner.size
         return reports
 

@@ -1,7 +1,8 @@
 """LiteRT (TFLite) models converted from the spec's default signature when
 a converter can carry its ops (`Signature.convertible`), else from the
-spec's converted Keras model (a detector's pre-NMS detections: the
-converter cannot carry its NMS) when that model takes the raw inputs alone;
+spec's converted graph (its TensorFlow function when it has one, e.g. a
+detector's detections with NMS by the converter's own NMS ops; else its
+Keras model) when that graph takes the raw inputs alone;
 a model whose feed reads assets beside it (a tokenizer) has no LiteRT file
 (a LiteRT file ships to devices on its own).
 
@@ -64,6 +65,8 @@ class LiteRTExporter(Exporter):
         with tempfile.TemporaryDirectory(prefix="keras_tl_litert_") as tmp:
             if isinstance(source, Signature):
                 write_saved_model(spec, tmp)
+            elif source.function is not None:
+                write_function_signature(source.function(), tmp)
             else:
                 write_keras_signature(source.model, tmp)
             return convert_litert(tmp, stage_dir, representative_feeds(spec, stage_dir))
@@ -217,6 +220,47 @@ def write_keras_signature(model, path):
     return path
 
 
+def write_function_signature(function, path):
+    """Writes a SavedModel whose one signature, `serving_default`, is the
+    `tf.function` `function` (with its input signature; the variables it
+    captures are tracked). Returns `path`.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> fn = tf.function(lambda x: {"double": 2 * x},
+    ...                  input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    >>> loaded = tf.saved_model.load(write_function_signature(fn, str(tmp_path / "sm")))
+    >>> loaded.signatures[SIGNATURE](x=tf.ones([2]))["double"].numpy().tolist()
+    [2.0, 2.0]
+    """
+    import tensorflow as tf
+
+    concrete = function.get_concrete_function()
+    module = tf.Module()
+    module.serve = function
+    module.captured_variables = list(concrete.variables)
+    tf.saved_model.save(module, path, signatures={SIGNATURE: concrete})
+    return path
+
+
+def converted_input_names(graph):
+    """The input names of a `ConvertedGraph`: its function's input
+    signature's, else its Keras model's.
+
+    Example:
+    >>> import keras
+    >>> from keras_tl.export_spec import ConvertedGraph
+    >>> x = keras.Input((2,), name="x")
+    >>> converted_input_names(ConvertedGraph(keras.Model(x, x)))
+    ['x']
+    """
+    if graph.function is not None:
+        return [spec.name for spec in graph.function().input_signature]
+    from keras_tl.exporters.onnx import input_names
+
+    return input_names(graph.model)
+
+
 def representative_feeds(spec, folder):
     """`spec.representative_inputs` as the converter's calibration feed: a
     list of `{input_name: one-input batch}`, or `None` without them.
@@ -236,10 +280,8 @@ def representative_feeds(spec, folder):
     if isinstance(source, Signature):
         feed = source.feed_for(spec.representative_inputs)
     else:
-        from keras_tl.exporters.onnx import input_names
-
         feed = feed_by_name(source.feed_for(spec.representative_inputs, folder),
-                            input_names(source.model))
+                            converted_input_names(source))
     count = len(next(iter(feed.values())))
     return [{name: np.asarray(value[i:i + 1], "float32") for name, value in feed.items()}
             for i in range(count)]

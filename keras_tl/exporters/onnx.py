@@ -3,8 +3,10 @@
 Keras converts with tf2onnx (TensorFlow), jax2onnx (JAX) or the PyTorch
 exporter; the batch dimension stays dynamic. The model converted is the
 spec's `converted` Keras model (for a text classifier: the classifier on
-token ids, its tokenizer written beside it as assets; for a detector: its
-pre-NMS detections); a spec without one has no ONNX model. Afterwards the graph's inputs
+token ids, its tokenizer written beside it as assets), or its TensorFlow
+function when it has one (a detector's detections, NMS inside), which
+tf2onnx converts under TensorFlow (under JAX or PyTorch, in the
+TensorFlow subprocess); a spec without one has no ONNX model. Afterwards the graph's inputs
 and outputs carry the Keras model's input and output names, and the model's
 metadata (`metadata_props`) holds `class_names` (a JSON list), the
 `keras_tl_task` and its `keras_tl_info` (JSON), so a copied `.onnx` file
@@ -47,7 +49,10 @@ class OnnxExporter(Exporter):
         partial = os.path.join(stage_dir, "partial." + ONNX_FILE)  # never a half model.onnx
         properties = {"class_names": list(spec.class_names), "keras_tl_task": spec.task,
                       "keras_tl_info": spec.info, "keras_tl_version": __version__}
-        export_onnx(spec.converted.model, partial, properties)
+        if spec.converted.function is not None:
+            export_onnx_function(spec.converted.function(), partial, properties)
+        else:
+            export_onnx(spec.converted.model, partial, properties)
         os.replace(partial, path)
         return {self.name: path}
 
@@ -92,6 +97,38 @@ def export_onnx(model, path, properties=None):
         warnings.simplefilter("ignore")
         model.export(path, format="onnx", verbose=False)
     finalize_onnx(path, input_names(model), output_names(model), properties)
+    return path
+
+
+def export_onnx_function(function, path, properties=None, opset=17):
+    """Converts a `tf.function` (with its input signature, returning a
+    dict) with tf2onnx; its ONNX inputs and outputs keep the signature's
+    input names and the dict's keys. Needs the TensorFlow backend (the
+    function runs Keras layers). Returns `path`.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> fn = tf.function(lambda x: {"double": 2 * x},
+    ...                  input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+    >>> path = export_onnx_function(fn, str(tmp_path / "double.onnx"), {"k": "v"})
+    >>> describe_onnx(path)["outputs"], read_onnx_properties(path)["k"]
+    ({'double': {'dtype': 'float32', 'shape': [None, 2]}}, 'v')
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError("A TensorFlow function converts to ONNX under the TensorFlow backend "
+                          f"only (this is {keras.backend.backend()}).")
+    import tf2onnx
+
+    concrete = function.get_concrete_function()
+    inputs = [spec.name for spec in function.input_signature]
+    outputs = sorted(concrete.structured_outputs)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        tf2onnx.convert.from_function(function, input_signature=function.input_signature,
+                                      opset=opset, output_path=path)
+    finalize_onnx(path, inputs, outputs, properties)
     return path
 
 
@@ -147,8 +184,9 @@ def finalize_onnx(path, inputs, outputs, properties=None):
     if set(graph_inputs) != set(inputs):
         for old, new in zip(graph_inputs, inputs):
             _rename(graph, old, new)
-    for old, new in zip(graph_outputs, outputs):
-        _rename(graph, old, new)
+    if set(graph_outputs) != set(outputs):
+        for old, new in zip(graph_outputs, outputs):
+            _rename(graph, old, new)
     props = {key: value if isinstance(value, str) else json.dumps(value, default=str)
              for key, value in (properties or {}).items()}
     onnx.helper.set_model_props(proto, props)

@@ -22,7 +22,7 @@ import dataclasses
 import os
 
 from keras_tl.errors import ConfigError
-from keras_tl.export_spec import write_assets
+from keras_tl.export_spec import use_converted, write_assets
 from keras_tl.exporters import _backend, _float32, _versioning, model_card, tf_serving
 from keras_tl.exporters import metadata as metadata_lib
 from keras_tl.exporters.base import check_tolerance, compare
@@ -94,7 +94,7 @@ class ExportResult(dict):
 
 def export(model_or_result, path, formats=None, class_names=None, metadata=None, version=None,
            tolerance=1e-4, verification_inputs=None, task=None, verbose=False,
-           int8_threshold=None):
+           int8_threshold=None, converted=None):
     """Exports a model as a new, verified version under `path`.
 
     Args:
@@ -123,6 +123,11 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
         int8_threshold: the least quality (the task's metric, e.g. top-1
             agreement with the Keras model) the int8 LiteRT model needs to
             be written; default: the task's (0.98 for classifiers).
+        converted: the name of another graph the task offers for the
+            converting formats (ONNX, LiteRT) to convert instead of its
+            default (`ExportSpec.alternatives`; a detector's
+            `"raw_anchors"`: every anchor's boxes and scores, no NMS);
+            recorded in the export's `info["converted"]`.
 
     Returns:
         An `ExportResult`. Raises `ExportVerificationError` (and writes no
@@ -140,6 +145,13 @@ def export(model_or_result, path, formats=None, class_names=None, metadata=None,
     if verification_inputs is not None:
         sample = verification_inputs
     spec = task.export_spec(model, info, class_names, sample)
+    if converted is not None:
+        if converted not in spec.alternatives:
+            raise ConfigError(
+                f"{spec.task} models convert their default graph"
+                + (f" or one of {', '.join(sorted(spec.alternatives))}"
+                   if spec.alternatives else "") + f"; not {converted!r}.")
+        spec = use_converted(spec, converted)
     spec.representative_inputs = extra.pop("representative", None)
     if int8_threshold is not None and spec.quality is not None:
         spec.quality = dataclasses.replace(spec.quality, threshold=float(int8_threshold))

@@ -12,6 +12,7 @@ import json
 import os
 
 from keras_tl.errors import ExportError
+from keras_tl.export_spec import use_converted
 
 _BATCH = 32
 
@@ -76,7 +77,7 @@ class LoadedExport:
         if "input_size" in metadata:  # exports made before keras_tl.json format 2
             self.info.setdefault("input_size", metadata["input_size"])
         self.class_names = list(metadata.get("class_names") or [])
-        self.spec = self.task.export_spec(None, self.info, self.class_names)
+        self.spec = use_converted(self.task.export_spec(None, self.info, self.class_names))
         self._runner = exporter.open(path, self.spec)
 
     def outputs(self, model_inputs):

@@ -467,8 +467,11 @@ class DecodedDetections(keras.layers.Layer):
 
 
 def raw_detection_model(detector, name="retinanet_detections"):
-    """A Keras model of `detector`'s pre-NMS detections, for formats whose
-    converters cannot carry keras_hub's NMS loop (ONNX, LiteRT).
+    """A Keras model of `detector`'s pre-NMS detections: what ONNX and
+    LiteRT exports run before their NMS (their converters cannot carry
+    keras_hub's NMS loop; `keras_tl.tasks.object_detector.detections_function`
+    adds an NMS they carry), and what they hold alone in a `raw_anchors`
+    export.
 
     It takes what the detector takes, `images` float32 `[batch, H, W, 3]`
     (RGB 0-255 at the detector's size), and returns `{"boxes": [batch,

@@ -15,10 +15,12 @@ and returning named tensors, for any of the three formats.
     `keras-tl predict` does (the SavedModel's decoding ops);
   - the outputs are the documented ones: a classifier's `probabilities`
     plus the `class_ids` and `class_names` derived from them
-    (`ExportSpec.served`); a detector's pre-NMS anchors go through the same
-    NMS as `keras-tl predict` (`batched_nms` with the export's `info.nms`),
-    padded to `max_detections` (-1, "" for padding), boxes in pixels of
-    the image as given.
+    (`ExportSpec.served`); a detector's detections as its graph returns
+    them (NMS inside), or its pre-NMS anchors (an export of
+    `converted="raw_anchors"`) through the same NMS as `keras-tl predict`
+    (`batched_nms` with the export's `info.nms`), padded to
+    `max_detections` (-1, "" for padding), boxes in pixels of the image as
+    given.
 
 `open_model(path, format=None)` picks the class: a `.onnx` or `.tflite`
 file, or a base or version folder with `format` naming the file inside.
@@ -260,12 +262,12 @@ class ConvertedSignatures(ServedSignatures):
     def _served(self, outputs, given):
         from keras_tl.tasks import object_detector
 
-        if not object_detector._is_raw(outputs):  # a classifier's probabilities
+        if not {"boxes", "scores"} <= set(outputs):  # a classifier's probabilities
             return self.loaded.spec.served(outputs)
-        # a detector without NMS: keras-tl predict's NMS, boxes to the images as given
+        # a detector's detections (raw anchors through keras-tl predict's NMS first),
+        # boxes to the images as given
         info = self.loaded.info
-        found = object_detector.batched_nms(outputs["boxes"], outputs["scores"],
-                                            **object_detector.nms_settings(info))
+        found = object_detector.detections_of(outputs, info)
         scales = np.asarray(object_detector._scales(given, info, len(found["boxes"])))
         valid = found["class_ids"] >= 0
         found["boxes"] = np.where(valid[..., None], found["boxes"] * scales[:, None], -1.0)

@@ -13,14 +13,20 @@ Predictions and every signature give boxes as `(xmin, ymin, xmax, ymax)` in
 pixels of the image as given (its original size for files and bytes), NMS
 applied, padded to `max_detections` (class id -1, name "" for padding).
 
-The export spec (`export_spec`) serves two graphs: the detections (NMS
-inside, the SavedModel's signatures) and the raw anchors that formats
-converting a Keras model convert (their converters cannot carry keras_hub's
-NMS loop): `images` in, every anchor's `boxes` and `scores` out
-(`keras_tl.models.retinanet.raw_detection_model`). `postprocess` applies
-the NMS to such outputs (`non_max_suppression`, with the settings the
-export recorded in `info["nms"]`), so `keras-tl predict` gives the same
-detections from every format.
+The export spec (`export_spec`) serves the detections graph (NMS inside)
+in every format: the SavedModel's signatures run keras_hub's NMS layer;
+ONNX and LiteRT convert the same detections as a TensorFlow function
+whose NMS is the converters' own op (`detections_function`,
+`tensorflow_nms`: ONNX NonMaxSuppression, LiteRT NON_MAX_SUPPRESSION_V4),
+`images` in, `boxes`, `scores`, `class_ids` and `num_detections` out, as
+`serving_default`'s; it is verified against the SavedModel's detections
+(`detection_view`, the box difference in pixels recorded). The pre-NMS
+raw anchors stay available (`export(..., converted="raw_anchors")`):
+`images` in, every anchor's `boxes` and `scores` out
+(`keras_tl.models.retinanet.raw_detection_model`), to which `postprocess`
+applies the NMS (`non_max_suppression`, with the settings the export
+recorded in `info["nms"]`), so `keras-tl predict` gives the same
+detections from every format and either form.
 """
 
 import functools
@@ -322,12 +328,16 @@ class ObjectDetection(Task):
         """The detections graph (keras_hub's NMS inside) served as
         `serving_default` on pixels and `serving_bytes` on encoded files
         (`keras_tl.tasks.image_serving`), boxes in pixels of the image as
-        given; and the raw-anchor graph converting formats convert
-        (`raw_detection_model`: converters cannot
-        carry the NMS loop), judged by `anchor_view`. The recorded `info`
-        gains `nms`, the detector's NMS settings, which `postprocess`
-        applies to raw-anchor outputs. Verified on `sample` (real
-        validation images) when given, else 4 seeded random ones.
+        given; converting formats convert the same detections on pixels
+        (`detections_function`: NMS by the converters' own op), judged by
+        `detection_view` with the box difference in pixels
+        (`box_difference_pixels`) and the agreement of all detections above
+        the NMS threshold (`detection_agreement`) recorded; the alternative `"raw_anchors"`
+        converts the raw-anchor graph instead (`raw_detection_model`, no
+        NMS), judged by `anchor_view`. The recorded `info` gains `nms`,
+        the detector's NMS settings, which `postprocess` applies to
+        raw-anchor outputs. Verified on `sample` (real validation images)
+        when given, else 4 seeded random ones.
 
         Example:
         >>> spec = get_task("object_detection").export_spec(
@@ -336,13 +346,15 @@ class ObjectDetection(Task):
         {'dtype': 'float32', 'shape': [None, 100, 4], 'format': 'xmin, ymin, xmax, ymax in pixels of the image as given'}
         >>> [s.convertible for s in spec.signatures], spec.verification_inputs.shape
         ([False, False], (4, 64, 64, 3))
+        >>> sorted(spec.converted.measures), sorted(spec.alternatives)
+        (['all_detections_agreement', 'box_max_abs_diff_pixels'], ['raw_anchors'])
         """
         from keras_tl.export_spec import ConvertedGraph, ExportSpec, QualityCheck, named_outputs
         from keras_tl.tasks.image_serving import image_signatures, verification_images
 
         names = [str(n) for n in class_names]
         info = _with_nms(model, info)
-        serve = raw = predict = raw_predict = None
+        serve = raw = predict = raw_predict = function = None
         if model is not None:
             from keras_tl.models.retinanet import raw_detection_model
 
@@ -350,11 +362,19 @@ class ObjectDetection(Task):
             raw = raw_detection_model(model)
             predict = functools.partial(named_outputs, model)
             raw_predict = functools.partial(named_outputs, raw)
+            function = functools.cache(functools.partial(detections_function, raw, info))
         signatures = image_signatures(info, _detections_contract(info), serve, convertible=False)
-        converted = ConvertedGraph(raw, predict=raw_predict,
-                                   compare=functools.partial(anchor_view, info=info))
+        detections = ConvertedGraph(
+            raw, function=function, compare=functools.partial(detection_view, info=info),
+            measures={"box_max_abs_diff_pixels": functools.partial(box_difference_pixels,
+                                                                   info=info),
+                      "all_detections_agreement": functools.partial(
+                          detection_agreement, info=info, min_score=0.0)})
+        raw_anchors = ConvertedGraph(raw, predict=raw_predict,
+                                     compare=functools.partial(anchor_view, info=info))
         return ExportSpec(
-            self.name, self.modality, names, info, signatures, converted=converted,
+            self.name, self.modality, names, info, signatures, converted=detections,
+            alternatives={"raw_anchors": raw_anchors},
             verification_inputs=verification_images(info, sample, count=4), predict=predict,
             served=functools.partial(served_detections, class_names=names),
             quality=QualityCheck("detection_agreement",
@@ -443,7 +463,8 @@ def _detections(model, info, class_names, images, original_sizes):
 
 def served_detections(model_outputs, class_names):
     """The detector's decoded outputs under the signatures' names: what
-    its signatures are verified against.
+    its signatures are verified against (the detections graph's own
+    outputs, `class_ids` and `scores`, are taken as well).
 
     Example:
     >>> ref = served_detections(
@@ -452,10 +473,10 @@ def served_detections(model_outputs, class_names):
     >>> sorted(ref), ref["class_names"].tolist()
     (['boxes', 'class_ids', 'class_names', 'num_detections', 'scores'], [['cat']])
     """
-    ids = np.asarray(model_outputs["labels"]).astype("int64")
+    ids = np.asarray(_first(model_outputs, "labels", "class_ids")).astype("int64")
     names = np.asarray([""] + [str(n) for n in class_names], dtype=object)[ids + 1]
     return {"boxes": np.asarray(model_outputs["boxes"], "float32"),
-            "scores": np.asarray(model_outputs["confidence"], "float32"),
+            "scores": np.asarray(_first(model_outputs, "confidence", "scores"), "float32"),
             "class_ids": ids, "class_names": names,
             "num_detections": np.asarray(model_outputs["num_detections"]).astype("int32")}
 
@@ -500,7 +521,8 @@ def detection_agreement(outputs, reference, info, min_score=detection_reports.MI
                         min_iou=0.5):
     """How a lossy format's detections match the Keras model's (a
     detector's int8 quality, where mAP on a handful of verification images
-    says little): both raw-anchor outputs through the detector's NMS, the
+    says little): raw-anchor outputs through the detector's NMS first
+    (`detections_of`; detections are taken as they are), the
     detections scoring at least `min_score` (those the reports draw) on
     each side matched one to one, best Keras score first, to one of the
     same class with IoU >= `min_iou`; returns `2 * matched / (Keras
@@ -515,9 +537,7 @@ def detection_agreement(outputs, reference, info, min_score=detection_reports.MI
     >>> detection_agreement({**ref, "scores": ref["scores"][..., ::-1]}, ref, info)  # classes swapped
     0.0
     """
-    settings = nms_settings(info)
-    got, expected = (batched_nms(values["boxes"], values["scores"], **settings)
-                     for values in (outputs, reference))
+    got, expected = (detections_of(values, info) for values in (outputs, reference))
     matched = total = 0
     for b in range(len(expected["boxes"])):
         sides = []
@@ -538,6 +558,241 @@ def detection_agreement(outputs, reference, info, min_score=detection_reports.MI
                 free[np.flatnonzero(candidates)[0]] = False
                 matched += 1
     return 1.0 if total == 0 else 2.0 * matched / total
+
+
+def detections_of(outputs, info=None):
+    """Detections (`boxes`, `scores`, `class_ids` padded with -1,
+    `num_detections`) from a detector's outputs: raw-anchor outputs through
+    `batched_nms` with `info["nms"]`'s settings, the outputs of a graph with
+    NMS inside (the detections graph's, the SavedModel's, the Keras
+    model's `confidence` and `labels`) as they are.
+
+    Example:
+    >>> raw = {"boxes": np.array([[[0., 0., 10., 10.]]]), "scores": np.array([[[0.2, 0.7]]])}
+    >>> info = {"nms": {"iou_threshold": 0.5, "confidence_threshold": 0.05, "max_detections": 2}}
+    >>> detections_of(raw, info)["class_ids"].tolist()
+    [[1, -1]]
+    >>> detections_of({"boxes": np.zeros((1, 1, 4)), "confidence": np.array([[0.5]]),
+    ...                "labels": np.array([[0]]), "num_detections": np.array([1])})["scores"]
+    array([[0.5]], dtype=float32)
+    """
+    if _is_raw(outputs):
+        return batched_nms(outputs["boxes"], outputs["scores"], **nms_settings(info))
+    ids = np.asarray(_first(outputs, "class_ids", "labels")).astype("int64")
+    found = {"boxes": np.array(outputs["boxes"], "float32"),
+             "scores": np.array(_first(outputs, "scores", "confidence"), "float32"),
+             "class_ids": ids}
+    count = outputs.get("num_detections")
+    found["num_detections"] = (np.asarray(count).astype("int32") if count is not None
+                               else (ids >= 0).sum(-1).astype("int32"))
+    return found
+
+
+def tensorflow_nms(boxes, scores, iou_threshold, confidence_threshold, max_detections,
+                   image_width):
+    """The detector's NMS (`non_max_suppression`: each anchor its best
+    class, greedy over all classes, best first, ties to the earlier
+    anchor) on a batch of raw-anchor outputs, in TensorFlow ops that
+    tf2onnx (ONNX NonMaxSuppression) and the LiteRT converter
+    (NON_MAX_SUPPRESSION_V4) carry, with no loop: the images' boxes are
+    shifted apart along x by `image_width + 1` pixels (boxes are clipped
+    to the image, so boxes of two images never overlap) and one NMS runs
+    on all of them; each image keeps its first `max_detections`. `boxes`
+    `[batch, n, 4]` `xmin, ymin, xmax, ymax` in pixels, `scores` `[batch,
+    n, classes]`. Returns `boxes`, `scores`, `class_ids` (int64), padded
+    to `max_detections` with -1, and `num_detections` (int32), as the
+    SavedModel's signatures.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> boxes = tf.constant([[[0., 0., 10., 10.], [1., 0., 10., 10.], [20., 20., 30., 30.]]] * 2)
+    >>> scores = tf.constant([[[0.9, 0.0], [0.0, 0.8], [0.3, 0.04]],
+    ...                       [[0.0, 0.1], [0.7, 0.0], [0.01, 0.02]]])
+    >>> out = tensorflow_nms(boxes, scores, 0.5, 0.05, 2, image_width=32)
+    >>> out["class_ids"].numpy().tolist(), out["num_detections"].numpy().tolist()
+    ([[0, 0], [0, -1]], [2, 1])
+    >>> out["boxes"].numpy()[1].tolist()
+    [[1.0, 0.0, 10.0, 10.0], [-1.0, -1.0, -1.0, -1.0]]
+    """
+    import tensorflow as tf  # serving graphs only
+
+    most = int(max_detections)
+    batch, anchors = tf.shape(boxes)[0], tf.shape(boxes)[1]
+    confidence = tf.reshape(tf.reduce_max(scores, axis=-1), [-1])
+    labels = tf.reshape(tf.argmax(scores, axis=-1, output_type=tf.int32), [-1])
+    flat = tf.reshape(boxes, [-1, 4])
+    shift = tf.cast(tf.range(batch), boxes.dtype) * float(image_width + 1)
+    shifted = tf.reshape(boxes + tf.stack([shift, tf.zeros_like(shift)] * 2, axis=1)[:, None],
+                         [-1, 4])
+    # the greedy kernel itself (tf.image.non_max_suppression_padded would run a tiled loop)
+    selected, count = tf.raw_ops.NonMaxSuppressionV4(
+        boxes=shifted, scores=confidence, max_output_size=batch * anchors,
+        iou_threshold=float(iou_threshold), score_threshold=float(confidence_threshold),
+        pad_to_max_output_size=True)
+    selected = selected[:count]
+    image = selected // anchors
+    member = tf.cast(tf.equal(image[:, None], tf.range(batch)[None]), tf.int32)
+    rank = tf.reduce_sum(tf.cumsum(member, axis=0) * member, axis=1) - 1
+    # the places of each image's first `most`; later ones go to a column dropped after
+    places = tf.stack([image, tf.minimum(rank, most)], axis=1)
+    shape = tf.stack([batch, most + 1])
+    valid = tf.scatter_nd(places, tf.ones_like(image), shape)[:, :most] > 0
+
+    def place(values, padding):
+        spread = tf.scatter_nd(places, values, tf.concat([shape, tf.shape(values)[1:]], 0))
+        mask = valid if values.shape.rank == 1 else valid[..., None]
+        return tf.where(mask, spread[:, :most], tf.cast(padding, values.dtype))
+
+    return {"boxes": place(tf.gather(flat, selected), -1.0),
+            "scores": place(tf.gather(confidence, selected), -1.0),
+            "class_ids": tf.cast(place(tf.gather(labels, selected), -1), tf.int64),
+            "num_detections": tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)}
+
+
+def detections_function(raw_model, info):
+    """The detections graph that ONNX and LiteRT convert: a `tf.function`
+    on `images` float32 `[batch, H, W, 3]` (the detector's input size)
+    returning `boxes`, `scores`, `class_ids` and `num_detections` as
+    `serving_default` does (boxes in pixels of the input): the raw-anchor
+    model `raw_model` (`raw_detection_model`) and `tensorflow_nms` with
+    `info["nms"]`'s settings.
+
+    Example:
+    >>> import keras_tl
+    >>> from keras_tl.models.retinanet import build_detector, raw_detection_model
+    >>> loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=64)
+    >>> raw = raw_detection_model(build_detector(loaded, num_classes=2, head_conv_layers=1))
+    >>> fn = detections_function(raw, {"input_size": [64, 64], "max_detections": 5})
+    >>> {k: v.shape.as_list() for k, v in sorted(fn(np.zeros((2, 64, 64, 3), "float32")).items())}
+    {'boxes': [2, 5, 4], 'class_ids': [2, 5], 'num_detections': [2], 'scores': [2, 5]}
+    """
+    import tensorflow as tf  # serving graphs only
+
+    from keras_tl.tasks.image_serving import INPUT_NAME
+
+    height, width = (int(v) for v in info["input_size"])
+    settings = nms_settings(info)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32,
+                                                name=INPUT_NAME)], autograph=False)
+    def detections(images):
+        outputs = raw_model(images, training=False)
+        return tensorflow_nms(outputs["boxes"], outputs["scores"], image_width=width, **settings)
+
+    return detections
+
+
+def _matched(outputs, reference, info, min_score, margin=1e-4):
+    """Each image's detections scoring at least `min_score` of a format
+    (`outputs`) and of the Keras model (`reference`), matched one to one:
+    for each reference detection, best first, the format's free one of the
+    same class with the nearest box. Detections left unmatched whose score
+    is within `margin` of `min_score` (or of the lowest score kept, when
+    `max_detections` were kept) are left out: a near-tie that a last-bit
+    difference decides. Returns `(got, expected)`, `[batch, rows]` arrays
+    (boxes in pixels) in the same row order, padded with -1: matched pairs,
+    then unmatched detections facing padding."""
+    got, expected = (detections_of(values, info) for values in (outputs, reference))
+    settings = nms_settings(info)
+    rows = []
+    for b in range(len(expected["boxes"])):
+        sides = []
+        for found in (got, expected):
+            keep = (found["class_ids"][b] >= 0) & (found["scores"][b] >= min_score - margin)
+            sides.append([found[key][b][keep] for key in ("boxes", "scores", "class_ids")])
+        (g_boxes, g_scores, g_ids), (e_boxes, e_scores, e_ids) = sides
+        free = np.ones(len(g_ids), bool)
+        pairs, lonely = [], []
+        for i in range(len(e_ids)):
+            candidates = np.flatnonzero(free & (g_ids == e_ids[i]))
+            if len(candidates):
+                j = candidates[np.abs(g_boxes[candidates] - e_boxes[i]).max(-1).argmin()]
+                free[j] = False
+                pairs.append((j, i))
+            else:
+                lonely.append((None, i))
+        lonely += [(j, None) for j in np.flatnonzero(free)]
+
+        def borderline(j, i):
+            score, count = (g_scores[j], len(g_ids)) if i is None else (e_scores[i], len(e_ids))
+            floors = [max(min_score, settings["confidence_threshold"])]
+            if count >= settings["max_detections"]:
+                floors.append((g_scores if i is None else e_scores).min())
+            return min(abs(score - floor) for floor in floors) <= margin
+
+        rows.append([(j, i) for j, i in pairs]
+                    + [(j, i) for j, i in lonely if not borderline(j, i)])
+        rows[-1] = (rows[-1], sides)
+    width = max([len(r) for r, _ in rows] + [1])
+    views = []
+    for side in (0, 1):
+        boxes = np.full((len(rows), width, 4), -1.0, "float32")
+        scores = np.full((len(rows), width), -1.0, "float32")
+        ids = np.full((len(rows), width), -1, "int64")
+        for b, (image_rows, sides) in enumerate(rows):
+            found_boxes, found_scores, found_ids = sides[side]
+            for r, pair in enumerate(image_rows):
+                k = pair[side]
+                if k is not None:
+                    boxes[b, r], scores[b, r], ids[b, r] = (found_boxes[k], found_scores[k],
+                                                            found_ids[k])
+        views.append({"boxes": boxes, "scores": scores, "class_ids": ids})
+    return views[0], views[1]
+
+
+def detection_view(outputs, reference, info, min_score=detection_reports.MIN_SCORE):
+    """How the detections graph (NMS inside: ONNX, LiteRT) is judged
+    against the SavedModel's detections: each image's detections scoring
+    at least `min_score` (those the reports draw) matched one to one (same
+    class, nearest box; a near-tie at `min_score` or at the
+    `max_detections` cut left out), so that the order of near-equal scores
+    does not matter; `class_ids` compared exactly (an unmatched detection
+    faces padding), `scores` as they are, `boxes` in units of the input's
+    width and height (the tolerance's scale; `box_difference_pixels`
+    records them in pixels). Below `min_score`, where a detector's scores
+    crowd near its prior, a last-bit difference between runtimes reorders
+    near-equal scores and NMS then keeps other boxes: those detections are
+    measured (`detection_agreement` with `min_score=0`), not held to the
+    tolerance.
+
+    Example:
+    >>> info = {"input_size": [64, 64], "nms": {"iou_threshold": 0.5,
+    ...         "confidence_threshold": 0.05, "max_detections": 5}}
+    >>> ref = {"boxes": np.array([[[0., 0., 32., 32.], [8., 8., 16., 16.]]]),
+    ...        "scores": np.array([[0.9, 0.9]]), "class_ids": np.array([[0, 1]])}
+    >>> swapped = {key: value[:, ::-1] for key, value in ref.items()}  # a tie in another order
+    >>> got, expected = detection_view(swapped, ref, info)
+    >>> got["class_ids"].tolist(), got["boxes"][0, 0].tolist()
+    ([[0, 1]], [0.0, 0.0, 0.5, 0.5])
+    """
+    height, width = (float(v) for v in info["input_size"])
+    scale = np.asarray([width, height, width, height], "float32")
+    views = []
+    for view in _matched(outputs, reference, info, min_score):
+        valid = view["class_ids"][..., None] >= 0
+        views.append({**view, "boxes": np.where(valid, view["boxes"] / scale, -1.0)})
+    return views[0], views[1]
+
+
+def box_difference_pixels(outputs, reference, info, min_score=detection_reports.MIN_SCORE):
+    """The largest difference, in pixels of the input, between a box of a
+    format's detections and that of the Keras model's it matches
+    (`detection_view`'s matching, detections scoring at least
+    `min_score`); 0.0 with no detection on either side.
+
+    Example:
+    >>> info = {"input_size": [64, 64], "nms": {"iou_threshold": 0.5,
+    ...         "confidence_threshold": 0.05, "max_detections": 5}}
+    >>> ref = {"boxes": np.array([[[0., 0., 32., 32.]]]), "scores": np.array([[0.9]]),
+    ...        "class_ids": np.array([[0]])}
+    >>> box_difference_pixels({**ref, "boxes": ref["boxes"] + 0.25}, ref, info)
+    0.25
+    """
+    got, expected = _matched(outputs, reference, info, min_score)
+    both = (got["class_ids"] >= 0) & (expected["class_ids"] >= 0)
+    if not both.any():
+        return 0.0
+    return float(np.abs(got["boxes"][both] - expected["boxes"][both]).max())
 
 
 def _square(size):
