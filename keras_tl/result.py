@@ -93,6 +93,7 @@ class FinetuneResult:
 
         task = self.task_contract
         model_inputs = task.prepare_inputs(inputs, self.info)
+
         def predict(batch):
             return self.inference_model.predict(batch, verbose=0)
 

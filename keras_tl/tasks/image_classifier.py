@@ -134,7 +134,8 @@ class ImageClassification(Classification):
 
         Example:
         >>> images = np.arange(3, dtype="float32").reshape(1, 1, 3, 1)
-        >>> [view[0, 0, :, 0].tolist() for view in get_task("image_classification").tta_views(images, {})]
+        >>> views = get_task("image_classification").tta_views(images, {})
+        >>> [view[0, 0, :, 0].tolist() for view in views]
         [[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]]
         """
         return [model_inputs, model_inputs[:, :, ::-1]]
