@@ -72,9 +72,12 @@ class FinetuneResult:
 
         return task_of(self.info)
 
-    def predict(self, inputs, top=3):
+    def predict(self, inputs, top=3, tta=False):
         """The task's predictions for a batch of raw inputs: for a
         classifier, its `top` classes with probabilities.
+        `tta=True` (test-time augmentation; image classifiers): the mean
+        probabilities over each image and its horizontal flip
+        (`keras_tl.tasks.image_classifier.ImageClassification.tta_views`).
 
         Images may be in any form the training data could take: a list of
         file paths, or an array of grayscale or RGB images of any size,
@@ -90,7 +93,21 @@ class FinetuneResult:
 
         task = self.task_contract
         model_inputs = task.prepare_inputs(inputs, self.info)
-        outputs = self.inference_model.predict(model_inputs, verbose=0)
+
+        def predict(batch):
+            return self.inference_model.predict(batch, verbose=0)
+
+        if tta:
+            outputs = task.tta_outputs(predict, model_inputs, self.info)
+            if outputs is None:
+                from keras_tl.errors import ConfigError
+                from keras_tl.tasks.registry import tta_tasks
+
+                raise ConfigError(
+                    f"tta=True: test-time augmentation is for {', '.join(tta_tasks())} runs; "
+                    f"this is a {task.name} run.")
+        else:
+            outputs = predict(model_inputs)
         if not isinstance(outputs, dict):
             outputs = np.asarray(outputs)
         return task.postprocess(outputs, self.class_names, top=top, inputs=inputs, info=self.info)

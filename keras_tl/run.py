@@ -143,11 +143,20 @@ class FinetuneRun:
         return json.loads(json.dumps(settings, default=str))
 
     def evaluate(self):
-        """`{"validation": metrics, "test": metrics}` of the prepared model."""
+        """`{"validation": metrics, "test": metrics}` of the prepared model;
+        with the task option `tta` on (image classifiers), each measured
+        part also has `accuracy_tta`, the accuracy with test-time
+        augmentation (`Classification.tta_accuracy`)."""
         prepared = self.prepared
-        return {part: self.task.evaluate(prepared.model, getattr(prepared, part),
-                                         prepared.class_names)
-                for part in ("validation", "test")}
+        metrics = {part: self.task.evaluate(prepared.model, getattr(prepared, part),
+                                            prepared.class_names)
+                   for part in ("validation", "test")}
+        if self.options.get("tta"):
+            for part, values in metrics.items():
+                if values is not None:
+                    values["accuracy_tta"] = self.task.tta_accuracy(
+                        prepared.model, getattr(prepared, part), prepared.info)
+        return metrics
 
     def calibrate(self, reloaded=False):
         """With the task option `calibrate` on (classifiers; the default),

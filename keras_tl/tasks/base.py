@@ -144,7 +144,7 @@ class Task:
         >>> get_task("image_classification").check_options({"colour": 1})
         Traceback (most recent call last):
         ...
-        keras_tl.errors.ConfigError: Unknown option 'colour' for image_classification data; valid: augment, calibrate, data_dir, image_size, preprocessing, skip_corrupt.
+        keras_tl.errors.ConfigError: Unknown option 'colour' for image_classification data; valid: augment, calibrate, data_dir, image_size, preprocessing, skip_corrupt, tta.
         """
         declared = defaults(self.options)
         unknown = sorted(set(options) - set(declared))
@@ -374,6 +374,38 @@ class Task:
         return {key: float(value) for key, value in values.items()}
 
     # -- inference ----------------------------------------------------------
+    def tta_views(self, model_inputs, info):
+        """The views of a batch of model inputs (as `prepare_inputs` returns
+        them) that test-time augmentation averages the model's outputs
+        over, the inputs themselves first; `None` (default) when the task
+        has no test-time augmentation.
+
+        Example:
+        >>> Task().tta_views(np.zeros((1, 4)), {}) is None
+        True
+        """
+        return None
+
+    def tta_outputs(self, predict, model_inputs, info):
+        """Test-time augmentation: the mean of `predict` (a model's predict
+        function, returning an array) over `tta_views` of `model_inputs`,
+        as float32; `None` when the task has no views.
+
+        Example:
+        >>> from keras_tl.tasks import get_task
+        >>> images = np.arange(4, dtype="float32").reshape(1, 1, 4, 1) * np.ones(3)
+        >>> get_task("image_classification").tta_outputs(
+        ...     lambda x: x[:, 0, :2, 0], images, {})  # columns 0, 1 and, flipped, 3, 2
+        array([[1.5, 1.5]], dtype=float32)
+        """
+        import numpy as np
+
+        views = self.tta_views(model_inputs, info)
+        if views is None:
+            return None
+        outputs = [np.asarray(predict(view), dtype="float64") for view in views]
+        return np.mean(outputs, axis=0).astype("float32")
+
     def prepare_inputs(self, inputs, info):
         """Raw inputs (files, arrays...) as the model takes them."""
         return inputs

@@ -92,6 +92,32 @@ class Classification(Task):
             for row, idx in zip(probabilities, order)
         ]
 
+    def tta_accuracy(self, model, dataset, info):
+        """The accuracy of `model` on a batched dataset of `(model inputs,
+        labels)` with test-time augmentation (`tta_outputs`: the mean
+        probabilities over `tta_views` of each batch), or `None` for no data.
+
+        Example:
+        >>> import keras, tensorflow as tf
+        >>> x = keras.Input((1, 3, 3))  # its probabilities: softmax of pixel columns 0 and 1
+        >>> model = keras.Model(x, keras.layers.Softmax()(x[:, 0, :2, 0]))
+        >>> images = np.array([[0, 1, 5], [0, 1, 0]], "float32")[:, None, :, None] * np.ones(3)
+        >>> data = tf.data.Dataset.from_tensor_slices((images, [0, 1])).batch(2)
+        >>> model.predict(images, verbose=0).argmax(-1)  # without: the first is wrong
+        array([1, 1])
+        >>> get_task("image_classification").tta_accuracy(model, data, {})  # flipped: [5, 1]
+        1.0
+        """
+        if dataset is None:
+            return None
+        correct = total = 0
+        for batch in dataset.as_numpy_iterator():
+            probabilities = self.tta_outputs(model.predict_on_batch, batch[0], info)
+            labels = np.asarray(batch[1]).reshape(-1).astype(int)
+            correct += int((probabilities.argmax(axis=-1) == labels).sum())
+            total += len(labels)
+        return correct / total if total else None
+
     def classification_outputs(self, probabilities, class_names):
         """The serving outputs of a classifier, in TensorFlow ops.
 

@@ -124,6 +124,22 @@ class ImageClassification(Classification):
             inputs = inputs[None]  # one RGB(A) image, not a grayscale batch
         return prepare_images(inputs, tuple(info["input_size"])).astype("float32")
 
+    def tta_views(self, model_inputs, info):
+        """The test-time augmentation views of a batch of model inputs
+        (`[n, H, W, 3]` pixels, before the model's own preprocessing): the
+        images and their horizontal flips. No zoomed centre crop: it cuts
+        off objects away from the centre and, upscaled, blurs small ones,
+        and which classes that helps depends on the data; a flip keeps
+        every pixel, and training's `augment` flips too.
+
+        Example:
+        >>> images = np.arange(3, dtype="float32").reshape(1, 1, 3, 1)
+        >>> views = get_task("image_classification").tta_views(images, {})
+        >>> [view[0, 0, :, 0].tolist() for view in views]
+        [[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]]
+        """
+        return [model_inputs, model_inputs[:, :, ::-1]]
+
     def export_spec(self, model, info, class_names, sample=None):
         """`serving_default` on float32 pixels and `serving_bytes` on encoded
         image files (`keras_tl.tasks.image_serving`), both returning

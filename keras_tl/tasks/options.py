@@ -91,6 +91,9 @@ IMAGE_CLASSIFICATION = (
     Option("preprocessing", str, None, "with a keras.Model backbone: what it expects of "
            "0-255 RGB pixels ('tf', 'torch', 'caffe' or a Preprocessing)", command_line=False),
     _CALIBRATE,
+    Option("tta", bool, False, "also measure accuracy with test-time augmentation (the mean "
+           "over each image and its horizontal flip) on the validation and test data; "
+           "metrics.json records it as accuracy_tta"),
 )
 KEYWORD_SPOTTING = (
     Option("clip_seconds", float, 1.0, "seconds every recording is padded or cropped to"),

@@ -52,6 +52,18 @@ def declared_options(name):
     return tuple(get_task(name).options)
 
 
+def tta_tasks():
+    """The registered tasks with test-time augmentation: those declaring
+    the `tta` option (read without importing their modules).
+
+    Example:
+    >>> tta_tasks()
+    ['image_classification']
+    """
+    return [name for name in list_tasks()
+            if any(option.name == "tta" for option in declared_options(name))]
+
+
 def list_tasks():
     """Registered task names, in recognition order.
 
