@@ -212,12 +212,7 @@ def write_keras_signature(model, path):
             return dict(outputs)
         return dict(zip(output_names(model), keras.tree.flatten(outputs)))
 
-    function = serve.get_concrete_function()
-    module = tf.Module()
-    module.serve = serve
-    module.model_variables = list(function.variables)
-    tf.saved_model.save(module, path, signatures={SIGNATURE: function})
-    return path
+    return write_function_signature(serve, path)
 
 
 def write_function_signature(function, path):
