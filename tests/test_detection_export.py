@@ -100,6 +100,26 @@ def test_onnx_and_litert_hold_the_detections_with_nms(detector_export, photos):
 CLASSES = ["a", "b", "c"]
 
 
+def _random_head_detector(num_classes, kernel_std, count):
+    """A tiny detector whose head kernels are drawn from N(0, kernel_std) and
+    class biases from N(-3, 1.5), so its scores spread with the image; and
+    `count` random images for it (seeded: the same every call)."""
+    import keras
+
+    from keras_tl.models.retinanet import build_detector
+
+    keras.utils.set_random_seed(0)
+    loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=SIZE)
+    detector = build_detector(loaded, num_classes=num_classes, head_conv_layers=1)
+    rng = np.random.default_rng(0)
+    for head in (detector.classification_head, detector.box_head):
+        for conv in list(head.conv_layers) + [head.prediction_layer]:
+            conv.kernel.assign(rng.normal(0, kernel_std, tuple(conv.kernel.shape)).astype("float32"))
+    bias = detector.classification_head.prediction_layer.bias
+    bias.assign(rng.normal(-3, 1.5, tuple(bias.shape)).astype("float32"))
+    return detector, rng.integers(0, 256, (count, SIZE, SIZE, 3)).astype("float32")
+
+
 @pytest.fixture(scope="module")
 def spread_exports(tmp_path_factory):
     """A tiny detector whose heads are drawn at random so that its scores
@@ -107,20 +127,7 @@ def spread_exports(tmp_path_factory):
     with NMS in every format (the default) and as raw anchors."""
     import types
 
-    import keras
-
-    from keras_tl.models.retinanet import build_detector
-
-    keras.utils.set_random_seed(0)
-    loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=SIZE)
-    detector = build_detector(loaded, num_classes=len(CLASSES), head_conv_layers=1)
-    rng = np.random.default_rng(0)
-    for head in (detector.classification_head, detector.box_head):
-        for conv in list(head.conv_layers) + [head.prediction_layer]:
-            conv.kernel.assign(rng.normal(0, 0.3, tuple(conv.kernel.shape)).astype("float32"))
-    bias = detector.classification_head.prediction_layer.bias
-    bias.assign(rng.normal(-3, 1.5, tuple(bias.shape)).astype("float32"))
-    images = rng.integers(0, 256, (4, SIZE, SIZE, 3)).astype("float32")
+    detector, images = _random_head_detector(len(CLASSES), kernel_std=0.3, count=4)
     run = types.SimpleNamespace(
         model=detector, class_names=CLASSES, verification_sample=images,
         info={"task": "object_detection", "input_size": [SIZE, SIZE], "max_detections": 100})
@@ -298,20 +305,10 @@ def test_nms_in_numpy_is_the_detectors_own():
     the anchors the detector's own NMS layer (keras_hub's) takes."""
     import keras
 
-    from keras_tl.models.retinanet import (ClippedNonMaxSuppression, build_detector,
-                                           raw_detection_model)
+    from keras_tl.models.retinanet import ClippedNonMaxSuppression, raw_detection_model
     from keras_tl.tasks.object_detector import non_max_suppression
 
-    keras.utils.set_random_seed(0)
-    loaded = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=SIZE)
-    detector = build_detector(loaded, num_classes=3, head_conv_layers=1)
-    rng = np.random.default_rng(0)
-    for head in (detector.classification_head, detector.box_head):
-        for conv in list(head.conv_layers) + [head.prediction_layer]:
-            conv.kernel.assign(rng.normal(0, 0.1, tuple(conv.kernel.shape)).astype("float32"))
-    bias = detector.classification_head.prediction_layer.bias
-    bias.assign(rng.normal(-3, 1.5, tuple(bias.shape)).astype("float32"))
-    images = rng.integers(0, 256, (3, SIZE, SIZE, 3)).astype("float32")
+    detector, images = _random_head_detector(3, kernel_std=0.1, count=3)
     raw = raw_detection_model(detector).predict(images, verbose=0)
     # anchors of one shape at one place can score alike here; equal scores
     # are ordered by anchor in TensorFlow's kernel but not in keras_hub's
