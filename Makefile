@@ -20,8 +20,9 @@ $(STAMP): requirements.txt requirements-nodeps.txt setup.cfg
 demo: $(STAMP)
 	$(BIN)/python examples/fashion_mnist_demo.py
 
-# The default suite: everything not marked slow under TensorFlow, then the
-# backend-agnostic core under JAX and PyTorch.
+# The default suite: everything not marked slow under TensorFlow, then under
+# JAX and PyTorch the core: the tests whose outcome depends on the backend
+# (training, saving, exporting); reading data and checking options run once.
 test: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m "not slow" tests
 	KERAS_BACKEND=jax $(PYTEST) -m "core and not slow" tests

@@ -37,7 +37,6 @@ def test_preprocessing_matches_keras_preprocess_input(name, module):
     np.testing.assert_allclose(np.asarray(layer(pixels)), expected, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("name, size, channels", [
     ("mobilenet_v2", 32, 1280), ("efficientnet_b0", 32, 1280), ("resnet50", 32, 2048),
 ])
@@ -80,7 +79,6 @@ def resnet_preset(tmp_path):
     return folder, backbone
 
 
-@pytest.mark.core
 def test_keras_hub_preset_folder_trains_with_its_preprocessing(resnet_preset, tmp_path):
     from tests.helpers import colour_arrays
 

@@ -8,8 +8,6 @@ import pytest
 import keras_tl
 from tests.helpers import colour_arrays, tiny_backbone, write_image_folder
 
-pytestmark = pytest.mark.core
-
 
 def _run(data, tmp_path, **kwargs):
     options = dict(backbone=tiny_backbone(), stages=[keras_tl.Stage("head", epochs=1)],

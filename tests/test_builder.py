@@ -18,7 +18,6 @@ def _classifier():
         keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=32), 3)
 
 
-@pytest.mark.core
 def test_a_registered_name_loads_each_modality():
     image = keras_tl.load_backbone("mobilenet_v2", weights=None, image_size=32)
     text = keras_tl.load_backbone("minilm", weights=None, input_size=(8,))

@@ -7,7 +7,7 @@ import pytest
 from keras_tl.layers.temperature import (
     TemperatureScaling, _softmax, apply_temperature, expected_calibration_error, fit_temperature)
 
-core = pytest.mark.core  # backend-independent and cheap: also run under JAX and torch
+core = pytest.mark.core  # the outcome depends on the Keras backend: also run under JAX and torch
 
 
 def _sampled(scale, n=4000, classes=6, seed=0):
@@ -141,7 +141,6 @@ def test_reloaded_and_rerun_folders_keep_the_temperature(calibrated):
     _assert_same_predictions(rerun.predict(images, top=3), expected)
 
 
-@core
 def test_calibrate_false_leaves_the_temperature_out(tmp_path):
     import json
 
@@ -157,7 +156,6 @@ def test_calibrate_false_leaves_the_temperature_out(tmp_path):
     assert keras_tl.load(str(tmp_path / "run")).temperature is None  # an uncalibrated run loads
 
 
-@core
 def test_too_little_validation_data_is_recorded_as_the_reason(tmp_path):
     import keras_tl
     from keras_tl.exporters.model_card import model_card
@@ -173,7 +171,6 @@ def test_too_little_validation_data_is_recorded_as_the_reason(tmp_path):
     assert "## Calibration\n\nNot calibrated (6 validation examples;" in card
 
 
-@core
 def test_command_line_flag_turns_calibration_off():
     from keras_tl.cli import build_parser
 
@@ -182,7 +179,6 @@ def test_command_line_flag_turns_calibration_off():
     assert parser.parse_args(["finetune", "photos/"]).calibrate is None  # the task's default
 
 
-@core
 def test_every_classifier_task_declares_calibrate_on_by_default():
     from keras_tl.tasks import get_task
 

@@ -39,7 +39,6 @@ def test_a_finished_run_passes_on_its_trained_backbone_and_preprocessing(tmp_pat
     assert second.model.output.shape[-1] == 2
 
 
-@pytest.mark.core
 def test_a_bare_model_without_its_preprocessing_is_refused(tmp_path):
     first = _first_run(tmp_path)
     inner = first.model.get_layer("backbone")  # starts with a convolution: needs [-1, 1] input

@@ -8,7 +8,6 @@ from keras_tl import cli
 from keras_tl.tasks import get_task
 
 
-@pytest.mark.core
 def test_finetune_command_writes_the_run_folder(image_folder, tmp_path, capsys):
     out = tmp_path / "run"
     code = cli.main([
@@ -50,7 +49,6 @@ def test_backbones_lists_registry(capsys):
     assert {"resnet50", "efficientnet_b0", "convnext_tiny"} <= set(names)
 
 
-@pytest.mark.core
 def test_cli_stages_default_to_the_tasks_own():
     # the text defaults once differed between the CLI (5 + 5 epochs) and the API
     args = cli.build_parser().parse_args(["finetune", "reviews.csv"])
@@ -101,6 +99,14 @@ def test_export_then_predict_commands(image_folder, tmp_path, capsys):
                      "--formats", "saved_model"]) == 0
     assert sorted(os.listdir(root / "colours")) == [
         "1", "2", "batching_parameters.txt", "models.config"]
+    # --converted reaches the exporter, which names what a classifier offers
+    capsys.readouterr()
+    assert cli.main(["export", str(run), "--name", "colours", "--root", str(root),
+                     "--converted", "raw_anchors"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "keras-tl export: error: image_classification models convert their default graph; "
+        "not 'raw_anchors'.")
+    assert not (root / "colours" / "3").exists()
 
 
 def test_finetune_export_option_writes_a_verified_version(image_folder, tmp_path):

@@ -43,7 +43,6 @@ def _write_wav(path, seconds=0.5, rate=16000):
 
 
 # -- 1. the flags come from the tasks' options ------------------------------
-@pytest.mark.core
 def test_every_declared_task_option_is_a_finetune_flag():
     parser = cli.build_parser()
     samples = {int: "3", float: "1.5", str: "x"}
@@ -136,7 +135,6 @@ def test_task_flag_forces_the_task(image_folder, capsys):
 
 
 # -- 4. answers before the heavy imports -------------------------------------
-@pytest.mark.core
 def test_import_keras_tl_imports_neither_keras_nor_keras_hub_until_they_are_imported():
     code = ("import sys, keras_tl\n"
             "print(sorted(m for m in ('keras', 'keras_hub', 'tensorflow') if m in sys.modules))\n"

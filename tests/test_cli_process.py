@@ -45,7 +45,6 @@ def test_a_keras_tl_error_is_one_line_and_exit_2_and_debug_shows_the_traceback(t
     assert "Traceback" in debug.stderr
 
 
-@pytest.mark.core
 def test_import_keras_tl_lets_keras_load_a_saved_model(tmp_path):
     from keras_tl.backbones import load_backbone
     from keras_tl.tasks.image_classifier import build_image_classifier

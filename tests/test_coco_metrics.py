@@ -7,7 +7,6 @@ from keras_tl.data.detection import DetectionRecord
 from keras_tl.errors import ConfigError, DataError
 from keras_tl.evaluation import coco_metrics, split_batched_predictions
 
-pytestmark = pytest.mark.core
 pytest.importorskip("pycocotools")
 
 NAMES = ["cat", "dog"]

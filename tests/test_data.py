@@ -8,9 +8,6 @@ from keras_tl.data.splits import stratified_split
 from tests.helpers import colour_arrays, write_image_folder
 
 
-pytestmark = pytest.mark.core
-
-
 def load_image_data(data, image_size, **options):
     """All of a source's images, labels and class names."""
     source = read_image_source(data, image_size, **options)

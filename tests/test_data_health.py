@@ -20,7 +20,6 @@ def _clusters(per_class=30, classes=3, dims=16, seed=0):
     return centres[labels] + rng.normal(0, 1, (len(labels), dims)), labels
 
 
-@pytest.mark.core
 def test_a_planted_duplicate_is_found_with_its_split():
     features = np.random.default_rng(0).normal(size=(90, 16))  # no two alike
     labels = np.repeat([0, 1, 2], 30)
@@ -32,7 +31,6 @@ def test_a_planted_duplicate_is_found_with_its_split():
                                      {"path": "75.png", "split": "test"}]]
 
 
-@pytest.mark.core
 def test_a_flipped_label_is_found_with_the_right_suggestion():
     features, labels = _clusters()
     labels[7] = 2  # truly class 0
@@ -43,7 +41,6 @@ def test_a_flipped_label_is_found_with_the_right_suggestion():
             for issue in report["label_issues"]] == [("7.png", "c", "a")]
 
 
-@pytest.mark.core
 def test_suspects_are_ranked_by_margin_and_need_another_confident_class():
     # thresholds (mean self-confidence): class 0 0.85, class 1 0.525, class 2 none labelled
     probabilities = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1],  # labelled 0
@@ -54,7 +51,6 @@ def test_suspects_are_ranked_by_margin_and_need_another_confident_class():
     assert issues == [(5, 0, pytest.approx(0.9))]
 
 
-@pytest.mark.core
 def test_imbalance_and_counts_by_split():
     features, labels = _clusters(per_class=10)
     keep = np.r_[0:10, 10:15, 20:22]  # 10, 5 and 2 examples
@@ -66,7 +62,6 @@ def test_imbalance_and_counts_by_split():
     assert report["class_counts_by_split"]["test"] == {"a": 0, "b": 0, "c": 2}
 
 
-@pytest.mark.core
 def test_check_command_writes_the_report_and_the_grid(image_folder, tmp_path, capsys):
     test_folder = tmp_path / "test"
     for name in ("blue", "green", "red"):  # a test split of copies: leakage
@@ -89,7 +84,6 @@ def test_check_command_writes_the_report_and_the_grid(image_folder, tmp_path, ca
     assert "near-duplicates" in capsys.readouterr().out
 
 
-@pytest.mark.core
 def test_check_arguments_are_checked_before_any_backbone_loads(image_folder, tmp_path, capsys):
     assert cli.main(["check", image_folder, "--output", str(tmp_path / "h"), "--folds", "1"]) == 2
     assert "--folds must be at least 2" in capsys.readouterr().err

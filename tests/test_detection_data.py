@@ -21,7 +21,6 @@ from keras_tl.data.detection import (
 )
 from keras_tl.errors import ConfigError, DataError, DataNotFoundError
 
-pytestmark = pytest.mark.core
 
 CLASSES = ["cat", "dog"]
 # (file, width, height, [(class id, xmin, ymin, xmax, ymax)]); coordinates are

@@ -38,7 +38,6 @@ def _build(**kwargs):
     return loaded, build_detector(loaded, num_classes=2, **kwargs)
 
 
-@pytest.mark.core
 def test_pyramid_layers_are_found_by_output_stride():
     from keras_tl.models.retinanet import pyramid_layer_names
 
@@ -56,7 +55,6 @@ def test_pyramid_layers_of_the_default_backbone_skip_its_padding():
         "P3": "block_6_expand_relu", "P4": "block_13_expand_relu", "P5": "out_relu"}
 
 
-@pytest.mark.core
 def test_backbones_without_a_pyramid_and_bad_sizes_are_refused():
     import keras
 
@@ -74,7 +72,6 @@ def test_backbones_without_a_pyramid_and_bad_sizes_are_refused():
         build_detector(odd, 2)
 
 
-@pytest.mark.core
 def test_detector_trains_predicts_freezes_and_reloads(tmp_path):
     import keras
 

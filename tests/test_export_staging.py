@@ -12,8 +12,6 @@ import pytest
 from keras_tl.exporters import _versioning
 from keras_tl.exporters.base import check_tolerance, compare
 
-pytestmark = pytest.mark.core
-
 
 def _staging(base, name, owner=None, heartbeat_age=0.0):
     """A staging folder with an owner record whose heartbeat is `heartbeat_age` s old."""

@@ -14,8 +14,6 @@ from keras_tl.freezing import get_backbone, trainable_summary
 from keras_tl.training import loop
 from tests.helpers import colour_arrays, tiny_backbone, weights_of
 
-pytestmark = pytest.mark.core
-
 
 def _finetune(tmp_path, stages, name="run", **kwargs):
     x, y, names = colour_arrays()
@@ -30,6 +28,7 @@ def _bn(model, block):
     return get_backbone(model).get_layer(f"block{block}_bn")
 
 
+@pytest.mark.core
 def test_stage_one_leaves_backbone_kernels_and_bn_statistics_unchanged(tmp_path):
     backbone = tiny_backbone()
     before = [weights_of(layer) for layer in backbone.layers]
@@ -59,12 +58,14 @@ def _stage_two_bn_change(tmp_path, train_batchnorm):
     return bn_before, bn_after
 
 
+@pytest.mark.core
 def test_stage_two_keeps_bn_statistics_by_default(tmp_path):
     before, after = _stage_two_bn_change(tmp_path, train_batchnorm=False)
     for a, b in zip(before, after):  # gamma, beta, moving mean, moving variance
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.core
 def test_stage_two_updates_bn_statistics_when_asked(tmp_path):
     before, after = _stage_two_bn_change(tmp_path, train_batchnorm=True)
     moving_mean_before, moving_mean_after = before[2], after[2]
@@ -99,6 +100,7 @@ def test_trainable_counts_per_stage_with_gradual_unfreezing(tmp_path):
     assert list(result.histories) == [s.name for s in stages]
 
 
+@pytest.mark.core
 def test_stage_two_learning_rate_warms_up_then_decays(tmp_path):
     stages = keras_tl.default_stages(head_epochs=1, finetune_epochs=4, learning_rate=1e-3)
     result = _finetune(tmp_path, stages)
@@ -116,6 +118,7 @@ def test_stage_two_learning_rate_warms_up_then_decays(tmp_path):
     np.testing.assert_allclose(warmup, [2e-5, 4e-5, 6e-5, 8e-5, 1e-4], rtol=1e-5)
 
 
+@pytest.mark.core
 def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     stages = keras_tl.default_stages(head_epochs=2, finetune_epochs=3)
     original = loop._EpochCheckpoint.on_epoch_end
@@ -192,6 +195,7 @@ def test_same_output_folder_with_other_settings_is_refused(tmp_path):
         _finetune(tmp_path, [keras_tl.Stage("head", epochs=2)])
 
 
+@pytest.mark.core
 def test_seed_makes_a_run_repeatable(tmp_path):
     import keras
 

@@ -15,8 +15,6 @@ from keras_tl.data.images import read_image
 from keras_tl.tasks import get_task
 from tests.helpers import tiny_backbone, write_image_folder
 
-pytestmark = pytest.mark.core
-
 
 def _jpeg_folder(root, per_class=6, colours=((200, 30, 30), (30, 30, 200)), size=(120, 90)):
     rng = np.random.default_rng(0)

@@ -142,21 +142,18 @@ def _described(graph):
     return "\n".join(paths)
 
 
-@pytest.mark.core
 def test_no_import_cycle_between_modules():
     graph = import_graph()
     assert len(graph) > 60  # the walk found the modules
     assert not cycles(graph), "import circles between modules:\n" + _described(graph)
 
 
-@pytest.mark.core
 def test_no_import_cycle_between_packages():
     graph = package_graph(import_graph())
     assert {"keras_tl.tasks", "keras_tl.training", "keras_tl.result"} <= set(graph)
     assert not cycles(graph), "import circles between packages:\n" + _described(graph)
 
 
-@pytest.mark.core
 def test_weights_imports_nothing_from_backbones():
     graph = import_graph()
     for name, targets in graph.items():
@@ -164,7 +161,6 @@ def test_weights_imports_nothing_from_backbones():
             assert not {t for t in targets if t.startswith("keras_tl.backbones")}, name
 
 
-@pytest.mark.core
 def test_a_cycle_through_a_package_init_is_found(tmp_path):
     """The graph sees what runs: `pkg.b` imports `pkg.a.x`, which runs
     `pkg/a/__init__.py`, which (inside a function) imports `pkg.b`."""
@@ -187,7 +183,6 @@ def test_a_cycle_through_a_package_init_is_found(tmp_path):
     assert cycles(package_graph(graph)) == [["pkg.a", "pkg.b"]]
 
 
-@pytest.mark.core
 def test_a_package_cycle_without_a_module_cycle_is_found(tmp_path):
     """`p.x` -> `q.y` and `q.z` -> `p.w`: no module imports itself back, but
     packages `p` and `q` need each other."""
@@ -224,7 +219,6 @@ def _docstring_examples(tree):
                 yield getattr(node, "lineno", 1) + example.lineno, example.source
 
 
-@pytest.mark.core
 def test_no_library_module_or_docstring_imports_the_tests():
     """The wheel ships keras_tl without tests/: an example importing
     `tests.helpers` runs in this checkout only."""
@@ -242,7 +236,6 @@ def test_no_library_module_or_docstring_imports_the_tests():
     assert not found, "\n".join(found)
 
 
-@pytest.mark.core
 def test_an_example_importing_the_tests_is_found():
     tree = ast.parse('def f():\n    """Example:\n    >>> from tests.helpers import x\n    """\n')
     assert [list(_imports_of_tests(ast.parse(source))) for _, source in

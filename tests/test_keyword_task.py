@@ -62,7 +62,6 @@ def trained(tmp_path_factory):
         batch_size=8, validation_split=0.25, verbose=0, output_dir=str(root / "run"))
 
 
-@pytest.mark.core
 def test_wav_folders_are_recognised_and_read_like_arrays(tmp_path):
     from keras_tl.tasks import find_task
 
@@ -80,7 +79,6 @@ def test_wav_folders_are_recognised_and_read_like_arrays(tmp_path):
     assert np.abs(np.sort(batch_x.sum(axis=1)) - np.sort(np.round(x).sum(axis=1))).max() < 1
 
 
-@pytest.mark.core
 def test_the_speech_run_learns_and_predicts_wav_files_of_any_rate(trained, tmp_path):
     assert trained.info["task"] == "keyword_spotting"
     assert trained.metrics["validation"]["accuracy"] == 1.0

@@ -6,8 +6,6 @@ import pytest
 from keras_tl.data.splits import check_labels
 from keras_tl.errors import DataError
 
-pytestmark = pytest.mark.core
-
 
 def test_strings_are_sorted_and_indexed():
     labels, names = check_labels(["dog", "cat", "dog"])

@@ -9,8 +9,6 @@ from keras_tl.errors import DataError
 from keras_tl.data import multi_label as label_data
 from keras_tl.evaluation import multi_label
 
-pytestmark = pytest.mark.core
-
 
 def _example(seed=0, n=60, classes=4):
     rng = np.random.default_rng(seed)

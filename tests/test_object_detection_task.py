@@ -32,7 +32,6 @@ def detector_run(tmp_path_factory):
         stages=[keras_tl.Stage("head", epochs=1)], verbose=0, output_dir=str(root / "run")), folder
 
 
-@pytest.mark.core
 def test_a_voc_folder_trains_a_detector_with_coco_metrics(detector_run):
     result, folder = detector_run
     assert result.info["task"] == "object_detection"
@@ -55,7 +54,6 @@ def test_a_voc_folder_trains_a_detector_with_coco_metrics(detector_run):
     assert not get_backbone(result.model).trainable
 
 
-@pytest.mark.core
 def test_predicted_boxes_are_in_pixels_of_the_image_as_given(detector_run, tmp_path):
     from PIL import Image
 

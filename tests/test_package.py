@@ -9,8 +9,6 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = pytest.mark.core
-
 
 def _python(code):
     env = dict(os.environ, PYTHONPATH=ROOT)

@@ -64,7 +64,6 @@ def _wav_bytes(rate, width, channels, frames, seed=0):
     return buffer.getvalue()
 
 
-@pytest.mark.core
 def test_images_read_without_tensorflow_are_the_tensorflow_pixels(tmp_path):
     # JPEGs matched once TensorFlow decodes with the accurate IDCT (its
     # default fast one differs from Pillow by up to 9 levels)
@@ -85,7 +84,6 @@ def test_images_read_without_tensorflow_are_the_tensorflow_pixels(tmp_path):
                               resize_image(arrays, size).numpy()), size
 
 
-@pytest.mark.core
 def test_wav_files_read_without_tensorflow_are_the_tensorflow_samples(tmp_path):
     from keras_tl.data.audio.wav import read_wav, read_wav_or_reason
 
@@ -198,7 +196,6 @@ def test_an_image_model_given_a_wav_or_text_file_says_it_takes_images(exported, 
         assert not done.stdout
 
 
-@pytest.mark.core
 def test_a_text_model_warns_about_a_file_and_reads_texts_from_one(tmp_path, monkeypatch, capsys):
     from keras_tl import cli
     from keras_tl.exporters import predict as predict_module
@@ -234,7 +231,6 @@ def test_a_text_model_warns_about_a_file_and_reads_texts_from_one(tmp_path, monk
 
 
 # -- every unreadable training image named at once ------------------------------
-@pytest.mark.core
 def test_every_unreadable_image_of_a_class_folder_is_named_at_once(image_folder):
     from keras_tl.data.image_sources import FileSource
     from keras_tl.errors import DataError

@@ -16,7 +16,6 @@ from keras_tl.training import checkpoint, loop
 from tests.helpers import colour_arrays, tiny_backbone, weights_of
 
 
-
 def _finetune(data, folder, stages=None, **kwargs):
     options = dict(backbone=tiny_backbone(size=kwargs.pop("size", 16)), batch_size=8,
                    output_dir=str(folder), verbose=0, patience=0,
@@ -168,7 +167,6 @@ def test_altered_weights_are_refused_on_resume(tmp_path, monkeypatch):
         _finetune((x, y), run, stages=stages, class_names=names, cache_features=False)
 
 
-@pytest.mark.core
 def test_a_truncated_weights_file_is_named(tmp_path):
     (x, y), names = _arrays()
     run = tmp_path / "run"
@@ -180,7 +178,6 @@ def test_a_truncated_weights_file_is_named(tmp_path):
         _finetune((x, y), run, class_names=names)
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("content", ["{not json", "{}", "[]", '{"format": 2}'])
 def test_a_garbage_state_file_is_named(tmp_path, content):
     (x, y), names = _arrays()
@@ -210,7 +207,6 @@ def test_a_nan_loss_stops_with_training_error_keeping_the_last_good_checkpoint(t
     assert all(np.isfinite(w).all() for w in prepared.model.get_weights())
 
 
-@pytest.mark.core
 def test_zero_epochs_in_every_stage_warns(tmp_path):
     (x, y), names = _arrays()
     with pytest.warns(UserWarning, match="0 epochs"):
@@ -218,7 +214,6 @@ def test_zero_epochs_in_every_stage_warns(tmp_path):
                   class_names=names)
 
 
-@pytest.mark.core
 def test_validation_split_is_recorded_only_when_used(tmp_path):
     (x, y), names = _arrays()
     _finetune((x, y), tmp_path / "given", class_names=names,

@@ -14,8 +14,6 @@ from keras_tl.data.text import (
 )
 from tests.helpers import sentiment_texts, write_text_csv, write_text_folder
 
-pytestmark = pytest.mark.core
-
 
 def test_is_text_data_recognises_each_form(tmp_path):
     texts, labels = sentiment_texts(3)

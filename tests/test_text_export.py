@@ -207,7 +207,6 @@ def _review_texts(count):
     return texts
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("options", [{}, {"lowercase": True, "strip_accents": True},
                                      {"lowercase": False}])
 def test_wordpiece_reference_gives_keras_hubs_token_ids(options, tmp_path):
@@ -222,7 +221,6 @@ def test_wordpiece_reference_gives_keras_hubs_token_ids(options, tmp_path):
         assert not different, (name, different[:3])
 
 
-@pytest.mark.core
 def test_hugging_face_tokenizers_reads_the_written_vocabulary(tmp_path):
     """`tokenizers.BertWordPieceTokenizer` on vocab.txt with the config's
     settings gives keras_hub's ids on real reviews (docs/serving.md lists

@@ -20,8 +20,6 @@ from keras_tl.tasks.text_classifier import (
 from keras_tl.training.stages import Stage
 from tests.helpers import sentiment_texts, tiny_bert
 
-pytestmark = pytest.mark.core
-
 
 def _counts(model):
     return {row["block"]: (row["trainable"], row["non_trainable"])
@@ -38,6 +36,7 @@ def task(tiny_preset):
                              batch_size=8, seed=0)
 
 
+@pytest.mark.core
 def test_preset_folder_loads_encoder_and_tokenizer(tiny_preset):
     encoder = load_text_encoder(tiny_preset, sequence_length=16)
     assert encoder.model.name == "backbone"
@@ -48,6 +47,7 @@ def test_preset_folder_loads_encoder_and_tokenizer(tiny_preset):
     assert not is_text_backbone("resnet50")
 
 
+@pytest.mark.core
 def test_task_tokenizes_and_splits(task):
     assert task.class_names == ["negative", "positive"]
     assert task.info["modality"] == "text" and task.info["sequence_length"] == 16
@@ -59,6 +59,7 @@ def test_task_tokenizes_and_splits(task):
     assert task.model.get_layer("probabilities").units == 2
 
 
+@pytest.mark.core
 def test_freezing_counts_per_stage(tiny_preset):
     model = build_text_classifier(load_text_encoder(tiny_preset, 16), 3)
     backbone = get_backbone(model)
@@ -92,6 +93,7 @@ def test_freezing_counts_per_stage(tiny_preset):
         apply_text_stage(model, Stage("bad", unfreeze="block9"))
 
 
+@pytest.mark.core
 def test_lora_trains_only_adapters(tiny_preset):
     model = build_text_classifier(load_text_encoder(tiny_preset, 16), 2)
     rank = 2
@@ -114,6 +116,7 @@ def test_lora_trains_only_adapters(tiny_preset):
     assert _size(model.trainable_weights) == 34
 
 
+@pytest.mark.core
 def test_backbone_object_with_tokenizer_and_pooled_head():
     backbone, tokenizer = tiny_bert()
     encoder = load_text_encoder(backbone, sequence_length=8, tokenizer=tokenizer)
@@ -149,6 +152,7 @@ def test_training_then_raw_string_pipeline_roundtrip(task, tmp_path):
         pipeline.predict("one text")
 
 
+@pytest.mark.core
 def test_bad_encoder_folders(tmp_path):
     with pytest.raises(ValueError, match="no config.json"):
         load_text_encoder(str(tmp_path))
@@ -162,6 +166,7 @@ def test_bad_encoder_folders(tmp_path):
     assert not is_text_backbone(str(image))
 
 
+@pytest.mark.core
 def test_sequence_length_and_weights_checks(tiny_preset):
     with pytest.raises(ValueError, match="exceeds the encoder's maximum of 32"):
         load_text_encoder(tiny_preset, sequence_length=64)
@@ -171,6 +176,7 @@ def test_sequence_length_and_weights_checks(tiny_preset):
     assert encoder.weights == "None"
 
 
+@pytest.mark.core
 def test_default_encoder_is_found_offline():
     from keras_tl.backbones.text_encoders import default_text_encoder_path
 

@@ -16,8 +16,6 @@ from keras_tl.training import cache
 from tests.helpers import colour_arrays, tiny_backbone, weights_of
 from tests.helpers import sentiment_texts
 
-pytestmark = pytest.mark.core
-
 
 def _count_caching(monkeypatch):
     calls = []
@@ -31,6 +29,7 @@ def _count_caching(monkeypatch):
     return calls
 
 
+@pytest.mark.core
 def test_image_split_computes_what_the_model_computes():
     x, y, names = colour_arrays()
     prepared = get_task("image_classification").prepare(
@@ -43,6 +42,7 @@ def test_image_split_computes_what_the_model_computes():
     assert [layer.name for layer in head.layers if layer.weights] == ["probabilities"]
 
 
+@pytest.mark.core
 def test_features_stay_aligned_with_labels_of_a_shuffled_dataset():
     import keras
 
@@ -56,6 +56,7 @@ def test_features_stay_aligned_with_labels_of_a_shuffled_dataset():
     assert labels.tolist() != list(range(20)), "the dataset was shuffled"
 
 
+@pytest.mark.core
 def test_cached_head_stage_trains_the_shared_head_and_leaves_the_backbone(tmp_path, monkeypatch):
     calls = _count_caching(monkeypatch)
     x, y, names = colour_arrays(per_class=16)
@@ -80,6 +81,7 @@ def test_cached_head_stage_trains_the_shared_head_and_leaves_the_backbone(tmp_pa
     assert result.config["training"]["cache_features"] == "auto"
 
 
+@pytest.mark.core
 def test_cached_and_uncached_head_stages_learn_alike(tmp_path):
     x, y, names = colour_arrays(per_class=24)
     losses = []
@@ -116,6 +118,7 @@ def test_an_unfrozen_stage_is_never_cached(tmp_path, monkeypatch):
     assert calls == []
 
 
+@pytest.mark.core
 def test_a_partly_unfrozen_backbone_trains_on_its_cached_frozen_bottom(tmp_path, monkeypatch):
     calls = _count_caching(monkeypatch)
     x, y, names = colour_arrays(per_class=16)
@@ -138,6 +141,7 @@ def test_a_partly_unfrozen_backbone_trains_on_its_cached_frozen_bottom(tmp_path,
                                result.model.predict(images, verbose=0), atol=1e-5)
 
 
+@pytest.mark.core
 def test_text_head_is_cached_over_the_padding_mask(tiny_preset, tmp_path, monkeypatch):
     calls = _count_caching(monkeypatch)
     texts, labels = sentiment_texts(12)
@@ -201,6 +205,7 @@ def _feature_data():
     return model, data, cache.extract_features(model, data)[0]  # held in memory
 
 
+@pytest.mark.core
 def test_features_over_the_memory_budget_are_sharded_to_disk_and_read_back(tmp_path, monkeypatch):
     model, data, expected = _feature_data()
     monkeypatch.setattr(cache, "SHARD_BYTES", 28 * 16)  # 16 records of 5 floats and a label
@@ -228,6 +233,7 @@ def test_features_over_the_memory_budget_are_sharded_to_disk_and_read_back(tmp_p
     assert not any(folder.exists() for folder in folders), "the shards go with their dataset"
 
 
+@pytest.mark.core
 def test_float16_shards_halve_the_disk_size(tmp_path):
     model, data, expected = _feature_data()
     train, _, size = cache.cached_datasets(model, data, None, batch_size=50, memory_budget=0,
@@ -238,6 +244,7 @@ def test_float16_shards_halve_the_disk_size(tmp_path):
     np.testing.assert_allclose(x, expected[y], atol=1e-3)
 
 
+@pytest.mark.core
 def test_the_memory_budget_is_a_setting(monkeypatch):
     monkeypatch.setenv("KERAS_TL_CACHE_MEMORY", "0.5")
     half = cache.default_memory_budget()

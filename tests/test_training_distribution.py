@@ -105,7 +105,6 @@ def test_torch_is_refused_with_exit_2(tmp_path, image_folder):
     assert "distribute='data_parallel' is not supported with the torch backend" in done.stderr
 
 
-@pytest.mark.core
 def test_no_distribution_records_nothing_and_unknown_mode_is_refused(tmp_path):
     import keras_tl
     from keras_tl.errors import ConfigError

@@ -14,8 +14,6 @@ from keras_tl import cli
 from keras_tl.training.lr_finder import lr_sweep, suggest, valley
 from tests.helpers import colour_arrays, tiny_backbone
 
-pytestmark = pytest.mark.core
-
 
 def _linear_problem(random_labels=False):
     rng = np.random.default_rng(0)
@@ -32,6 +30,7 @@ def _linear_model():
     return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
 
 
+@pytest.mark.core
 def test_sweep_is_exponential_smoothed_stops_at_4x_and_restores_weights():
     model = _linear_model()
     before = [w.copy() for w in model.get_weights()]
@@ -52,12 +51,14 @@ def test_sweep_is_exponential_smoothed_stops_at_4x_and_restores_weights():
                                                  + len(losses) // 10] / 10)
 
 
+@pytest.mark.core
 def test_the_suggestion_of_a_learnable_problem_is_a_usable_rate():
     result = lr_sweep(_linear_model(), _linear_problem(), "sparse_categorical_crossentropy",
                       keras.optimizers.Adam, start_lr=1e-6, end_lr=10, num_steps=100)
     assert 1e-4 < result.suggestion < 1, result.suggestion
 
 
+@pytest.mark.core
 def test_the_first_loss_is_debiased_not_shrunk_by_the_moving_average():
     model = _linear_model()
     data = _linear_problem()
@@ -68,6 +69,7 @@ def test_the_first_loss_is_debiased_not_shrunk_by_the_moving_average():
     assert result.losses[0] == pytest.approx(first, rel=1e-4)  # not 0.02 * first
 
 
+@pytest.mark.core
 def test_valley_and_steep_on_a_known_curve():
     rates = list(np.geomspace(1e-6, 10, 71))
     # flat, then falling (steepest around 1e-3), then diverging
@@ -79,6 +81,7 @@ def test_valley_and_steep_on_a_known_curve():
     assert valley(losses) > 0
 
 
+@pytest.mark.core
 def test_find_learning_rate_writes_the_plot_and_prints_the_suggestion(tmp_path, capsys):
     x, y, names = colour_arrays()
     result = keras_tl.find_learning_rate((x, y), tiny_backbone(), class_names=names,
@@ -124,6 +127,7 @@ def test_auto_learning_rate_is_found_once_and_kept_on_resume(tmp_path, monkeypat
     assert sweeps == [1]
 
 
+@pytest.mark.core
 def test_cli_learning_rate_auto_reaches_the_stage():
     args = cli.build_parser().parse_args(["finetune", "data/", "--learning-rate", "auto",
                                           "--layer-decay", "0.8"])

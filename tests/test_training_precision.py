@@ -42,7 +42,6 @@ def test_mixed_bfloat16_keeps_the_output_float32_and_frozen_bn_frozen(tmp_path):
     assert config["training"]["precision"] == "mixed_bfloat16"
 
 
-@pytest.mark.core
 def test_a_named_backbone_is_built_under_the_policy(tmp_path):
     x, y, names = colour_arrays(size=32)
     result = keras_tl.finetune((x, y), "mobilenet_v2", weights=None, image_size=32,

@@ -15,8 +15,6 @@ from keras_tl.tasks import get_task
 from keras_tl.training.optimizers import backbone_groups, build_optimizer, rate_multipliers
 from tests.helpers import colour_arrays, tiny_backbone, weights_of
 
-pytestmark = pytest.mark.core
-
 
 def _prepared():
     x, y, names = colour_arrays()
@@ -36,6 +34,7 @@ def _first_adam_step(model, stage):
     return {id(v): np.abs(np.array(v) - before[id(v)]) for v in model.trainable_variables}
 
 
+@pytest.mark.core
 def test_first_adam_step_of_a_bottom_block_is_decay_to_the_k_of_the_top_one():
     prepared = _prepared()
     model = prepared.model
@@ -55,6 +54,7 @@ def test_first_adam_step_of_a_bottom_block_is_decay_to_the_k_of_the_top_one():
     assert typical(bottom) / typical(top) == pytest.approx(0.5, rel=1e-3)
 
 
+@pytest.mark.core
 def test_lr_multipliers_scale_named_blocks_and_the_head():
     prepared = _prepared()
     model = prepared.model
@@ -71,6 +71,7 @@ def test_lr_multipliers_scale_named_blocks_and_the_head():
         pytest.approx(2e-2, rel=1e-3)
 
 
+@pytest.mark.core
 def test_blocks_come_from_block_names_and_multipliers_compose():
     prepared = _prepared()
     groups = backbone_groups(prepared.model)
@@ -80,6 +81,7 @@ def test_blocks_come_from_block_names_and_multipliers_compose():
     assert factors[id(kernel)] == pytest.approx(1.5)
 
 
+@pytest.mark.core
 def test_adamw_and_sgd_are_built_and_weight_decay_needs_adamw():
     assert type(build_optimizer("adamw", 1e-3, 0.05)).__name__ == "AdamW"
     assert float(build_optimizer("adamw", 1e-3, 0.05).weight_decay) == pytest.approx(0.05)
@@ -88,6 +90,7 @@ def test_adamw_and_sgd_are_built_and_weight_decay_needs_adamw():
         build_optimizer("adam", 1e-3, 0.01)
 
 
+@pytest.mark.core
 def test_adamw_weight_decay_is_scaled_with_each_variable_rate():
     """Decoupled decay is lr * weight_decay, so a block at half the rate
     decays half as fast (zero gradients: the step is the decay alone)."""
@@ -127,6 +130,7 @@ def test_optimizer_label_smoothing_and_callbacks_reach_every_stage(tmp_path):
                                result.model.predict(x[:2], verbose=0), atol=1e-6)
 
 
+@pytest.mark.core
 def test_label_smoothing_raises_the_training_loss_of_a_confident_model():
     task = get_task("image_classification")
     assert task.training_compile_options(0.0)["loss"] == "sparse_categorical_crossentropy"
@@ -159,6 +163,7 @@ def test_every_stage_is_checked_before_the_head_trains(tmp_path, bad_stage, mess
                       output_dir=run, verbose=0)
 
 
+@pytest.mark.core
 def test_stage_checks_leave_trainable_flags_as_they_were():
     from keras_tl.training.loop import validate_stages
 
@@ -169,6 +174,7 @@ def test_stage_checks_leave_trainable_flags_as_they_were():
     assert [layer.trainable for layer in prepared.model._flatten_layers()] == before
 
 
+@pytest.mark.core
 def test_stage_arguments_are_checked_when_made():
     with pytest.raises(ConfigError, match="layer_decay must be in"):
         keras_tl.Stage("ft", layer_decay=1.5)
@@ -178,6 +184,7 @@ def test_stage_arguments_are_checked_when_made():
         keras_tl.Stage("ft", lr_multipliers={"block1": "x"})
 
 
+@pytest.mark.core
 def test_layer_decay_in_a_full_run_changes_bottom_blocks_less(tmp_path):
     x, y, names = colour_arrays()
 

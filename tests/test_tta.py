@@ -12,7 +12,7 @@ import pytest
 from keras_tl.errors import ConfigError
 from keras_tl.result import FinetuneResult
 
-core = pytest.mark.core  # backend-independent and cheap: also run under JAX and torch
+core = pytest.mark.core  # the outcome depends on the Keras backend: also run under JAX and torch
 
 SIZE = 8
 CLASSES = ["a", "b", "c", "d"]

