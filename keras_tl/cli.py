@@ -182,6 +182,10 @@ def build_parser():
     ex.add_argument("--root", default="saved_models", help="export root folder (default saved_models)")
     ex.add_argument("--formats", default=None,
                     help="comma-separated: saved_model, onnx, litert (default: every format the task supports)")
+    ex.add_argument("--converted", default=None, metavar="GRAPH",
+                    help="ONNX and LiteRT: convert another graph the task offers instead of its "
+                         "default, e.g. raw_anchors for a detector (every anchor's boxes and "
+                         "scores, no NMS)")
 
     pr = commands.add_parser("predict", help="predictions for images, texts or WAV files from an export")
     pr.add_argument("export_path", help="saved_models/NAME[/VERSION], a .onnx or a .tflite file "
@@ -507,7 +511,8 @@ def _export(args):
         formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     print(f"Exporting {args.run_dir} to {os.path.join(args.root, args.name)}: each format is "
           "written, then verified against the Keras model", file=sys.stderr, flush=True)
-    report = export(result, os.path.join(args.root, args.name), formats=formats, verbose=True)
+    report = export(result, os.path.join(args.root, args.name), formats=formats, verbose=True,
+                    converted=args.converted)
     print(report.summary())
     return 0
 
