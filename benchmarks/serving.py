@@ -10,8 +10,8 @@ temporary folder, then for each format measures:
   (`load_export(...).outputs`): single-image latency (p50, p99 over
   `--requests` requests after `--warmup` untimed ones) and throughput in
   images/s at batch 1 and batch 32;
-- over HTTP, `keras_tl.serving.rest.serve(...)` on a free port in this
-  process and client threads POSTing TF Serving `:predict` requests
+- over HTTP, `keras-tl serve --port 0` in a subprocess (only the served
+  model in it) and client threads here POSTing TF Serving `:predict` requests
   (`{"instances": [one 96x96x3 float image]}` to `serving_default`, a new
   connection per request): latency p50/p99 and requests/s with 1 and 4
   concurrent clients (LiteRT float32 is the file `keras-tl serve --format
@@ -32,6 +32,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -135,26 +136,39 @@ def http_client(port, path, body, count, times, errors):
         times.append(time.perf_counter() - start)
 
 
-def over_http(served, body, args):
-    """`keras-tl serve`'s REST API in this process: p50/p99 and requests/s per client count."""
-    from keras_tl.serving.rest import serve
+def start_server(version_dir, format):
+    """`keras-tl serve VERSION --port 0 --format FORMAT --name fashion` in a
+    subprocess; returns `(process, port)` once it listens."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_tl", "serve", version_dir, "--port", "0",
+         "--format", format, "--name", "fashion"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
+    for line in process.stdout:
+        found = re.search(r"predict\s+POST http://127\.0\.0\.1:(\d+)/", line)
+        if found:
+            return process, int(found.group(1))
+    process.wait()
+    raise RuntimeError(f"keras-tl serve --format {format} exited ({process.returncode}) "
+                       "before listening")
 
-    server = serve(served, "fashion", port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+
+def over_http(version_dir, format, body, args):
+    """`keras-tl serve` in its own process, clients in this one: p50/p99
+    and requests/s per client count."""
+    start = time.perf_counter()
+    process, port = start_server(version_dir, format)
+    report = dict(server_start_s=_round(time.perf_counter() - start, 1))
     path = "/v1/models/fashion:predict"
-    report = {}
     try:
         errors = []
-        http_client(server.port, path, body, args.warmup, [], errors)  # untimed warm-up
+        http_client(port, path, body, args.warmup, [], errors)  # untimed warm-up
         for clients in args.clients:
             per_client = max(1, args.http_requests // clients)
             times, threads = [], []
             start = time.perf_counter()
             for _ in range(clients):
                 threads.append(threading.Thread(
-                    target=http_client,
-                    args=(server.port, path, body, per_client, times, errors)))
+                    target=http_client, args=(port, path, body, per_client, times, errors)))
                 threads[-1].start()
             for t in threads:
                 t.join()
@@ -166,8 +180,9 @@ def over_http(served, body, args):
             report["errors"] = errors[:3]
             report["error_count"] = len(errors)
     finally:
-        server.shutdown()
-        server.server_close()
+        process.terminate()
+        process.wait(timeout=30)
+        process.stdout.close()
     return report
 
 
@@ -288,7 +303,6 @@ def main():
     import keras_tl
     from keras_tl.datasets.fashion_mnist import load_fashion_mnist_sample
     from keras_tl.exporters.predict import load_export
-    from keras_tl.serving.models import open_model
 
     wall_start = time.perf_counter()
     args.backbone = args.backbone or keras_tl.tasks.get_task("image_classification").default_backbone
@@ -324,9 +338,7 @@ def main():
             if name not in formats:
                 continue
             print(f"over HTTP: {name}", flush=True)
-            served = open_model(version_dir, format=SERVED[name])
-            formats[name]["http"] = over_http(served, body, args)
-            del served
+            formats[name]["http"] = over_http(version_dir, SERVED[name], body, args)
 
         print("first request, fresh processes", flush=True)
         first = first_requests(version_dir, images, args)
@@ -352,8 +364,8 @@ def main():
         http_requests=args.http_requests, clients=args.clients,
         http_request=("POST /v1/models/fashion:predict, {\"instances\": [one "
                       f"{'x'.join(map(str, info['input_size']))}x3 float image]}}, "
-                      f"{len(body)} bytes, a new connection per request; server and clients "
-                      "in one process"),
+                      f"{len(body)} bytes, a new connection per request; keras-tl serve in its "
+                      "own process, clients threads of the benchmark's"),
         first_request_repeats=args.first_request_repeats, model_bytes=sizes)
     summary = {name: dict(
         p50_ms=entry["in_process"]["latency_batch_1"]["p50_ms"],
