@@ -175,7 +175,7 @@ def over_http(version_dir, format, body, args):
             wall = time.perf_counter() - start
             report[f"clients_{clients}"] = dict(
                 summarize(times), requests_per_s=_round(len(times) / wall, 1),
-                wall_s=_round(wall))
+                wall_s=_round(wall), over_200ms=sum(t > 0.2 for t in times))
         if errors:
             report["errors"] = errors[:3]
             report["error_count"] = len(errors)
@@ -365,7 +365,7 @@ def main():
         http_request=("POST /v1/models/fashion:predict, {\"instances\": [one "
                       f"{'x'.join(map(str, info['input_size']))}x3 float image]}}, "
                       f"{len(body)} bytes, a new connection per request; keras-tl serve in its "
-                      "own process, clients threads of the benchmark's"),
+                      "own process, client threads in the benchmark's"),
         first_request_repeats=args.first_request_repeats, model_bytes=sizes)
     summary = {name: dict(
         p50_ms=entry["in_process"]["latency_batch_1"]["p50_ms"],
