@@ -31,12 +31,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m slow tests
 
-# Numbers go to benchmarks/results/*.json; export fidelity uses the demo's model;
+# Numbers go to benchmarks/results/*.json; export fidelity and serving use the demo's model;
 # vs_hand_keras: keras_tl's default against the job written by hand, cached warm-up.
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	test -f runs/fashion_mnist_demo/two_stage/model.keras || $(MAKE) demo
 	$(BIN)/python benchmarks/export_fidelity.py
+	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/vs_hand_keras.py
 
 clean:
