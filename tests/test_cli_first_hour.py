@@ -171,6 +171,20 @@ def test_a_missing_data_folder_is_reported_about_as_fast_as_python_starts(tmp_pa
     assert answered < 10 * bare, (answered, bare)
 
 
+def test_a_mistyped_backbone_is_reported_about_as_fast_as_python_starts(tmp_path):
+    from tests.helpers import fastest
+
+    photos = tmp_path / "photos"
+    (photos / "cats").mkdir(parents=True)
+    bare, _ = fastest([sys.executable, "-c", "pass"])
+    answered, done = fastest([KERAS_TL, "finetune", str(photos), "--backbone", "mobilenetv9"])
+    line = _one_error_line(done, "finetune")
+    assert "Unknown backbone 'mobilenetv9'. Did you mean: mobilenet, mobilenet_v2" in line, line
+    # before the backbone names were known without Keras: ~15-20 s, the missing
+    # data folder's bound
+    assert answered < 10 * bare, (answered, bare)
+
+
 # -- 5. one sentence for bad paths ------------------------------------------
 def test_an_output_that_is_a_file_is_one_sentence(image_folder, tmp_path):
     taken = tmp_path / "notes.txt"
