@@ -57,7 +57,8 @@ _PUBLIC = {
 # modules that register keras_tl's serializable Keras objects, by the
 # package they need imported first
 _SERIALIZABLES = {
-    "keras": ("keras_tl.layers", "keras_tl.backbones", "keras_tl.tasks.text_pipeline"),
+    "keras": ("keras_tl.layers", "keras_tl.backbones.speech_layers",
+              "keras_tl.tasks.text_pipeline"),
     "keras_hub": ("keras_tl.models.retinanet",),
 }
 

@@ -349,6 +349,7 @@ def _check(args):
     if args.command in ("finetune", "lr-find", "check"):
         _check_data_paths(args)
         _check_writable_folder("--output", args.output)
+        _check_backbone_name(args)
     if args.command == "check":
         _check_health_args(args)
     if args.command == "finetune" and args.export:
@@ -368,6 +369,17 @@ def _check(args):
             raise DataNotFoundError(f"--texts-from {args.texts_from}: no such file.")
     if args.command == "serve":
         _check_serve(args)
+
+
+def _check_backbone_name(args):
+    """A --backbone no loader could take (not registered, no preset, file or
+    folder): the registry's "Did you mean" error, the names read without Keras."""
+    backbone = getattr(args, "backbone", None)
+    if backbone is None:
+        return
+    from keras_tl.backbones.builder import check_backbone_name
+
+    check_backbone_name(backbone)  # any task: only names no task's loader takes
 
 
 def _check_health_args(args):

@@ -161,6 +161,21 @@ def test_keras_objects_register_when_a_keras_tl_module_imported_keras_first():
     assert done.stdout.split() == ["TextClassifierPipeline"], done.stdout + done.stderr[-2000:]
 
 
+def test_backbone_names_specs_and_the_listing_come_without_keras():
+    code = ("import contextlib, io, sys\n"
+            "import keras_tl.backbones\n"
+            "from keras_tl import cli, get_backbone_spec\n"
+            "spec = get_backbone_spec('efficientnet_lite0')\n"
+            "print(spec.modality, spec.input_size, spec.preprocessing.mean, sorted(spec.pretrained))\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert cli.main(['backbones']) == 0\n"
+            "print(sorted(m for m in ('keras', 'keras_hub', 'tensorflow') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.stdout.split("\n")[:2] == ["image (224, 224) 127.0 ['imagenet']", "[]"], \
+        done.stdout + done.stderr[-2000:]
+
+
 def test_a_missing_data_folder_is_reported_about_as_fast_as_python_starts(tmp_path):
     from tests.helpers import fastest
 
@@ -168,6 +183,20 @@ def test_a_missing_data_folder_is_reported_about_as_fast_as_python_starts(tmp_pa
     answered, done = fastest([KERAS_TL, "finetune", str(tmp_path / "nope")])
     assert "Data folder not found" in _one_error_line(done, "finetune")
     # TensorFlow's import alone is ~100x a bare start; before, this took 16-27 s
+    assert answered < 10 * bare, (answered, bare)
+
+
+def test_a_mistyped_backbone_is_reported_about_as_fast_as_python_starts(tmp_path):
+    from tests.helpers import fastest
+
+    photos = tmp_path / "photos"
+    (photos / "cats").mkdir(parents=True)
+    bare, _ = fastest([sys.executable, "-c", "pass"])
+    answered, done = fastest([KERAS_TL, "finetune", str(photos), "--backbone", "mobilenetv9"])
+    line = _one_error_line(done, "finetune")
+    assert "Unknown backbone 'mobilenetv9'. Did you mean: mobilenet, mobilenet_v2" in line, line
+    # before the backbone names were known without Keras: ~15-20 s, the missing
+    # data folder's bound
     assert answered < 10 * bare, (answered, bare)
 
 

@@ -18,14 +18,12 @@ import tempfile
 import warnings
 from typing import Callable, Optional, Tuple
 
-import keras
-import numpy as np
-
 from keras_tl.backbones._weights_file import FILE_SUFFIXES, weights_file_format
 from keras_tl.backbones.spec import PretrainedWeights
 from keras_tl.errors import BackboneError, ConfigError
-from keras_tl.weights.porting import port_state_dict
-from keras_tl.weights.torch_state_dict import load_torch_state_dict, sha256_file
+
+# Keras, NumPy and keras_tl.weights are imported where weights are loaded:
+# declaring a checkpoint (a spec's `pretrained` and `ports`) costs none.
 
 # Bump when a port changes what ends up in the Keras variables, or when older
 # caches may be wrong (2: those written before hostile checkpoints were refused).
@@ -172,6 +170,9 @@ def load_torch_weights(model, checkpoint, mapping, skip=(), tag=None):
     ...
     keras_tl.errors.ConfigError: A PyTorch checkpoint is a torch weights tag or the path of a ... file; got '/no/such/file.onnx'.
     """
+    from keras_tl.weights.porting import port_state_dict
+    from keras_tl.weights.torch_state_dict import load_torch_state_dict, sha256_file
+
     if isinstance(checkpoint, PretrainedWeights) and checkpoint.format == "torch":
         path, digest = None, checkpoint.sha256
     elif isinstance(checkpoint, (str, os.PathLike)) and weights_file_format(checkpoint) == "torch":
@@ -214,6 +215,9 @@ def _locate(source):
 
 def _non_finite_weight(model):
     """The path of the first variable of `model` holding NaN or Inf, or None."""
+    import keras
+    import numpy as np
+
     for variable in model.weights:
         values = keras.ops.convert_to_numpy(variable)
         if values.dtype.kind in "fc" and not np.isfinite(values).all():

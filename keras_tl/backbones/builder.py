@@ -40,20 +40,19 @@ import json
 import os
 from typing import Optional
 
-import keras
-
 from keras_tl.backbones._weights_file import (
     describe_formats,
     load_weights_checked,
     weights_file_format,
 )
 from keras_tl.backbones.keras_hub_presets import preset_spec
-from keras_tl.backbones.registry import get_backbone_spec
+from keras_tl.backbones.registry import BACKBONES, get_backbone_spec
 from keras_tl.backbones.spec import BackboneSpec, LoadedBackbone, Preprocessing, PretrainedWeights
 from keras_tl.errors import BackboneError, ConfigError, KerasTLError
-from keras_tl.freezing import BACKBONE_LAYER
-from keras_tl.layers import PixelNormalization
 from keras_tl.registry import Registry
+
+# Keras, and the keras_tl modules that import it, are imported by the
+# functions that build: the names and specs of the backbones cost no Keras.
 
 RUN_FILE = "run.json"  # what makes a folder a finished keras_tl run
 RUN_MODEL_FILE = "model.keras"
@@ -124,6 +123,8 @@ def _load(backbone, weights, size, preprocessing, tokenizer, modality):
     trained = _trained_classifier(backbone)
     if trained is not None:
         return from_trained_classifier(*trained, size)
+    import keras
+
     for name in SOURCES:
         source = SOURCES.get(name)
         if source.accepts(backbone, modality):
@@ -141,6 +142,34 @@ def _load(backbone, weights, size, preprocessing, tokenizer, modality):
     resolved = resolve_weights(spec, weights)
     spec = spec.for_weights(resolved.tag)  # the preprocessing and input size of those weights
     return build_backbone(spec, resolved, _check_input_size(spec, size))
+
+
+def check_backbone_name(backbone, modality=None):
+    """Refuses, without importing Keras, a string `backbone` that
+    `load_backbone(backbone, modality=modality)` could only refuse: no
+    registered name, no file, folder or `scheme://` handle, and nothing a
+    source (`SOURCES`) may load, such as a keras_hub text preset. Raises the
+    registry's `BackboneError` naming the closest names; whatever else
+    passes, for the loaders to judge.
+
+    Example:
+    >>> check_backbone_name("MobileNet-V2"), check_backbone_name("bert_tiny_en_uncased")
+    (None, None)
+    >>> check_backbone_name("mobilenetv9")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    keras_tl.errors.BackboneError: Unknown backbone 'mobilenetv9'. Did you mean: mobilenet, ...
+    """
+    if not isinstance(backbone, str) or backbone in BACKBONES:
+        return None
+    if "://" in backbone or os.path.exists(backbone):
+        return None  # a preset handle, a run, a folder or a file: their loaders tell
+    for name in SOURCES:
+        may_accept = getattr(SOURCES.get(name), "may_accept", None)
+        if may_accept is None or may_accept(backbone, modality):
+            return None  # a source that cannot tell without loading, or may load it
+    get_backbone_spec(backbone)  # raises the registry's "Unknown backbone" error
+    return None
 
 
 def _describe(backbone):
@@ -411,6 +440,10 @@ def _trained_classifier(backbone):
     image classifier (a run folder, a `.keras` file or the model), else
     `None`. A run folder is read here, not through `FinetuneResult`: the
     backbones sit below the run."""
+    import keras
+
+    from keras_tl.freezing import BACKBONE_LAYER
+
     if isinstance(backbone, str):
         model_file, run_file = backbone, os.path.join(os.path.dirname(backbone), RUN_FILE)
         if os.path.isfile(os.path.join(backbone, RUN_FILE)):
@@ -447,6 +480,9 @@ def from_trained_classifier(model, info, source, size=None):
     >>> trained.spec.name, trained.input_size, trained.spec.preprocessing.mean
     ('mobilenet_v2', (32, 32), 127.5)
     """
+    from keras_tl.freezing import BACKBONE_LAYER
+    from keras_tl.layers import PixelNormalization
+
     if info.get("modality", "image") != "image" or len(model.inputs) != 1:
         raise BackboneError(
             f"Only image classifiers can be the start of another run; {source} is a "
@@ -479,6 +515,10 @@ def from_trained_classifier(model, info, source, size=None):
 def _normalises_itself(model):
     """Whether the model's first layers scale its input (keras.applications
     models built with their preprocessing, or a `Rescaling` first layer)."""
+    import keras
+
+    from keras_tl.layers import PixelNormalization
+
     scalers = (keras.layers.Rescaling, keras.layers.Normalization, PixelNormalization)
     first = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)][:3]
     return any(isinstance(layer, scalers) for layer in first)

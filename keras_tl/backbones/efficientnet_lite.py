@@ -14,14 +14,14 @@ layer, not inside the backbone.
 
 import functools
 
-import keras
-
 from keras_tl import _compat
 from keras_tl.backbones import _torch_checkpoints as ckpts
 from keras_tl.backbones import builder
 from keras_tl.backbones.registry import register_backbone
 from keras_tl.backbones.spec import BackboneSpec, Preprocessing
 
+# Keras is imported by the functions that build models: registering the spec
+# (`import keras_tl.backbones`) costs none.
 PREPROCESSING = Preprocessing(mean=127.0, std=128.0)
 
 # (kernel, repeats, filters_in, filters_out, expand_ratio, strides): EfficientNet-B0.
@@ -80,6 +80,8 @@ def _blocks(variant):
 
 def _block(x, name, filters_in, filters_out, kernel_size, strides, expand_ratio, init):
     """keras.applications' EfficientNet block, without squeeze-excitation."""
+    import keras
+
     layers = keras.layers
     inputs = x
     filters = filters_in * expand_ratio
@@ -104,6 +106,8 @@ def _block(x, name, filters_in, filters_out, kernel_size, strides, expand_ratio,
 
 
 def _features(x, variant, pretrained):
+    import keras
+
     def init():
         # Weights about to be overwritten need no random init (slow under JAX);
         # a fresh initializer per layer, or same-shaped kernels come out equal.
@@ -149,12 +153,16 @@ def _check_variant(variant):
 
 
 def _input(variant, input_shape):
+    import keras
+
     size = VARIANTS[variant][0]
     return keras.Input(input_shape or (size, size, 3), name="input_layer")
 
 
 def _backbone_model(variant, input_shape=None, pretrained=False):
     """The feature extractor; `pretrained`: zeros, to be overwritten."""
+    import keras
+
     inputs = _input(variant, input_shape)
     return keras.Model(inputs, _features(inputs, variant, pretrained), name=variant)
 
@@ -162,6 +170,8 @@ def _backbone_model(variant, input_shape=None, pretrained=False):
 def _classifier_model(variant, input_shape=None, pretrained=False,
                       classifier_activation="softmax"):
     """The 1000-class classifier, preprocessing included."""
+    import keras
+
     inputs = _input(variant, input_shape)
     x = PREPROCESSING.layer()(inputs)
     x = _features(x, variant, pretrained)

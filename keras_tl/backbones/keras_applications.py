@@ -1,8 +1,7 @@
 """Every image model of `keras.applications`, registered by name, with its
 `"imagenet"` weights (which keras.applications downloads on first use) and
-its ImageNet classifier."""
-
-import keras
+its ImageNet classifier. Keras is imported by the builders: registering
+the names costs none."""
 
 from keras_tl.backbones.registry import register_backbone
 from keras_tl.backbones.spec import BackboneSpec, PretrainedWeights, Preprocessing
@@ -54,6 +53,8 @@ _TABLE = {
 
 def _builder(attribute):
     def build(weights, input_shape):
+        import keras
+
         constructor = getattr(keras.applications, attribute)
         return constructor(include_top=False, weights=weights, input_shape=input_shape)
 
@@ -62,6 +63,8 @@ def _builder(attribute):
 
 def _classifier(name, attribute, preprocessing):
     def build_classifier(weights="imagenet", input_shape=None, classifier_activation="softmax"):
+        import keras
+
         constructor = getattr(keras.applications, attribute)
         body = constructor(include_top=True, weights=weights, input_shape=input_shape,
                            classifier_activation=classifier_activation)

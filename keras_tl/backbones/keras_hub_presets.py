@@ -1,6 +1,8 @@
 """keras_hub image backbones, from a local preset folder or a remote handle."""
 
 import functools
+import glob
+import importlib.util
 import os
 
 from keras_tl.backbones.spec import BackboneSpec, PretrainedWeights, Preprocessing
@@ -74,3 +76,39 @@ def _preset_preprocessing(preset):
 
 def _plain(array):
     return float(array) if array.ndim == 0 else tuple(float(v) for v in array)
+
+
+def may_be_builtin_preset(name):
+    """Whether the installed keras_hub may know `name` as one of its
+    built-in presets (`keras_hub.models.Backbone.from_preset(name)`), told
+    without importing keras_hub (or Keras): `False` only when no preset
+    file of the installed keras_hub holds `name` as a string; `True` when
+    that cannot be told (keras_hub missing, or laid out otherwise).
+
+    Example:
+    >>> may_be_builtin_preset("bert_tiny_en_uncased"), may_be_builtin_preset("mobilenetv9")
+    (True, False)
+    """
+    texts = _builtin_preset_files()
+    if texts is None:
+        return True
+    return any(f'"{name}"' in text or f"'{name}'" in text for text in texts)
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin_preset_files():
+    """The text of keras_hub's `src/models/*/*_presets.py` files (read, not
+    imported), or `None` when there are none to read."""
+    spec = importlib.util.find_spec("keras_hub")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = list(spec.submodule_search_locations)[0]
+    paths = sorted(glob.glob(os.path.join(root, "src", "models", "*", "*_presets.py")))
+    texts = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                texts.append(f.read())
+        except OSError:
+            return None
+    return tuple(texts) or None

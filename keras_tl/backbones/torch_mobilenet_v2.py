@@ -13,13 +13,13 @@ block named `block_0_*`, so `unfreeze_backbone(model, "block_13")` works.
 
 import functools
 
-import keras
-
 from keras_tl.backbones import _torch_checkpoints as ckpts
 from keras_tl.backbones import builder
 from keras_tl.backbones.registry import register_backbone
 from keras_tl.backbones.spec import BackboneSpec, Preprocessing
 
+# Keras is imported by the functions that build models: registering the spec
+# (`import keras_tl.backbones`) costs none.
 NAME = "mobilenet_v2_torch"
 PREPROCESSING = Preprocessing.from_mode("torch")
 CHECKPOINT = ckpts.PackagedCheckpoint(
@@ -46,10 +46,14 @@ def _blocks():
 
 
 def _bn(x, name):
+    import keras
+
     return keras.layers.BatchNormalization(epsilon=_EPSILON, momentum=_MOMENTUM, name=name)(x)
 
 
 def _features(x, pretrained):
+    import keras
+
     # Weights about to be overwritten need no random init (slow under JAX).
     init = "zeros" if pretrained else "glorot_uniform"
     layers = keras.layers
@@ -102,12 +106,16 @@ def _mapping(include_top):
 
 def _backbone_model(input_shape=None, pretrained=False):
     """The feature extractor; `pretrained`: zeros, to be overwritten."""
+    import keras
+
     inputs = keras.Input(input_shape or (224, 224, 3), name="input_layer")
     return keras.Model(inputs, _features(inputs, pretrained), name=NAME)
 
 
 def _classifier_model(input_shape=None, pretrained=False, classifier_activation="softmax"):
     """The 1000-class classifier, preprocessing included."""
+    import keras
+
     inputs = keras.Input(input_shape or (224, 224, 3), name="input_layer")
     x = PREPROCESSING.layer()(inputs)
     x = _features(x, pretrained)
