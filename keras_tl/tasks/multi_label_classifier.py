@@ -40,7 +40,7 @@ import numpy as np
 from keras_tl.data.multi_label import label_matrix, multi_label_csv_path
 from keras_tl.errors import ConfigError, DataError
 from keras_tl.evaluation.multi_label import (DEFAULT_THRESHOLD, MIN_POSITIVES, choose_thresholds,
-                                             labels_above, multi_label_metrics)
+                                             multi_label_metrics)
 from keras_tl.export_spec import ConvertedGraph, ExportSpec, QualityCheck, named_outputs
 from keras_tl.tasks.base import Task
 from keras_tl.tasks.classification import OUTPUT_NAME
@@ -394,12 +394,16 @@ class MultiLabelImageClassification(Task):
         """
         if isinstance(outputs, dict):
             outputs = outputs[OUTPUT_NAME]
-        probabilities = np.asarray(outputs, dtype="float32")
-        thresholds = thresholds_of(info, len(class_names))
-        above = labels_above(probabilities, thresholds, list(class_names))
-        return [{"labels": labels,
-                 "probabilities": {str(name): float(p) for name, p in zip(class_names, row)}}
-                for labels, row in zip(above, probabilities)]
+        probabilities = np.asarray(outputs)
+        # compared in float32, as the serving graph compares them
+        above = probabilities.astype("float32") >= thresholds_of(info, len(class_names))
+        predictions = []
+        for row, keep in zip(probabilities, above):
+            order = [i for i in np.argsort(-row, kind="stable") if keep[i]]
+            predictions.append({
+                "labels": [(str(class_names[i]), float(row[i])) for i in order],
+                "probabilities": {str(name): float(p) for name, p in zip(class_names, row)}})
+        return predictions
 
     # -- export -------------------------------------------------------------
     def output_contract(self, class_names):
