@@ -209,29 +209,50 @@ def test_finetune_records_thresholds_metrics_and_predicts_a_label_every_image_ha
     contract.assert_same_predictions(reloaded.predict(images), predictions, atol=1e-6)
 
 
-def _case():
-    images, targets = _tagged_images(16)
-    return contract.TaskCase(
-        TASK, data=lambda tmp_path: (images, targets), inputs=lambda tmp_path: images[::5],
-        options=dict(backbone=tiny_backbone(), class_names=NAMES),
-        formats=("saved_model", "onnx", "litert"))
+def _csv_case():
+    """The contract on a CSV of PNG files (as `keras-tl finetune tags.csv`
+    reads it), predicting from the files' paths (as a client sends them)."""
+    def data(tmp_path):
+        if not (tmp_path / "tags" / "labels.csv").exists():
+            _write_csv_data(tmp_path / "tags", count=16, columns=True)
+        return str(tmp_path / "tags" / "labels.csv")
+
+    def inputs(tmp_path):
+        return [str(tmp_path / "tags" / f"{i:02d}.png") for i in (0, 5, 10, 15)]
+
+    return contract.TaskCase(TASK, data=data, inputs=inputs,
+                             options=dict(backbone=tiny_backbone()),
+                             formats=("saved_model", "onnx", "litert"))
 
 
 @pytest.mark.slow
 def test_task_contract_and_exports_return_probabilities_and_labels(tmp_path):
-    """`run_task_test` (fit, reload, each format predicts what the run
-    does), then the SavedModel's signatures against the Keras model."""
+    """`run_task_test` on CSV data (fit, reload, each format predicts what
+    the run does, labels included: every export records the thresholds),
+    then the SavedModel's signatures against the Keras model."""
     import tensorflow as tf
 
-    case = _case()
+    from keras_tl.exporters import load_export
+
+    case = _csv_case()
     seconds = contract.run_task_test(case, tmp_path)
     assert list(seconds) == ["fit", "save_load", "saved_model", "onnx", "litert"]
     run = keras_tl.load(str(tmp_path / "run"))
-    folder = [p for p in (tmp_path / "export" / "saved_model").rglob("saved_model.pb")][0].parent
-    served = tf.saved_model.load(str(folder)).signatures["serving_default"]
-    images = case.inputs(tmp_path).astype("float32")
-    outputs = served(images=tf.constant(images))
+    assert run.class_names == NAMES and len(run.info["thresholds"]) == 3
+    exported = [path for pattern in ("saved_model.pb", "*.onnx", "*.tflite")
+                for path in (tmp_path / "export").rglob(pattern)]
+    assert len(exported) >= 3
+    for path in exported:
+        path = path.parent if path.name == "saved_model.pb" else path
+        assert load_export(str(path)).info["thresholds"] == run.info["thresholds"], path
+
+    folder = next((tmp_path / "export" / "saved_model").rglob("saved_model.pb")).parent
+    signatures = tf.saved_model.load(str(folder)).signatures
+    images = run.task_contract.prepare_inputs(case.inputs(tmp_path), run.info)
     probabilities = np.asarray(run.model.predict(images, verbose=0))
-    np.testing.assert_allclose(outputs["probabilities"].numpy(), probabilities, atol=1e-5)
     thresholds = np.float32(run.info["thresholds"])
-    np.testing.assert_array_equal(outputs["labels"].numpy(), probabilities >= thresholds)
+    files = [open(path, "rb").read() for path in case.inputs(tmp_path)]
+    for outputs in (signatures["serving_default"](images=tf.constant(images)),
+                    signatures["serving_bytes"](image_bytes=tf.constant(files))):
+        np.testing.assert_allclose(outputs["probabilities"].numpy(), probabilities, atol=1e-5)
+        np.testing.assert_array_equal(outputs["labels"].numpy(), probabilities >= thresholds)
