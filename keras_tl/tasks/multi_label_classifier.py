@@ -196,7 +196,7 @@ class MultiLabelImageClassification(Task):
         """
         if isinstance(data, (tuple, list)) and len(data) == 2:
             targets = data[1]
-            if not len(targets):
+            if not hasattr(targets, "__len__") or isinstance(targets, str) or not len(targets):
                 return False
             if _is_label_lists(targets):
                 return True
@@ -279,7 +279,8 @@ class MultiLabelImageClassification(Task):
             raise DataError(f"{count} example: a validation split needs at least 2.")
         held_out = min(max(int(round(count * fraction)), 1), count - 1)
         order = np.random.default_rng(seed).permutation(count)
-        return examples.subset(np.sort(order[held_out:])), examples.subset(np.sort(order[:held_out]))
+        train, validation = np.sort(order[held_out:]), np.sort(order[:held_out])
+        return examples.subset(train), examples.subset(validation)
 
     def build_model(self, loaded, class_names, train, dropout, **options):
         """The image classifier's model with `sigmoid_head`; `info` as
