@@ -174,9 +174,22 @@ class FinetuneRun:
                 temperature = calibration_lib.recorded_temperature(json.load(f))
         return calibration_lib.calibrate(self.prepared, temperature=temperature)
 
+    def fit_thresholds(self, metrics):
+        """For a task with the option `thresholds` (multi-label classifiers):
+        its per-class decision thresholds, chosen on the validation data
+        unless the option is off, go into the run's `info` (which predict
+        and the exports read), and `metrics` gets the scores at them
+        (`MultiLabelImageClassification.fit_thresholds`); other tasks'
+        `metrics` are returned as they are."""
+        if "thresholds" not in self.options:
+            return metrics
+        return self.task.fit_thresholds(self.prepared, metrics,
+                                        choose=bool(self.options["thresholds"]))
+
     def run(self):
         """Prepares, trains every stage (resuming from the run folder),
-        calibrates (classifiers), evaluates, saves the run folder and exports; returns the
+        calibrates (classifiers), evaluates, chooses decision thresholds
+        (multi-label classifiers), saves the run folder and exports; returns the
         `FinetuneResult`."""
         try:
             self.write_dir = self.output_dir if self.chief else self._worker_copy()
@@ -191,6 +204,7 @@ class FinetuneRun:
                 metrics = self.evaluate()
                 if calibration is not None:
                     metrics = calibration.add_to(metrics)
+                metrics = self.fit_thresholds(metrics)
         finally:
             if not self.chief:
                 shutil.rmtree(self.write_dir, ignore_errors=True)

@@ -65,8 +65,19 @@ def _detection_case(preset):
         formats=("saved_model", "onnx", "litert"))
 
 
+def _multi_label_case(preset):
+    x, y, names = colour_arrays(per_class=6, size=16)
+    targets = np.stack([y == 0, y != 1, np.ones_like(y)], axis=1).astype("uint8")  # 1-3 labels
+    return contract.TaskCase(
+        "multi_label_image_classification", data=lambda tmp_path: (x, targets),
+        inputs=lambda tmp_path: x[::5],
+        options=dict(backbone=tiny_backbone(), class_names=["red", "not_green", "any"]),
+        formats=("saved_model", "onnx", "litert"))
+
+
 CASES = {"image_classification": _image_case, "text_classification": _text_case,
-         "keyword_spotting": _keyword_case, "object_detection": _detection_case}
+         "keyword_spotting": _keyword_case, "object_detection": _detection_case,
+         "multi_label_image_classification": _multi_label_case}
 CORE_FORMAT = "saved_model"
 # its fit and SavedModel export take most of a minute each on a shared 2-core machine
 SLOW_EXPORTS = ("object_detection",)

@@ -17,13 +17,17 @@ from keras_tl.tasks.options import IMAGE_CLASSIFICATION
 DEFAULT_BACKBONE = "mobilenet_v2_torch"  # see benchmarks/results/default_backbone.json
 
 
-def build_image_classifier(loaded, num_classes, dropout=0.2, name="image_classifier"):
+def build_image_classifier(loaded, num_classes, dropout=0.2, name="image_classifier",
+                           head=classification_head):
     """Puts a classification head on a loaded backbone.
 
     Args:
         loaded: a `keras_tl.backbones.LoadedBackbone`.
         num_classes: number of classes (>= 2).
         dropout: dropout rate before the final dense layer.
+        head: `(features, num_classes, dropout) -> outputs`, the head
+            (default: `classification_head`'s softmax; a multi-label
+            classifier passes its sigmoid head).
 
     Example:
     >>> from keras_tl.backbones import load_backbone
@@ -41,7 +45,7 @@ def build_image_classifier(loaded, num_classes, dropout=0.2, name="image_classif
     backbone = loaded.model
     if backbone.name != BACKBONE_LAYER:
         backbone = keras.Model(backbone.input, backbone.output, name=BACKBONE_LAYER)
-    outputs = classification_head(backbone(x), num_classes, dropout)
+    outputs = head(backbone(x), num_classes, dropout)
     return keras.Model(inputs, outputs, name=name)
 
 

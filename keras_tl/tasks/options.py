@@ -83,17 +83,32 @@ _CALIBRATE = Option("calibrate", bool, True, "fit a softmax temperature on the v
                     "after training (temperature scaling; metrics.json records it and the "
                     "calibration error before and after)")
 
+_AUGMENT_IMAGES = Option("augment", bool, False, "random flips, rotation and zoom")
+_PREPROCESSING = Option("preprocessing", str, None, "with a keras.Model backbone: what it "
+                        "expects of 0-255 RGB pixels ('tf', 'torch', 'caffe' or a Preprocessing)",
+                        command_line=False)
+
 IMAGE_CLASSIFICATION = (
     _IMAGE_SIZE,
-    Option("augment", bool, False, "random flips, rotation and zoom"),
+    _AUGMENT_IMAGES,
     _SKIP_CORRUPT,
     Option("data_dir", str, None, "TensorFlow Datasets folder, for DATA 'tfds:NAME[:SPLIT]'"),
-    Option("preprocessing", str, None, "with a keras.Model backbone: what it expects of "
-           "0-255 RGB pixels ('tf', 'torch', 'caffe' or a Preprocessing)", command_line=False),
+    _PREPROCESSING,
     _CALIBRATE,
     Option("tta", bool, False, "also measure accuracy with test-time augmentation (the mean "
            "over each image and its horizontal flip) on the validation and test data; "
            "metrics.json records it as accuracy_tta"),
+)
+MULTI_LABEL_IMAGE_CLASSIFICATION = (
+    _IMAGE_SIZE,
+    _AUGMENT_IMAGES,
+    _SKIP_CORRUPT,
+    Option("file_column", str, "file", "multi-label CSV column of the image files"),
+    Option("labels_column", str, "labels", "multi-label CSV column of each image's labels, "
+           "separated by ';' (without it: one 0/1 column per class)"),
+    _PREPROCESSING,
+    Option("thresholds", bool, True, "choose each class's decision threshold on the validation "
+           "data (the F1-best; off: 0.5 for every class); run.json and metrics.json record them"),
 )
 KEYWORD_SPOTTING = (
     Option("clip_seconds", float, 1.0, "seconds every recording is padded or cropped to"),

@@ -69,7 +69,7 @@ def list_tasks():
 
     Example:
     >>> list_tasks()
-    ['object_detection', 'keyword_spotting', 'text_classification', 'image_classification']
+    ['object_detection', 'keyword_spotting', 'multi_label_image_classification', 'text_classification', 'image_classification']
     """
     return _ENTRIES.names()
 
@@ -175,6 +175,9 @@ register_task("object_detection", "keras_tl.tasks.object_detector:ObjectDetectio
               options=task_options.OBJECT_DETECTION)
 register_task("keyword_spotting", "keras_tl.tasks.keyword_spotter:KeywordSpotting",
               options=task_options.KEYWORD_SPOTTING)
+register_task("multi_label_image_classification",
+              "keras_tl.tasks.multi_label_classifier:MultiLabelImageClassification",
+              options=task_options.MULTI_LABEL_IMAGE_CLASSIFICATION)
 register_task("text_classification", "keras_tl.tasks.text_classifier:TextClassification",
               options=task_options.TEXT_CLASSIFICATION)
 register_task("image_classification", "keras_tl.tasks.image_classifier:ImageClassification",
