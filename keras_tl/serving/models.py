@@ -121,9 +121,9 @@ class ServedSignatures:
     Attributes: `path`, `format`, `version`, `metadata` (`keras_tl.json`),
     `signatures` (`{name: {"inputs": {key: {"dtype", "shape"}},
     "outputs": {...}}}`), `warmup_requests` and `warmup_seconds` (the
-    warm-up records `open_model` replayed, and how long they took). `run(signature, inputs)` takes and returns
-    `{key: numpy array}` (strings as bytes objects); bad inputs raise
-    `ServingError`.
+    warm-up records `open_model` replayed, and how long they took).
+    `run(signature, inputs)` takes and returns `{key: numpy array}`
+    (strings as bytes objects); bad inputs raise `ServingError`.
 
     Example:
     >>> ServedSignatures.dtype_of({"dtype": "string"})
