@@ -13,13 +13,14 @@ temporary folder, then for each format measures:
 - over HTTP, `keras-tl serve --port 0` in a subprocess (only the served
   model in it) and client threads here POSTing TF Serving `:predict` requests
   (`{"instances": [one 96x96x3 float image]}` to `serving_default`, a new
-  connection per request): latency p50/p99 and requests/s with 1 and 4
-  concurrent clients (LiteRT float32 is the file `keras-tl serve --format
-  litert` serves);
+  connection per request): the first request's latency, then latency
+  p50/p99 and requests/s with 1 and 4 concurrent clients (LiteRT float32 is
+  the file `keras-tl serve --format litert` serves), and the warm-up
+  requests the server says it replayed;
 - for the SavedModel, the first request's latency in a fresh process
   after loading the version, without and with replaying its
   `assets.extra/tf_serving_warmup_requests` first (what TF Serving does on
-  load; `keras-tl serve` does not replay it).
+  load, and `keras-tl serve` too: `keras_tl.serving.warmup.replay_warmup`).
 
 Ratios against the SavedModel are reported beside the numbers: the
 machine is shared, so they carry better than the absolute times. Writes
@@ -138,15 +139,21 @@ def http_client(port, path, body, count, times, errors):
 
 def start_server(version_dir, format):
     """`keras-tl serve VERSION --port 0 --format FORMAT --name fashion` in a
-    subprocess; returns `(process, port)` once it listens."""
+    subprocess; returns `(process, port, warm-up requests it replayed)`
+    once it listens."""
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_tl", "serve", version_dir, "--port", "0",
          "--format", format, "--name", "fashion"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
+    port = None
     for line in process.stdout:
         found = re.search(r"predict\s+POST http://127\.0\.0\.1:(\d+)/", line)
-        if found:
-            return process, int(found.group(1))
+        port = int(found.group(1)) if found else port
+        warmup = re.search(r"warm-up\s+(\d+|none)", line)
+        if port is not None and warmup:
+            return process, port, int(warmup.group(1)) if warmup.group(1) != "none" else 0
+        if port is not None and "Ctrl+C" in line:  # a keras-tl serve printing no warm-up line
+            return process, port, None
     process.wait()
     raise RuntimeError(f"keras-tl serve --format {format} exited ({process.returncode}) "
                        "before listening")
@@ -156,11 +163,14 @@ def over_http(version_dir, format, body, args):
     """`keras-tl serve` in its own process, clients in this one: p50/p99
     and requests/s per client count."""
     start = time.perf_counter()
-    process, port = start_server(version_dir, format)
-    report = dict(server_start_s=_round(time.perf_counter() - start, 1))
+    process, port, replayed = start_server(version_dir, format)
+    report = dict(server_start_s=_round(time.perf_counter() - start, 1),
+                  server_warmup_requests=replayed)
     path = "/v1/models/fashion:predict"
     try:
-        errors = []
+        errors, first = [], []
+        http_client(port, path, body, 1, first, errors)  # the server's first request
+        report["first_request_ms"] = _round(first[0] * 1000)
         http_client(port, path, body, args.warmup, [], errors)  # untimed warm-up
         for clients in args.clients:
             per_client = max(1, args.http_requests // clients)
@@ -186,29 +196,12 @@ def over_http(version_dir, format, body, args):
     return report
 
 
-def replay_warmup(served, version_dir):
-    """Runs every request of the version's TF Serving warm-up file (as TF
-    Serving does on load); returns how many."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    from keras_tl.exporters.tf_serving import WARMUP_FILE
-
-    count = 0
-    for record in tf.data.TFRecordDataset(os.path.join(version_dir, WARMUP_FILE)):
-        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        request = log.predict_log.request
-        inputs = {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
-        served.run(request.model_spec.signature_name or "serving_default", inputs)
-        count += 1
-    return count
-
-
 def first_request(version_dir, images_file, warmup):
     """In this (fresh) process: load the SavedModel as `keras-tl serve`
-    does, replay the warm-up file if `warmup`, then time one batch-1
-    request. Prints a JSON line."""
+    does, replay the warm-up file if `warmup` (as `keras-tl serve` does),
+    then time one batch-1 request. Prints a JSON line."""
     from keras_tl.serving.models import SavedModelSignatures
+    from keras_tl.serving.warmup import replay_warmup
 
     start = time.perf_counter()
     served = SavedModelSignatures(version_dir)
@@ -216,7 +209,7 @@ def first_request(version_dir, images_file, warmup):
     replayed, replay_s = 0, 0.0
     if warmup:
         start = time.perf_counter()
-        replayed = replay_warmup(served, version_dir)
+        replayed = replay_warmup(served)
         replay_s = time.perf_counter() - start
     images = np.load(images_file)
     times = []
@@ -373,8 +366,11 @@ def main():
         **{f"images_per_s_batch_{s}": entry["in_process"].get(f"images_per_s_batch_{s}")
            for s in args.batch_sizes},
         **({f"http_{c}_clients": {k: entry["http"][f"clients_{c}"][k]
-                                  for k in ("p50_ms", "p99_ms", "requests_per_s")}
-            for c in args.clients} if "http" in entry else {}))
+                                  for k in ("p50_ms", "p99_ms", "requests_per_s", "over_200ms")}
+            for c in args.clients} if "http" in entry else {}),
+        **({"http_first_request_ms": entry["http"]["first_request_ms"],
+            "http_server_warmup_requests": entry["http"]["server_warmup_requests"]}
+           if "http" in entry else {}))
         for name, entry in formats.items()}
     summary["ratios_to_saved_model"] = comparisons
     if "with_warmup" in first:

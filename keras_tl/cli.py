@@ -545,18 +545,22 @@ def _predict(args):
 def _serve(args):
     from keras_tl.serving.models import model_name_of, open_model
     from keras_tl.serving.rest import serve
+    from keras_tl.serving.warmup import WARMUP_FILE, warmup_file
 
-    served = open_model(args.export_path, format=args.format)
+    served = open_model(args.export_path, format=args.format)  # warm-up file replayed
     name = args.name or model_name_of(args.export_path)
     server = serve(served, name, host=args.host, port=args.port,
                    max_request_bytes=int(args.max_request_mb * 1024 * 1024))
     host = f"[{args.host}]" if ":" in args.host else args.host
     base = f"http://{host}:{server.port}"
+    warmup = (f"{served.warmup_requests} requests of {WARMUP_FILE} replayed "
+              f"({served.warmup_seconds:.1f} s)" if warmup_file(served) else
+              f"none (no {WARMUP_FILE} beside the model)")
     print(f"Serving {served.path} ({served.format}, version {served.version}) as {name!r}:\n"
           f"  page     {base}/\n"
           f"  predict  POST {base}/v1/models/{name}:predict\n"
           f"  status   GET  {base}/v1/models/{name}   metadata: GET {base}/v1/models/{name}"
-          "/metadata\n(Ctrl+C stops)", flush=True)
+          f"/metadata\n  warm-up  {warmup}\n(Ctrl+C stops)", flush=True)
     try:
         server.serve_forever()
     finally:

@@ -498,3 +498,116 @@ def test_detector_boxes_agree_across_formats(detector_export):  # noqa: F811
         np.testing.assert_allclose(got["scores"][:k], reference["scores"][:k], atol=1e-4)
         # boxes in pixels of the 96 x 48 photo as given, not the model's 64 x 64
         np.testing.assert_allclose(got["boxes"][:k], reference["boxes"][:k], atol=0.05)
+
+
+# -- warm-up and garbage collection at load -------------------------------------
+@pytest.mark.parametrize("format", FORMATS)
+def test_open_model_replays_the_warmup_file_through_every_format(image_export, format):
+    from keras_tl.serving.models import open_model
+    from keras_tl.serving.warmup import warm_up
+
+    folder = os.path.dirname(image_export.path)
+    # serving_default and serving_bytes, each at batch 1 and 8 (the verification images)
+    served = open_model(folder, format=format)
+    assert served.warmup_requests == 4 and served.warmup_seconds > 0
+    cold = open_model(folder, format=format, warmup=False)
+    assert cold.warmup_requests == 0
+    calls = []
+    run = cold.run
+    cold.run = lambda signature, inputs: calls.append(
+        (signature, {k: np.shape(v) for k, v in inputs.items()})) or run(signature, inputs)
+    assert warm_up(cold).warmup_requests == 4
+    assert calls == [("serving_default", {"images": (1, SIZE, SIZE, 3)}),
+                     ("serving_default", {"images": (8, SIZE, SIZE, 3)}),
+                     ("serving_bytes", {"image_bytes": (1,)}),
+                     ("serving_bytes", {"image_bytes": (8,)})]
+
+
+def test_warmup_records_parse_as_tensorflow_serving_api_parses_them(image_export):
+    tf = pytest.importorskip("tensorflow")
+    prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
+    from keras_tl.exporters.tf_serving import WARMUP_FILE
+    from keras_tl.serving.warmup import read_warmup_requests
+
+    path = os.path.join(image_export.path, WARMUP_FILE)
+    expected = []
+    for record in tf.data.TFRecordDataset(path):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        expected.append((request.model_spec.signature_name,
+                         {k: tf.make_ndarray(v) for k, v in request.inputs.items()}))
+    got = read_warmup_requests(path)
+    assert [s for s, _ in got] == [s for s, _ in expected]
+    for (_, mine), (_, theirs) in zip(got, expected):
+        assert set(mine) == set(theirs)
+        for key in mine:
+            assert mine[key].dtype == theirs[key].dtype and mine[key].shape == theirs[key].shape
+            assert (mine[key] == theirs[key]).all()
+
+
+def test_warmup_skips_unserved_signatures_and_fails_the_load_on_a_bad_request(tmp_path):
+    from keras_tl.errors import ExportError, ServingError
+    from keras_tl.exporters.tf_serving import WARMUP_FILE, prediction_log
+    from keras_tl.serving.models import ServedSignatures
+    from keras_tl.serving.warmup import replay_warmup
+
+    tf = pytest.importorskip("tensorflow")
+    path = tmp_path / WARMUP_FILE
+    path.parent.mkdir()
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(prediction_log("m", "serving_default", {"x": np.ones((2, 3), "float32")}))
+        writer.write(prediction_log("m", "serving_multi", {"a": [1], "b": [2]}))
+        writer.write(prediction_log("m", "serving_default", {"x": np.array([b"bad"], object)}))
+
+    class Served(ServedSignatures):
+        signatures = {"serving_default": {"inputs": {"x": {}}, "outputs": {}}}
+
+        def __init__(self):
+            self.path, self.seen = str(tmp_path), []
+
+        def run(self, signature, inputs):
+            if inputs["x"].dtype == object:
+                raise ServingError("x takes numbers")
+            self.seen.append(inputs["x"].tolist())
+            return {}
+
+    served = Served()
+    with pytest.raises(ExportError, match="Warm-up request 2 .*x takes numbers"):
+        replay_warmup(served)
+    assert served.seen == [[[1.0] * 3] * 2]  # serving_multi: not served here, skipped
+    empty = Served()
+    empty.path = str(tmp_path / "elsewhere" / "model.onnx")
+    assert replay_warmup(empty) == 0  # a file copied without its version folder
+
+
+def test_serve_freezes_the_loaded_objects_out_of_gc(image_export):
+    import gc
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    server = Server(os.path.dirname(image_export.path), format="litert")
+    try:
+        assert gc.get_freeze_count() > 0
+        assert server.predict({"instances": np.zeros((1, SIZE, SIZE, 3)).tolist()})[0] == 200
+    finally:
+        server.close()
+        gc.unfreeze()
+
+
+def test_cli_serve_says_how_many_warmup_requests_it_replayed(image_export):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_tl", "serve", os.path.dirname(image_export.path),
+         "--port", "0", "--format", "litert"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl+C" in line:
+                break
+        text = "".join(lines)
+        assert re.search(r"warm-up\s+4 requests of assets.extra/tf_serving_warmup_requests "
+                         r"replayed \(\d+\.\d s\)", text), text
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

@@ -23,7 +23,10 @@ and returning named tensors, for any of the three formats.
     given.
 
 `open_model(path, format=None)` picks the class: a `.onnx` or `.tflite`
-file, or a base or version folder with `format` naming the file inside.
+file, or a base or version folder with `format` naming the file inside;
+then it replays the version's TF Serving warm-up file through the model
+(`keras_tl.serving.warmup`), as TF Serving does on load, so the first
+client request is not the slow one.
 """
 
 import contextlib
@@ -44,10 +47,12 @@ _DTYPES = {"float16": "float16", "float32": "float32", "float64": "float64", "in
            "string": object}
 
 
-def open_model(path, format=None):
+def open_model(path, format=None, warmup=True):
     """The served model at `path` (`saved_models/NAME`, a version folder,
     a `.onnx` or `.tflite` file); `format` (`saved_model`, `onnx`,
     `litert`) picks the format inside a folder (default: the SavedModel).
+    With `warmup`, the version's `assets.extra/tf_serving_warmup_requests`
+    is replayed through it first (`served.warmup_requests`: how many ran).
 
     Example:
     >>> open_model("no/such/folder")
@@ -55,6 +60,13 @@ def open_model(path, format=None):
     ...
     keras_tl.errors.ExportError: No export at 'no/such/folder': expected a model base folder with numbered versions, a version folder, a .onnx file or a .tflite file.
     """
+    from keras_tl.serving.warmup import warm_up
+
+    served = _open(path, format)
+    return warm_up(served) if warmup else served
+
+
+def _open(path, format):
     from keras_tl.exporters.predict import load_export, version_dir
 
     path = os.fspath(path)
@@ -108,9 +120,10 @@ class ServedSignatures:
 
     Attributes: `path`, `format`, `version`, `metadata` (`keras_tl.json`),
     `signatures` (`{name: {"inputs": {key: {"dtype", "shape"}},
-    "outputs": {...}}}`). `run(signature, inputs)` takes and returns
-    `{key: numpy array}` (strings as bytes objects); bad inputs raise
-    `ServingError`.
+    "outputs": {...}}}`), `warmup_requests` and `warmup_seconds` (the
+    warm-up records `open_model` replayed, and how long they took).
+    `run(signature, inputs)` takes and returns `{key: numpy array}`
+    (strings as bytes objects); bad inputs raise `ServingError`.
 
     Example:
     >>> ServedSignatures.dtype_of({"dtype": "string"})
@@ -120,6 +133,7 @@ class ServedSignatures:
     path = format = metadata = None
     version = 1
     signatures = {}
+    warmup_requests, warmup_seconds = 0, 0.0
 
     def run(self, signature, inputs):
         raise NotImplementedError
