@@ -27,8 +27,8 @@ import numpy as np
 from keras import ops
 from keras_hub.layers import AnchorGenerator, NonMaxSuppression
 from keras_hub.models import FeaturePyramidBackbone, RetinaNetBackbone, RetinaNetObjectDetector
-from keras_hub.src.models.retinanet.retinanet_label_encoder import RetinaNetLabelEncoder
 
+from keras_tl import _compat
 from keras_tl.errors import BackboneError, ConfigError
 
 BOX_FORMAT = "xyxy"
@@ -317,7 +317,7 @@ def choose_anchors(boxes, image_size, tolerance=0.01, max_boxes=2000, seed=0,
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
-class MatchingLabelEncoder(RetinaNetLabelEncoder):
+class MatchingLabelEncoder(_compat.retinanet_label_encoder_class()):
     """keras_hub's `RetinaNetLabelEncoder` (IoU >= 0.5 positive, < 0.4
     background, between ignored) plus low-quality matches: each
     ground-truth box also keeps its highest-IoU anchor(s), ties included,
