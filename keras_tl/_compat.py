@@ -5,7 +5,9 @@ file to change. Each was checked on Keras 3.15.1 and keras_hub 0.32.0.
 
 Not routed here: `AdamWithRateFactors._apply_weight_decay` in
 `keras_tl.training.optimizers` overrides the private optimizer hook itself
-(checked on Keras 3.15.1); an override cannot be a function call.
+(checked on Keras 3.15.1), and `MatchingLabelEncoder._encode_sample` in
+`keras_tl.models.retinanet` overrides keras_hub's `RetinaNetLabelEncoder`
+hook (checked on keras_hub 0.32.0); an override cannot be a function call.
 
 Example:
 >>> import keras
@@ -165,3 +167,17 @@ def preprocessor_class(base, backbone):
 
     return find_subclass(backbone.name, base, type(backbone))
 
+
+
+def retinanet_label_encoder_class():
+    """keras_hub's `RetinaNetLabelEncoder` (the anchor targets its RetinaNet
+    trains on), which it does not export. keras_hub 0.32.0:
+    `keras_hub.src.models.retinanet.retinanet_label_encoder`.
+
+    Example:
+    >>> retinanet_label_encoder_class().__name__
+    'RetinaNetLabelEncoder'
+    """
+    from keras_hub.src.models.retinanet.retinanet_label_encoder import RetinaNetLabelEncoder
+
+    return RetinaNetLabelEncoder

@@ -28,6 +28,7 @@ from keras import ops
 from keras_hub.layers import AnchorGenerator, NonMaxSuppression
 from keras_hub.models import FeaturePyramidBackbone, RetinaNetBackbone, RetinaNetObjectDetector
 
+from keras_tl import _compat
 from keras_tl.errors import BackboneError, ConfigError
 
 BOX_FORMAT = "xyxy"
@@ -315,11 +316,119 @@ def choose_anchors(boxes, image_size, tolerance=0.01, max_boxes=2000, seed=0,
     return dict(anchor_size=size, aspect_ratios=list(ratios), anchor_recall=round(recalls[index], 4))
 
 
+@keras.saving.register_keras_serializable(package="keras_tl")
+class MatchingLabelEncoder(_compat.retinanet_label_encoder_class()):
+    """keras_hub's `RetinaNetLabelEncoder` (IoU >= 0.5 positive, < 0.4
+    background, between ignored) plus low-quality matches: each
+    ground-truth box also keeps its highest-IoU anchor(s), ties included,
+    as positives, as Detectron2's and torchvision's RetinaNet
+    (`allow_low_quality_matches=True`) do, so that a box no anchor overlaps
+    at 0.5 still trains one. Such an anchor gets that box's class and box
+    deltas, unless it already is a positive of another box (which keeps
+    it; Detectron2 and torchvision would give it the box it overlaps most,
+    which may leave the box unmatched). Padding boxes (class < 0, or no
+    overlap with any anchor) match nothing. Built from `keras.ops` (no
+    `target_gather`, whose force-match path keras_hub's own option takes),
+    so it runs in the training step on any backend.
+
+    Args:
+        anchor_generator, bounding_box_format, **kwargs: as keras_hub's.
+        low_quality_matches: add the low-quality matches (default);
+            `False` encodes as keras_hub does.
+
+    Example:
+    >>> generator = AnchorGenerator(BOX_FORMAT, min_level=3, max_level=7, num_scales=3,
+    ...                             aspect_ratios=[1.0], anchor_size=4)
+    >>> encoder = MatchingLabelEncoder(generator, BOX_FORMAT, encoding_format="center_xywh")
+    >>> thin = np.array([[[10., 10., 14., 60.], [-1., -1., -1., -1.]]], "float32")
+    >>> boxes, classes = encoder(np.zeros((1, 64, 64, 3), "float32"), thin,
+    ...                          np.array([[3, -1]], "float32"))
+    >>> int((np.asarray(classes) == 3).sum())  # its 8 tied best anchors; keras_hub's: none
+    8
+    """
+
+    def __init__(self, anchor_generator, bounding_box_format, low_quality_matches=True, **kwargs):
+        super().__init__(anchor_generator, bounding_box_format, **kwargs)
+        self.low_quality_matches = bool(low_quality_matches)
+
+    def _encode_sample(self, gt_boxes, gt_classes, anchor_boxes, height, width, channels):
+        # one padding row more: never empty, and the gathers below never need target_gather
+        batch = ops.shape(gt_boxes)[0]
+        gt_boxes = ops.concatenate(
+            [gt_boxes, -ops.ones((batch, 1, 4), gt_boxes.dtype)], axis=1)
+        gt_classes = ops.concatenate(
+            [ops.cast(gt_classes, gt_boxes.dtype), -ops.ones((batch, 1, 1), gt_boxes.dtype)],
+            axis=1)[..., 0]
+        anchor_boxes = keras.utils.bounding_boxes.convert_format(
+            anchor_boxes, source=self.anchor_generator.bounding_box_format,
+            target=self.bounding_box_format, height=height, width=width)
+        iou = keras.utils.bounding_boxes.compute_iou(  # [batch, anchors, boxes]
+            anchor_boxes, gt_boxes, bounding_box_format=self.bounding_box_format,
+            image_shape=(height, width, channels))
+        matched, values = self.box_matcher(iou)
+        positive = ops.equal(values, 1)
+        if self.low_quality_matches:
+            matched, positive = low_quality_matches(iou, gt_classes >= 0, matched, positive)
+        ignored = ops.logical_and(ops.equal(values, -2), ops.logical_not(positive))
+        index = ops.expand_dims(ops.cast(matched, "int32"), axis=-1)
+        matched_boxes = ops.take_along_axis(
+            gt_boxes, ops.repeat(index, 4, axis=-1), axis=1)
+        matched_classes = ops.take_along_axis(gt_classes, matched, axis=1)
+        box_targets = keras.utils.bounding_boxes.encode_box_to_deltas(
+            anchors=anchor_boxes, boxes=matched_boxes, anchor_format=self.bounding_box_format,
+            box_format=self.bounding_box_format, encoding_format=self.encoding_format,
+            variance=self.box_variance, image_shape=(height, width, channels))
+        # only positives' deltas carry weight; the others (an anchor's
+        # nearest box may be padding) are 0, never inf
+        box_targets = ops.where(ops.expand_dims(positive, -1), box_targets, 0.0)
+        class_targets = ops.where(positive, matched_classes,
+                                  ops.where(ignored, self.ignore_class, self.background_class))
+        class_targets = ops.cast(class_targets, box_targets.dtype)
+        # keras_hub's guard: a positive whose deltas are not finite is ignored
+        broken = ops.logical_not(ops.all(ops.isfinite(box_targets), axis=-1))
+        class_targets = ops.where(broken, self.ignore_class, class_targets)
+        box_targets = ops.where(ops.expand_dims(broken, -1), 0.0, box_targets)
+        return box_targets, class_targets
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(low_quality_matches=self.low_quality_matches)
+        return config
+
+
+def low_quality_matches(iou, valid, matched, positive):
+    """Adds Detectron2's low-quality matches to an anchor matching: for
+    each valid box, the anchors whose IoU with it is its highest (ties
+    included, above 0) become positives of that box (of the one they
+    overlap most if they are the best of several), unless already
+    positive. `iou` `[batch, anchors, boxes]`, `valid` `[batch, boxes]`
+    bool, `matched` `[batch, anchors]` box index, `positive` `[batch,
+    anchors]` bool; returns the new `matched` (int32) and `positive`.
+
+    Example:
+    >>> iou = np.array([[[0.3, 0.0], [0.2, 0.6], [0.3, 0.1]]], "float32")
+    >>> matched, positive = low_quality_matches(
+    ...     iou, np.array([[True, True]]), np.array([[0, 1, 0]]),
+    ...     np.array([[False, True, False]]))
+    >>> np.asarray(matched).tolist(), np.asarray(positive).tolist()
+    ([[0, 1, 0]], [[True, True, True]])
+    """
+    iou = ops.convert_to_tensor(iou)
+    best = ops.max(iou, axis=1, keepdims=True)
+    is_best = ops.logical_and(ops.equal(iou, best), ops.greater(best, 0.0))
+    is_best = ops.logical_and(is_best, ops.expand_dims(ops.convert_to_tensor(valid), 1))
+    best_box = ops.cast(ops.argmax(ops.where(is_best, iou, -1.0), axis=-1), "int32")
+    positive = ops.convert_to_tensor(positive)
+    new = ops.logical_and(ops.any(is_best, axis=-1), ops.logical_not(positive))
+    matched = ops.where(new, best_box, ops.cast(matched, "int32"))
+    return matched, ops.logical_or(positive, new)
+
+
 def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3, max_level=7,
                    anchor_size=4.0, aspect_ratios=(0.5, 1.0, 2.0), head_conv_layers=4,
                    head_group_norm=False, fpn_batch_norm=False,
                    confidence_threshold=0.05, iou_threshold=0.5, max_detections=100,
-                   name="retinanet"):
+                   low_quality_matches=True, name="retinanet"):
     """A keras_hub `RetinaNetObjectDetector` on a keras_tl backbone.
 
     Args:
@@ -343,6 +452,10 @@ def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3
         fpn_batch_norm: BatchNormalization in the feature pyramid.
         confidence_threshold, iou_threshold, max_detections: the NMS of
             `predict`.
+        low_quality_matches: each training box also keeps its best
+            anchor(s) as positives when none reaches IoU 0.5, as
+            Detectron2's and torchvision's RetinaNet do (`MatchingLabelEncoder`);
+            `False` trains on keras_hub's matching alone.
 
     Returns:
         The detector, compiled with keras_hub's defaults (recompile it with
@@ -386,6 +499,8 @@ def build_detector(loaded_backbone, num_classes, image_size=None, *, min_level=3
     detector = RetinaNetObjectDetector(
         backbone=backbone, num_classes=num_classes, bounding_box_format=BOX_FORMAT,
         anchor_generator=anchors, prediction_decoder=decoder,
+        label_encoder=MatchingLabelEncoder(anchors, BOX_FORMAT, encoding_format="center_xywh",
+                                           low_quality_matches=low_quality_matches),
         pre_logits_num_conv_layers=head_conv_layers, use_prediction_head_norm=head_group_norm,
         name=name)
     _initialise_heads(detector)
