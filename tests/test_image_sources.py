@@ -41,10 +41,13 @@ def test_a_folder_is_read_while_training_reads_it_not_up_front(tmp_path):
     first, _ = next(batches)
     assert first.numpy()[..., 0].mean() > 150  # red
     # Repainting the files now changes what later batches hold: they are
-    # decoded as the pipeline reaches them, not held from before.
+    # decoded as the pipeline reaches them, not held from before. Each file
+    # is replaced whole: the prefetching pipeline may be reading it meanwhile.
     for name in ("a", "b"):
         for file in os.listdir(os.path.join(root, name)):
-            Image.new("RGB", (40, 30), (0, 0, 250)).save(os.path.join(root, name, file))
+            path = os.path.join(root, name, file)
+            Image.new("RGB", (40, 30), (0, 0, 250)).save(path + ".new", format="JPEG")
+            os.replace(path + ".new", path)
     red = [x.numpy()[..., 0].mean() > 150 for x, _ in batches]
     assert len(red) == 19 and not all(red[-10:])
 
