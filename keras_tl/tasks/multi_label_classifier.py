@@ -126,6 +126,31 @@ def served_labels(model_outputs, thresholds):
     return {**model_outputs, LABELS_NAME: (probabilities >= thresholds).astype("int64")}
 
 
+def labelled_model(model, thresholds):
+    """The Keras model that ONNX and LiteRT convert: `model`'s input, its
+    float32 `probabilities` and the int64 0/1 `labels` at `thresholds`
+    (constants in the graph), as the SavedModel's signatures return them.
+
+    Example:
+    >>> import keras
+    >>> x = keras.Input((2,), name="images")
+    >>> model = keras.Model(x, keras.layers.Dense(2, activation="sigmoid")(x))
+    >>> out = labelled_model(model, np.array([0.0, 1.0], "float32"))(np.ones((1, 2), "float32"))
+    >>> sorted(out), np.asarray(out["labels"]).tolist()
+    (['labels', 'probabilities'], [[1, 0]])
+    """
+    import keras
+
+    tensor = model.input
+    images = keras.Input(tuple(tensor.shape[1:]), dtype=tensor.dtype,
+                         name=getattr(tensor, "name", None) or "images")
+    probabilities = keras.ops.cast(model(images), "float32")
+    labels = keras.ops.cast(
+        keras.ops.greater_equal(probabilities, np.asarray(thresholds, "float32")), "int64")
+    return keras.Model(images, {OUTPUT_NAME: probabilities, LABELS_NAME: labels},
+                       name=f"{model.name}_with_labels")
+
+
 def label_agreement(thresholds):
     """`(outputs, reference) -> float`: the fraction of examples whose set
     of labels a lossy format (int8 LiteRT) predicts exactly as the Keras
@@ -305,6 +330,25 @@ class MultiLabelImageClassification(Task):
         return self.images.verification_sample(examples, info)
 
     # -- training -----------------------------------------------------------
+    def check_class_weight(self, class_weight):
+        """A `ConfigError` for any `class_weight`: Keras weights each
+        example by the class of its largest target (one-hot reading), which
+        for a 0/1 matrix of several labels is the first of them, not a
+        per-class weighting of the binary cross-entropy.
+
+        Example:
+        >>> get_task("multi_label_image_classification").check_class_weight(None)
+        >>> get_task("multi_label_image_classification").check_class_weight("balanced")
+        Traceback (most recent call last):
+        ...
+        keras_tl.errors.ConfigError: class_weight='balanced' does not apply to multi_label_image_classification: Keras would weight each image by its first label only; leave class_weight unset (the per-class thresholds chosen on validation data already offset rare labels).
+        """
+        if class_weight is not None:
+            raise ConfigError(
+                f"class_weight={class_weight!r} does not apply to {self.name}: Keras would "
+                "weight each image by its first label only; leave class_weight unset (the "
+                "per-class thresholds chosen on validation data already offset rare labels).")
+
     def compile_options(self):
         return dict(loss="binary_crossentropy", metrics=["binary_accuracy"])
 
@@ -423,8 +467,8 @@ class MultiLabelImageClassification(Task):
         image files (`keras_tl.tasks.image_serving`, as image
         classification's), both returning `probabilities` and `labels` (0/1
         per class at the run's thresholds, which the graph holds);
-        converting formats (ONNX, LiteRT) convert the classifier itself,
-        whose `probabilities` predictions threshold as `postprocess` does.
+        converting formats (ONNX, LiteRT) convert `labelled_model`, which
+        returns both too, the thresholds constants in it.
 
         Example:
         >>> spec = get_task("multi_label_image_classification").export_spec(
@@ -436,8 +480,10 @@ class MultiLabelImageClassification(Task):
         """
         names = [str(name) for name in class_names]
         thresholds = thresholds_of(info, len(names))
-        serve = None
+        serve = converted = None
         if model is not None:
+            converted = labelled_model(model, thresholds)
+
             def serve(images, original_sizes):
                 import tensorflow as tf
 
@@ -448,7 +494,7 @@ class MultiLabelImageClassification(Task):
         signatures = image_signatures(info, self.output_contract(names), serve)
         return ExportSpec(
             self.name, self.modality, names, info, tuple(signatures),
-            converted=ConvertedGraph(model),
+            converted=ConvertedGraph(converted),
             verification_inputs=verification_images(info, sample),
             predict=None if model is None else functools.partial(named_outputs, model),
             served=functools.partial(served_labels, thresholds=thresholds),
