@@ -75,6 +75,9 @@ class FinetuneRun:
         self.precision = precision_lib.check_precision(precision)
         check_optimizer(optimizer, weight_decay)
         self.task.training_compile_options(label_smoothing)  # a loss with no smoothed form fails
+        if class_weight is not None and self.task.class_weight_refused:
+            raise ConfigError(f"class_weight={class_weight!r} does not apply to "
+                              f"{self.task.name}: {self.task.class_weight_refused}.")
         self.stages = list(stages) if stages else None
         self.weights, self.class_names, self.class_weight = weights, class_names, class_weight
         self.common = dict(batch_size=batch_size, validation_split=validation_split,

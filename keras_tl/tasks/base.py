@@ -126,6 +126,9 @@ class Task:
     # what a stage on cached features writes to disk beyond the cache's
     # memory budget (`keras_tl.training.cache.cached_datasets(shard_dtype=)`)
     cached_feature_dtype = "float32"
+    # why `finetune(class_weight=...)` cannot weight this task's targets
+    # (None: Keras's per-example class weighting applies)
+    class_weight_refused = None
 
     def __repr__(self):
         return f"<keras_tl task {self.name}>"

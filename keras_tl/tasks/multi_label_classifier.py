@@ -199,6 +199,10 @@ class MultiLabelImageClassification(Task):
     default_backbone = DEFAULT_BACKBONE
     options = MULTI_LABEL_IMAGE_CLASSIFICATION
     # no file_extensions: a folder of class sub-folders is single-label data
+    # Keras weights an example by its largest target: for 0/1 rows, the first label
+    class_weight_refused = ("Keras would weight each image by its first label only; leave "
+                            "class_weight unset (the per-class thresholds chosen on validation "
+                            "data already offset rare labels)")
 
     def __init__(self):
         # the image input path, shared with (not copied from) image classification
@@ -330,25 +334,6 @@ class MultiLabelImageClassification(Task):
         return self.images.verification_sample(examples, info)
 
     # -- training -----------------------------------------------------------
-    def check_class_weight(self, class_weight):
-        """A `ConfigError` for any `class_weight`: Keras weights each
-        example by the class of its largest target (one-hot reading), which
-        for a 0/1 matrix of several labels is the first of them, not a
-        per-class weighting of the binary cross-entropy.
-
-        Example:
-        >>> get_task("multi_label_image_classification").check_class_weight(None)
-        >>> get_task("multi_label_image_classification").check_class_weight("balanced")
-        Traceback (most recent call last):
-        ...
-        keras_tl.errors.ConfigError: class_weight='balanced' does not apply to multi_label_image_classification: Keras would weight each image by its first label only; leave class_weight unset (the per-class thresholds chosen on validation data already offset rare labels).
-        """
-        if class_weight is not None:
-            raise ConfigError(
-                f"class_weight={class_weight!r} does not apply to {self.name}: Keras would "
-                "weight each image by its first label only; leave class_weight unset (the "
-                "per-class thresholds chosen on validation data already offset rare labels).")
-
     def compile_options(self):
         return dict(loss="binary_crossentropy", metrics=["binary_accuracy"])
 
