@@ -23,13 +23,16 @@ demo: $(STAMP)
 # The default suite: everything not marked slow under TensorFlow, then under
 # JAX and PyTorch the core: the tests whose outcome depends on the backend
 # (training, saving, exporting); reading data and checking options run once.
+# A worker per core (pytest-xdist), a test file per worker so that each
+# module-scoped fixture (a trained run, an export) is built once.
+PARALLEL := -n auto --dist loadfile
 test: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PYTEST) -m "not slow" tests
-	KERAS_BACKEND=jax $(PYTEST) -m "core and not slow" tests
-	KERAS_BACKEND=torch $(PYTEST) -m "core and not slow" tests
+	KERAS_BACKEND=tensorflow $(PYTEST) $(PARALLEL) -m "not slow" tests
+	KERAS_BACKEND=jax $(PYTEST) $(PARALLEL) -m "core and not slow" tests
+	KERAS_BACKEND=torch $(PYTEST) $(PARALLEL) -m "core and not slow" tests
 
 test-slow: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PYTEST) -m slow tests
+	KERAS_BACKEND=tensorflow $(PYTEST) $(PARALLEL) -m slow tests
 
 # Numbers go to benchmarks/results/*.json; export fidelity and serving use the demo's model;
 # vs_hand_keras: keras_tl's default against the job written by hand, cached warm-up.
