@@ -135,6 +135,12 @@ def test_task_flag_forces_the_task(image_folder, capsys):
 
 
 # -- 4. answers before the heavy imports -------------------------------------
+def _python(code, *flags):
+    """`code` run by a fresh Python (so the imports it makes are its own)."""
+    return subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+
+
 def test_import_keras_tl_imports_neither_keras_nor_keras_hub_until_they_are_imported():
     code = ("import sys, keras_tl\n"
             "print(sorted(m for m in ('keras', 'keras_hub', 'tensorflow') if m in sys.modules))\n"
@@ -143,8 +149,7 @@ def test_import_keras_tl_imports_neither_keras_nor_keras_hub_until_they_are_impo
             "print(keras.saving.get_registered_object('keras_tl>PyramidImageEncoder'))\n"
             "import keras_hub\n"
             "print(keras.saving.get_registered_object('keras_tl>PyramidImageEncoder').__name__)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
+    done = _python(code)
     assert done.stdout.split() == ["[]", "PixelNormalization", "None", "PyramidImageEncoder"], \
         done.stdout + done.stderr[-2000:]
 
@@ -156,8 +161,7 @@ def test_keras_objects_register_when_a_keras_tl_module_imported_keras_first():
             "from keras_tl.freezing import freeze_backbone\n"
             "import keras\n"
             "print(keras.saving.get_registered_object('keras_tl>TextClassifierPipeline').__name__)\n")
-    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", code],
-                          capture_output=True, text=True, timeout=300)
+    done = _python(code, "-W", "error::RuntimeWarning")
     assert done.stdout.split() == ["TextClassifierPipeline"], done.stdout + done.stderr[-2000:]
 
 
@@ -170,8 +174,7 @@ def test_backbone_names_specs_and_the_listing_come_without_keras():
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    assert cli.main(['backbones']) == 0\n"
             "print(sorted(m for m in ('keras', 'keras_hub', 'tensorflow') if m in sys.modules))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
+    done = _python(code)
     assert done.stdout.split("\n")[:2] == ["image (224, 224) 127.0 ['imagenet']", "[]"], \
         done.stdout + done.stderr[-2000:]
 
