@@ -198,6 +198,9 @@ def build_parser():
     pr.add_argument("--top", type=int, default=3,
                     help="classifiers: how many classes to print per input, most likely first "
                          "(default 3)")
+    pr.add_argument("--tta", action="store_true",
+                    help="image classifiers: the mean probabilities over each image and its "
+                         "horizontal flip (test-time augmentation)")
     pr.add_argument("--draw", default=None, metavar="FOLDER",
                     help="write each image with its predicted boxes into FOLDER (box models)")
 
@@ -534,7 +537,7 @@ def _predict(args):
 
     exported = load_export(args.export_path)
     inputs = _predict_inputs(args, exported.task.modality)
-    predictions = exported.predict(inputs, top=args.top)
+    predictions = exported.predict(inputs, top=args.top, tta=args.tta)
     for given, prediction in zip(inputs, predictions):
         print(f"{given}: {format_prediction(prediction)}")
     if args.draw:

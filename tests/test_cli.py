@@ -94,6 +94,26 @@ def test_export_then_predict_commands(image_folder, tmp_path, capsys):
         assert cli.main(["predict", str(source), image, "--top", "2"]) == 0
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert line.startswith(image) and f"{expected[0][0]} {expected[0][1]:.3f}" in line
+    # --tta: each format gives the run's own flip-averaged probabilities, on
+    # an image whose flip is another image (green | red)
+    import numpy as np
+    from PIL import Image
+
+    from keras_tl.exporters.predict import load_export
+
+    halves = np.zeros((20, 20, 3), "uint8")
+    halves[:, :10, 1], halves[:, 10:, 0] = 255, 255
+    lopsided = str(tmp_path / "lopsided.png")
+    Image.fromarray(halves).save(lopsided)
+    pixels = keras_tl.data.images.read_image(lopsided, (20, 20))[None]
+    plain, averaged = (dict(result.predict(pixels, top=3, tta=tta)[0]) for tta in (False, True))
+    assert max(abs(plain[name] - averaged[name]) for name in plain) > 1e-6
+    for source in (root / "colours", root / "colours" / "1" / "model.onnx"):
+        got = dict(load_export(str(source)).predict([lopsided], top=3, tta=True)[0])
+        assert got == pytest.approx(averaged, abs=1e-5), source
+        assert cli.main(["predict", str(source), lopsided, "--top", "1", "--tta"]) == 0
+        best = max(averaged, key=averaged.get)
+        assert capsys.readouterr().out.strip().endswith(f"{best} {averaged[best]:.3f}")
     # exporting again makes version 2 and never touches version 1
     assert cli.main(["export", str(run), "--name", "colours", "--root", str(root),
                      "--formats", "saved_model"]) == 0

@@ -89,8 +89,10 @@ class LoadedExport:
         """
         return self._runner.run(model_inputs)
 
-    def predict(self, inputs, top=3):
-        """The task's predictions for raw inputs (see `predict`).
+    def predict(self, inputs, top=3, tta=False):
+        """The task's predictions for raw inputs (see `predict`); `tta=True`
+        (image classifiers): the mean probabilities over each image and its
+        horizontal flip, as `FinetuneResult.predict(tta=True)` gives them.
 
         Example:
         >>> exported.predict(["rose.jpg"], top=1)  # doctest: +SKIP
@@ -107,8 +109,19 @@ class LoadedExport:
             batches = ((prepared[i:i + _BATCH], inputs[i:i + _BATCH])
                        for i in range(0, len(prepared), _BATCH))
         for batch, given in batches:
-            predictions.extend(self.spec.postprocess(self.outputs(batch), given, top))
+            outputs = self._tta_outputs(batch) if tta else self.outputs(batch)
+            predictions.extend(self.spec.postprocess(outputs, given, top))
         return predictions
+
+    def _tta_outputs(self, batch):
+        outputs = self.task.tta_outputs(self.outputs, batch, self.info)
+        if outputs is None:
+            from keras_tl.errors import ConfigError
+            from keras_tl.tasks.registry import tta_tasks
+
+            raise ConfigError(f"--tta: test-time augmentation is for {', '.join(tta_tasks())} "
+                              f"models; this is a {self.task.name} model.")
+        return outputs
 
 
 def load_export(export_path):

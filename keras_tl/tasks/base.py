@@ -391,8 +391,11 @@ class Task:
 
     def tta_outputs(self, predict, model_inputs, info):
         """Test-time augmentation: the mean of `predict` (a model's predict
-        function, returning an array) over `tta_views` of `model_inputs`,
-        as float32; `None` when the task has no views.
+        function, returning an array, or an export's, returning named
+        outputs) over `tta_views` of `model_inputs`, as float32; `None`
+        when the task has no views. Of named outputs, the float ones are
+        averaged and the others (class ids, names) are those of the
+        inputs as given.
 
         Example:
         >>> from keras_tl.tasks import get_task
@@ -400,14 +403,27 @@ class Task:
         >>> get_task("image_classification").tta_outputs(
         ...     lambda x: x[:, 0, :2, 0], images, {})  # columns 0, 1 and, flipped, 3, 2
         array([[1.5, 1.5]], dtype=float32)
+        >>> get_task("image_classification").tta_outputs(
+        ...     lambda x: {"probabilities": x[:, 0, :2, 0], "class_ids": np.array([1])},
+        ...     images, {})
+        {'probabilities': array([[1.5, 1.5]], dtype=float32), 'class_ids': array([1])}
         """
         import numpy as np
 
         views = self.tta_views(model_inputs, info)
         if views is None:
             return None
-        outputs = [np.asarray(predict(view), dtype="float64") for view in views]
-        return np.mean(outputs, axis=0).astype("float32")
+        outputs = [predict(view) for view in views]
+
+        def mean(values):
+            return np.mean([np.asarray(v, dtype="float64") for v in values], axis=0).astype(
+                "float32")
+
+        if isinstance(outputs[0], dict):
+            return {name: mean([o[name] for o in outputs])
+                    if np.asarray(value).dtype.kind == "f" else value
+                    for name, value in outputs[0].items()}
+        return mean(outputs)
 
     def prepare_inputs(self, inputs, info):
         """Raw inputs (files, arrays...) as the model takes them."""
