@@ -205,7 +205,7 @@ def test_a_text_model_warns_about_a_file_and_reads_texts_from_one(tmp_path, monk
     class TextExport:  # what load_export returns for a text model, without one
         task = types.SimpleNamespace(modality="text")
 
-        def predict(self, inputs, top=3):
+        def predict(self, inputs, top=3, tta=False):
             given.append(list(inputs))
             return [[("positive", 0.75)] for _ in inputs]
 
