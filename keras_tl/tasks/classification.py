@@ -18,11 +18,14 @@ from keras_tl.tasks.base import Task
 OUTPUT_NAME = "probabilities"
 
 
-def classification_head(features, num_classes, dropout, pool_mask=None, normalize=False):
+def classification_head(features, num_classes, dropout, pool_mask=None, normalize=False,
+                        activation="softmax"):
     """Pooling (for sequence or spatial features), dropout and a softmax
     `Dense` named `"probabilities"`: the head every classifier puts on its
     backbone. `normalize=True` adds a `LayerNormalization` after pooling,
-    for backbones whose features are not on a unit scale.
+    for backbones whose features are not on a unit scale;
+    `activation="sigmoid"` gives one independent probability per class
+    (multi-label).
 
     Example:
     >>> import keras
@@ -32,8 +35,10 @@ def classification_head(features, num_classes, dropout, pool_mask=None, normaliz
     """
     import keras
 
-    if num_classes < 2:
+    if activation == "softmax" and num_classes < 2:
         raise ConfigError(f"A classifier needs at least 2 classes, got {num_classes}.")
+    if num_classes < 1:
+        raise ConfigError(f"A multi-label classifier needs at least 1 class, got {num_classes}.")
     if len(features.shape) == 4:
         features = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     elif len(features.shape) == 3:
@@ -41,7 +46,7 @@ def classification_head(features, num_classes, dropout, pool_mask=None, normaliz
     if normalize:
         features = keras.layers.LayerNormalization(name="head_norm")(features)
     x = keras.layers.Dropout(dropout, name="dropout")(features)
-    return keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_NAME)(x)
+    return keras.layers.Dense(num_classes, activation=activation, name=OUTPUT_NAME)(x)
 
 
 class Classification(Task):

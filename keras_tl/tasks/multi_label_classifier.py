@@ -43,7 +43,7 @@ from keras_tl.evaluation.multi_label import (DEFAULT_THRESHOLD, MIN_POSITIVES, c
                                              multi_label_metrics)
 from keras_tl.export_spec import ConvertedGraph, ExportSpec, QualityCheck, named_outputs
 from keras_tl.tasks.base import Task
-from keras_tl.tasks.classification import OUTPUT_NAME
+from keras_tl.tasks.classification import OUTPUT_NAME, classification_head
 from keras_tl.tasks.image_classifier import (DEFAULT_BACKBONE, ImageClassification,
                                              build_image_classifier)
 from keras_tl.tasks.image_serving import image_signatures, verification_images
@@ -63,14 +63,7 @@ def sigmoid_head(features, num_classes, dropout):
     >>> sigmoid_head(keras.Input((4, 4, 8)), 3, 0.2).shape
     (None, 3)
     """
-    import keras
-
-    if num_classes < 1:
-        raise ConfigError("A multi-label classifier needs at least 1 class, got 0.")
-    if len(features.shape) == 4:
-        features = keras.layers.GlobalAveragePooling2D(name="pool")(features)
-    x = keras.layers.Dropout(dropout, name="dropout")(features)
-    return keras.layers.Dense(num_classes, activation="sigmoid", name=OUTPUT_NAME)(x)
+    return classification_head(features, num_classes, dropout, activation="sigmoid")
 
 
 def thresholds_of(info, num_classes):
