@@ -112,6 +112,9 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="images per split (smoke runs)")
     parser.add_argument("--image-size", type=int, default=128, help="divisible by 32")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the --results file's runs that --runs leaves out (marked)")
     parser.add_argument("--note", default=None, help="a remark stored in the results' setup")
     parser.add_argument("--output", default="runs/object_detection")
     parser.add_argument("--results", default=RESULTS, help="where the results JSON goes")
@@ -120,7 +123,14 @@ def main():
         args.head_epochs = args.finetune_epochs = args.epochs
     start = time.time()
     results = compare(args.head_epochs, args.finetune_epochs, args.limit, args.image_size,
-                      args.output, batch_size=args.batch_size)
+                      args.output, runs=args.runs, batch_size=args.batch_size)
+    if args.keep and os.path.exists(args.results):
+        with open(args.results) as f:
+            earlier = json.load(f)
+        for name in set(RUNS) - set(args.runs):
+            if name in earlier:  # an older measurement, said so beside its numbers
+                results[name] = dict(earlier[name], measured_earlier=earlier["setup"].get("note"))
+                results["setup"]["stages"][name] = earlier["setup"]["stages"][name]
     results["setup"]["wall_seconds"] = round(time.time() - start, 1)
     if args.note:
         results["setup"]["note"] = args.note
@@ -130,7 +140,7 @@ def main():
         json.dump(results, f, indent=2)
     print("\nDetection demo, {train_images} training images, {test_images} test images, "
           "{image_size} px:".format(**results["setup"]))
-    for name in RUNS:
+    for name in args.runs:
         print(f"  {name:<13} test mAP@.5 {results[name]['map_50']:.4f}"
               f"  mAP@[.5:.95] {results[name]['map']:.4f}  ({results[name]['seconds']:.0f} s)")
     print(f"Total wall time {results['setup']['wall_seconds']:.0f} s; results in {args.results}")
